@@ -1,0 +1,846 @@
+//! Configuration v1: parses the companion config's JSON and validates it
+//! into a `Plan`.
+//!
+//! Validation is a pure function of the text: no clock, no randomness, no
+//! shared data. Envoy runs a new config on a throwaway VM first and then on
+//! every worker, and they must all come to the same answer. Every problem is
+//! reported with the path of the field it is about, all of them at once.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+use crate::bucket::BUCKETS;
+use crate::plan::{
+    Anonymous, KeySource, MatchOn, Matcher, Mode, ModePolicy, Plan, SplitPlan, TraceSettings,
+    Weight,
+};
+use crate::schedule::{self, Step};
+
+/// The configuration version this filter reads.
+pub const VERSION: u64 = 1;
+
+const DEFAULT_DECISION_HEADER: &str = "x-turnout-cluster";
+const DEFAULT_USER_HEADER: &str = "x-user-id";
+const DEFAULT_RETRY_AFTER_S: u64 = 30;
+const MAX_RETRY_AFTER_S: u64 = 86_400;
+
+/// Why a configuration was refused: one line per problem, each naming its field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub problems: Vec<Problem>,
+}
+
+/// One refused field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// Where: `splits[0].targets[1].weight`; empty for the document itself.
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, problem) in self.problems.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Parses and validates a configuration. Empty or blank text means no
+/// splits: every request passes untouched.
+pub fn parse(text: &[u8]) -> Result<Plan, ConfigError> {
+    if text.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Plan {
+            decision_header: DEFAULT_DECISION_HEADER.into(),
+            user_key: vec![KeySource::Header(DEFAULT_USER_HEADER.into())],
+            mode: mode_policy(Mode::Normal, DEFAULT_RETRY_AFTER_S, Vec::new(), None, None),
+            ..Plan::default()
+        });
+    }
+    let value: Value = serde_json::from_slice(text).map_err(|e| ConfigError {
+        problems: vec![Problem {
+            path: String::new(),
+            message: format!("not valid JSON: {e}"),
+        }],
+    })?;
+    let mut v = Validator::default();
+    let plan = v.document(&value);
+    match plan {
+        Some(plan) if v.problems.is_empty() => Ok(plan),
+        _ => Err(ConfigError {
+            problems: v.problems,
+        }),
+    }
+}
+
+/// Walks the JSON tree, collecting problems.
+#[derive(Default)]
+struct Validator {
+    problems: Vec<Problem>,
+}
+
+/// Mode fields as written at one level, before inheritance.
+#[derive(Default)]
+struct ModeFields {
+    mode: Option<Mode>,
+    retry_after_s: Option<u64>,
+    allow_paths: Option<Vec<String>>,
+    maintenance_body: Option<String>,
+}
+
+const TOP_FIELDS: &[&str] = &[
+    "version",
+    "decision_header",
+    "user_key",
+    "anonymous",
+    "splits",
+    "mode",
+    "retry_after_s",
+    "allow_paths",
+    "maintenance_body",
+    "trace",
+    "debug",
+];
+const SPLIT_FIELDS: &[&str] = &[
+    "name",
+    "match",
+    "stable",
+    "targets",
+    "salt",
+    "rollback",
+    "pin",
+    "force_header",
+    "mode",
+    "retry_after_s",
+    "allow_paths",
+    "maintenance_body",
+    "guard",
+];
+
+impl Validator {
+    fn fail(&mut self, path: &str, message: impl Into<String>) {
+        self.problems.push(Problem {
+            path: path.to_string(),
+            message: message.into(),
+        });
+    }
+
+    fn document(&mut self, value: &Value) -> Option<Plan> {
+        let top = self.object(value, "")?;
+        self.known_fields(top, "", TOP_FIELDS);
+        if let Some(version) = top.get("version") {
+            match self.whole_number(version, "version") {
+                Some(VERSION) | None => {}
+                Some(other) => self.fail(
+                    "version",
+                    format!("{other} is not supported; this filter reads version {VERSION}"),
+                ),
+            }
+        }
+        let decision_header = match top.get("decision_header") {
+            Some(v) => self.header_name(v, "decision_header").unwrap_or_default(),
+            None => DEFAULT_DECISION_HEADER.to_string(),
+        };
+        let user_key = match top.get("user_key") {
+            Some(v) => self.user_key(v),
+            None => vec![KeySource::Header(DEFAULT_USER_HEADER.into())],
+        };
+        let anonymous = match top.get("anonymous") {
+            None => Anonymous::Stable,
+            Some(v) => match self.string(v, "anonymous") {
+                Some("stable") => Anonymous::Stable,
+                Some("random") => Anonymous::Random,
+                Some(other) => {
+                    self.fail(
+                        "anonymous",
+                        format!("{other:?} is not \"stable\" or \"random\""),
+                    );
+                    Anonymous::Stable
+                }
+                None => Anonymous::Stable,
+            },
+        };
+        let top_mode = self.mode_fields(top, "");
+        let mode = resolve_mode(&top_mode, &ModeFields::default(), None);
+        let trace = match top.get("trace") {
+            Some(v) => self.trace(v),
+            None => TraceSettings::default(),
+        };
+        let debug = match top.get("debug") {
+            Some(v) => self.boolean(v, "debug").unwrap_or(false),
+            None => false,
+        };
+        let splits = match top.get("splits") {
+            Some(v) => self.splits(v, &top_mode),
+            None => Vec::new(),
+        };
+        self.header_collisions(&decision_header, &user_key, &splits);
+        Some(Plan {
+            decision_header,
+            user_key,
+            anonymous,
+            splits,
+            mode,
+            trace,
+            debug,
+        })
+    }
+
+    fn user_key(&mut self, value: &Value) -> Vec<KeySource> {
+        let Some(items) = self.array(value, "user_key") else {
+            return Vec::new();
+        };
+        let mut sources = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let path = format!("user_key[{i}]");
+            let Some(obj) = self.object(item, &path) else {
+                continue;
+            };
+            if obj.len() != 1 {
+                self.fail(
+                    &path,
+                    "needs exactly one of \"header\", \"cookie\" or \"query\"",
+                );
+                continue;
+            }
+            for (kind, name) in obj {
+                let field = format!("{path}.{kind}");
+                let source = match kind.as_str() {
+                    "header" => self.header_name(name, &field).map(KeySource::Header),
+                    "cookie" => self.non_empty(name, &field).map(KeySource::Cookie),
+                    "query" => self.non_empty(name, &field).map(KeySource::Query),
+                    _ => {
+                        self.fail(
+                            &field,
+                            "unknown field; expected \"header\", \"cookie\" or \"query\"",
+                        );
+                        None
+                    }
+                };
+                sources.extend(source);
+            }
+        }
+        sources
+    }
+
+    fn splits(&mut self, value: &Value, top_mode: &ModeFields) -> Vec<SplitPlan> {
+        let Some(items) = self.array(value, "splits") else {
+            return Vec::new();
+        };
+        let mut names = HashSet::new();
+        let mut splits = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let path = format!("splits[{i}]");
+            if let Some(split) = self.split(item, &path, top_mode) {
+                if !names.insert(split.name.clone()) {
+                    self.fail(
+                        &format!("{path}.name"),
+                        format!("{:?} is used by an earlier split", split.name),
+                    );
+                }
+                splits.push(split);
+            }
+        }
+        splits
+    }
+
+    fn split(&mut self, value: &Value, path: &str, top_mode: &ModeFields) -> Option<SplitPlan> {
+        let obj = self.object(value, path)?;
+        self.known_fields(obj, path, SPLIT_FIELDS);
+        if obj.contains_key("guard") {
+            self.fail(
+                &format!("{path}.guard"),
+                "the in-proxy guard is not supported yet by this filter version; remove the field",
+            );
+        }
+        let name = self
+            .required(obj, path, "name")
+            .and_then(|v| self.label(v, &format!("{path}.name")));
+        let matcher = self
+            .required(obj, path, "match")
+            .and_then(|v| self.matcher(v, &format!("{path}.match")));
+        let stable = self
+            .required(obj, path, "stable")
+            .and_then(|v| self.cluster_name(v, &format!("{path}.stable")));
+        let (targets, weights) = match self.required(obj, path, "targets") {
+            Some(v) => self.targets(v, &format!("{path}.targets"), stable.as_deref()),
+            None => (Vec::new(), Vec::new()),
+        };
+        let salt = match obj.get("salt") {
+            Some(v) => self.string(v, &format!("{path}.salt")).map(str::to_string),
+            None => name.clone(),
+        };
+        let rollback = match obj.get("rollback") {
+            Some(v) => self
+                .boolean(v, &format!("{path}.rollback"))
+                .unwrap_or(false),
+            None => false,
+        };
+        let force_header = obj
+            .get("force_header")
+            .and_then(|v| self.header_name(v, &format!("{path}.force_header")));
+        let split_mode = self.mode_fields(obj, path);
+
+        let (name, matcher, stable, salt) = (name?, matcher?, stable?, salt?);
+        let mut clusters = vec![stable];
+        clusters.extend(targets);
+        let pins = match obj.get("pin") {
+            Some(v) => self.pins(v, &format!("{path}.pin"), &clusters),
+            None => HashMap::new(),
+        };
+        let mode = resolve_mode(top_mode, &split_mode, Some(&name));
+        Some(SplitPlan {
+            name,
+            matcher,
+            clusters,
+            weights,
+            salt,
+            rollback,
+            pins,
+            force_header,
+            mode,
+        })
+    }
+
+    fn matcher(&mut self, value: &Value, path: &str) -> Option<Matcher> {
+        let obj = self.object(value, path)?;
+        self.known_fields(obj, path, &["route", "prefix", "path", "methods"]);
+        let kinds: Vec<&str> = ["route", "prefix", "path"]
+            .into_iter()
+            .filter(|k| obj.contains_key(*k))
+            .collect();
+        let on = match kinds.as_slice() {
+            [kind] => {
+                let field = format!("{path}.{kind}");
+                let text = self.non_empty(&obj[*kind], &field)?;
+                match *kind {
+                    "route" => MatchOn::Route(text),
+                    _ if !text.starts_with('/') => {
+                        self.fail(&field, format!("{text:?} does not start with '/'"));
+                        return None;
+                    }
+                    "prefix" => MatchOn::Prefix(text),
+                    _ => MatchOn::Path(text),
+                }
+            }
+            _ => {
+                self.fail(
+                    path,
+                    "needs exactly one of \"route\", \"prefix\" or \"path\"",
+                );
+                return None;
+            }
+        };
+        let mut methods = Vec::new();
+        if let Some(v) = obj.get("methods") {
+            let field = format!("{path}.methods");
+            for (i, m) in self
+                .array(v, &field)
+                .unwrap_or(&Vec::new())
+                .iter()
+                .enumerate()
+            {
+                let item = format!("{field}[{i}]");
+                if let Some(m) = self.string(m, &item) {
+                    if m.is_empty() || !m.bytes().all(is_token_byte) {
+                        self.fail(&item, format!("{m:?} is not an HTTP method"));
+                    } else {
+                        methods.push(m.to_ascii_uppercase());
+                    }
+                }
+            }
+        }
+        Some(Matcher { on, methods })
+    }
+
+    fn targets(
+        &mut self,
+        value: &Value,
+        path: &str,
+        stable: Option<&str>,
+    ) -> (Vec<String>, Vec<Weight>) {
+        let Some(items) = self.array(value, path) else {
+            return (Vec::new(), Vec::new());
+        };
+        let (mut clusters, mut weights) = (Vec::new(), Vec::new());
+        for (i, item) in items.iter().enumerate() {
+            let tpath = format!("{path}[{i}]");
+            let Some(obj) = self.object(item, &tpath) else {
+                continue;
+            };
+            self.known_fields(obj, &tpath, &["cluster", "weight", "schedule"]);
+            let cluster = self
+                .required(obj, &tpath, "cluster")
+                .and_then(|v| self.cluster_name(v, &format!("{tpath}.cluster")));
+            let weight = match (obj.get("weight"), obj.get("schedule")) {
+                (Some(w), None) => self
+                    .weight(w, &format!("{tpath}.weight"))
+                    .map(Weight::Fixed),
+                (None, Some(s)) => self
+                    .schedule(s, &format!("{tpath}.schedule"))
+                    .map(Weight::Schedule),
+                (Some(_), Some(_)) => {
+                    self.fail(&tpath, "has both \"weight\" and \"schedule\"; give one");
+                    None
+                }
+                (None, None) => {
+                    self.fail(&tpath, "needs \"weight\" or \"schedule\"");
+                    None
+                }
+            };
+            let (Some(cluster), Some(weight)) = (cluster, weight) else {
+                continue;
+            };
+            if Some(cluster.as_str()) == stable {
+                self.fail(
+                    &format!("{tpath}.cluster"),
+                    format!("{cluster:?} is the split's stable cluster"),
+                );
+            } else if clusters.contains(&cluster) {
+                self.fail(
+                    &format!("{tpath}.cluster"),
+                    format!("{cluster:?} is listed twice"),
+                );
+            }
+            clusters.push(cluster);
+            weights.push(weight);
+        }
+        self.weight_sum(path, &weights);
+        (clusters, weights)
+    }
+
+    /// The targets' weights may never add up to more than 100 %: checked at
+    /// every moment a schedule changes a weight.
+    fn weight_sum(&mut self, path: &str, weights: &[Weight]) {
+        let mut moments = vec![i64::MIN];
+        for w in weights {
+            if let Weight::Schedule(steps) = w {
+                moments.extend(steps.iter().map(|s| s.at));
+            }
+        }
+        for now in moments {
+            let sum: u32 = weights.iter().map(|w| u32::from(w.at(now))).sum();
+            if sum > u32::from(BUCKETS) {
+                let when = if now == i64::MIN {
+                    String::new()
+                } else {
+                    format!(" at the step of {now} (Unix time)")
+                };
+                self.fail(
+                    path,
+                    format!("weights add up to {}{when}, over 100", bps_text(sum)),
+                );
+                return;
+            }
+        }
+    }
+
+    /// A weight in percent with at most two decimals, as basis points.
+    fn weight(&mut self, value: &Value, path: &str) -> Option<u16> {
+        let Some(w) = value.as_f64() else {
+            self.fail(path, format!("{value} is not a number"));
+            return None;
+        };
+        if !(0.0..=100.0).contains(&w) {
+            self.fail(path, format!("{value} is not between 0 and 100"));
+            return None;
+        }
+        let bps = (w * 100.0).round();
+        if (w * 100.0 - bps).abs() > 1e-6 {
+            self.fail(
+                path,
+                format!("{value} has more than two decimals (the resolution is 0.01 %)"),
+            );
+            return None;
+        }
+        Some(bps as u16)
+    }
+
+    fn schedule(&mut self, value: &Value, path: &str) -> Option<Vec<Step>> {
+        let items = self.array(value, path)?;
+        if items.is_empty() {
+            self.fail(path, "is empty; give at least one step");
+            return None;
+        }
+        let mut steps: Vec<Step> = Vec::new();
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            let spath = format!("{path}[{i}]");
+            let Some(obj) = self.object(item, &spath) else {
+                ok = false;
+                continue;
+            };
+            self.known_fields(obj, &spath, &["at", "weight"]);
+            let at = self.required(obj, &spath, "at").and_then(|v| {
+                let field = format!("{spath}.at");
+                let text = self.string(v, &field)?;
+                schedule::parse_rfc3339(text)
+                    .map_err(|e| self.fail(&field, format!("{text:?} {e}")))
+                    .ok()
+            });
+            let weight = self
+                .required(obj, &spath, "weight")
+                .and_then(|v| self.weight(v, &format!("{spath}.weight")));
+            match (at, weight) {
+                (Some(at), Some(weight)) => {
+                    if let Some(prev) = steps.last() {
+                        if at <= prev.at {
+                            self.fail(
+                                &format!("{spath}.at"),
+                                "is not after the previous step's time; steps go in time order",
+                            );
+                            ok = false;
+                        }
+                    }
+                    steps.push(Step { at, weight });
+                }
+                _ => ok = false,
+            }
+        }
+        ok.then_some(steps)
+    }
+
+    fn pins(&mut self, value: &Value, path: &str, clusters: &[String]) -> HashMap<Vec<u8>, usize> {
+        let mut pins = HashMap::new();
+        let Some(obj) = self.object(value, path) else {
+            return pins;
+        };
+        for (cluster, users) in obj {
+            let field = format!("{path}.{cluster}");
+            let Some(index) = clusters.iter().position(|c| c == cluster) else {
+                self.fail(
+                    &field,
+                    format!("{cluster:?} is not a cluster of this split"),
+                );
+                continue;
+            };
+            let Some(users) = self.array(users, &field) else {
+                continue;
+            };
+            for (i, user) in users.iter().enumerate() {
+                let upath = format!("{field}[{i}]");
+                let Some(user) = self.non_empty(user, &upath) else {
+                    continue;
+                };
+                if let Some(&other) = pins.get(user.as_bytes()) {
+                    if other != index {
+                        self.fail(
+                            &upath,
+                            format!("user {user:?} is also pinned to {:?}", clusters[other]),
+                        );
+                    }
+                }
+                pins.insert(user.into_bytes(), index);
+            }
+        }
+        pins
+    }
+
+    fn trace(&mut self, value: &Value) -> TraceSettings {
+        let mut trace = TraceSettings::default();
+        let Some(obj) = self.object(value, "trace") else {
+            return trace;
+        };
+        self.known_fields(obj, "trace", &["response_header", "tracestate"]);
+        if let Some(v) = obj.get("response_header") {
+            if let Some(name) = self.header_name(v, "trace.response_header") {
+                trace.response_header = name;
+            }
+        }
+        if let Some(v) = obj.get("tracestate") {
+            trace.tracestate = self.boolean(v, "trace.tracestate").unwrap_or(false);
+        }
+        trace
+    }
+
+    fn mode_fields(&mut self, obj: &Map<String, Value>, path: &str) -> ModeFields {
+        let field = |name: &str| {
+            if path.is_empty() {
+                name.to_string()
+            } else {
+                format!("{path}.{name}")
+            }
+        };
+        let mut fields = ModeFields::default();
+        if let Some(v) = obj.get("mode") {
+            fields.mode = match self.string(v, &field("mode")) {
+                Some("normal") => Some(Mode::Normal),
+                Some("read_only") => Some(Mode::ReadOnly),
+                Some("maintenance") => Some(Mode::Maintenance),
+                Some(other) => {
+                    self.fail(
+                        &field("mode"),
+                        format!("{other:?} is not \"normal\", \"read_only\" or \"maintenance\""),
+                    );
+                    None
+                }
+                None => None,
+            };
+        }
+        if let Some(v) = obj.get("retry_after_s") {
+            let f = field("retry_after_s");
+            fields.retry_after_s = self.whole_number(v, &f).filter(|&s| {
+                let ok = s <= MAX_RETRY_AFTER_S;
+                if !ok {
+                    self.fail(&f, format!("{s} is over {MAX_RETRY_AFTER_S} (one day)"));
+                }
+                ok
+            });
+        }
+        if let Some(v) = obj.get("allow_paths") {
+            let f = field("allow_paths");
+            let mut paths = Vec::new();
+            for (i, p) in self.array(v, &f).unwrap_or(&Vec::new()).iter().enumerate() {
+                let item = format!("{f}[{i}]");
+                match self.string(p, &item) {
+                    Some(p) if p.starts_with('/') => paths.push(p.to_string()),
+                    Some(p) => self.fail(&item, format!("{p:?} does not start with '/'")),
+                    None => {}
+                }
+            }
+            fields.allow_paths = Some(paths);
+        }
+        if let Some(v) = obj.get("maintenance_body") {
+            fields.maintenance_body = self
+                .string(v, &field("maintenance_body"))
+                .map(str::to_string);
+        }
+        fields
+    }
+
+    /// The decision header must not be one the filter reads: it is stripped
+    /// from every request, so a user key or force header of the same name
+    /// could never arrive.
+    fn header_collisions(&mut self, decision: &str, user_key: &[KeySource], splits: &[SplitPlan]) {
+        for (i, source) in user_key.iter().enumerate() {
+            if matches!(source, KeySource::Header(h) if h == decision) {
+                self.fail(
+                    &format!("user_key[{i}].header"),
+                    format!("{decision:?} is the decision header"),
+                );
+            }
+        }
+        for (i, split) in splits.iter().enumerate() {
+            if split.force_header.as_deref() == Some(decision) {
+                self.fail(
+                    &format!("splits[{i}].force_header"),
+                    format!("{decision:?} is the decision header"),
+                );
+            }
+        }
+    }
+
+    // ---- typed accessors: each reports its own problem and returns None ----
+
+    fn known_fields(&mut self, obj: &Map<String, Value>, path: &str, allowed: &[&str]) {
+        for key in obj.keys() {
+            if !allowed.contains(&key.as_str()) {
+                let field = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                self.fail(
+                    &field,
+                    format!("unknown field; expected one of {}", allowed.join(", ")),
+                );
+            }
+        }
+    }
+
+    fn required<'v>(
+        &mut self,
+        obj: &'v Map<String, Value>,
+        path: &str,
+        name: &str,
+    ) -> Option<&'v Value> {
+        let value = obj.get(name);
+        if value.is_none() {
+            self.fail(&format!("{path}.{name}"), "is required");
+        }
+        value
+    }
+
+    fn object<'v>(&mut self, value: &'v Value, path: &str) -> Option<&'v Map<String, Value>> {
+        let obj = value.as_object();
+        if obj.is_none() {
+            let what = if path.is_empty() {
+                "the configuration "
+            } else {
+                ""
+            };
+            self.fail(path, format!("{what}{} is not an object", short(value)));
+        }
+        obj
+    }
+
+    fn array<'v>(&mut self, value: &'v Value, path: &str) -> Option<&'v Vec<Value>> {
+        let items = value.as_array();
+        if items.is_none() {
+            self.fail(path, format!("{} is not an array", short(value)));
+        }
+        items
+    }
+
+    fn string<'v>(&mut self, value: &'v Value, path: &str) -> Option<&'v str> {
+        let text = value.as_str();
+        if text.is_none() {
+            self.fail(path, format!("{} is not a string", short(value)));
+        }
+        text
+    }
+
+    fn non_empty(&mut self, value: &Value, path: &str) -> Option<String> {
+        match self.string(value, path)? {
+            "" => {
+                self.fail(path, "is empty");
+                None
+            }
+            text => Some(text.to_string()),
+        }
+    }
+
+    fn boolean(&mut self, value: &Value, path: &str) -> Option<bool> {
+        let b = value.as_bool();
+        if b.is_none() {
+            self.fail(path, format!("{} is not true or false", short(value)));
+        }
+        b
+    }
+
+    /// A non-negative whole number; `1.0` counts (Istio sends every number
+    /// as a float).
+    fn whole_number(&mut self, value: &Value, path: &str) -> Option<u64> {
+        if let Some(n) = value.as_u64() {
+            return Some(n);
+        }
+        match value.as_f64() {
+            Some(f) if f >= 0.0 && f.fract() == 0.0 && f < 1e15 => Some(f as u64),
+            _ => {
+                self.fail(path, format!("{} is not a whole number", short(value)));
+                None
+            }
+        }
+    }
+
+    fn header_name(&mut self, value: &Value, path: &str) -> Option<String> {
+        let name = self.string(value, path)?;
+        if name.is_empty() || !name.bytes().all(is_token_byte) {
+            self.fail(path, format!("{name:?} is not a valid HTTP header name"));
+            return None;
+        }
+        Some(name.to_ascii_lowercase())
+    }
+
+    /// A cluster name is written into a request header: visible ASCII only.
+    fn cluster_name(&mut self, value: &Value, path: &str) -> Option<String> {
+        let name = self.string(value, path)?;
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic()) {
+            self.fail(
+                path,
+                format!("{name:?} is not a cluster name (visible ASCII, no spaces)"),
+            );
+            return None;
+        }
+        Some(name.to_string())
+    }
+
+    /// A split name appears in stats and headers: visible ASCII, no `;`.
+    fn label(&mut self, value: &Value, path: &str) -> Option<String> {
+        let name = self.string(value, path)?;
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && b != b';') {
+            self.fail(
+                path,
+                format!("{name:?} is not a split name (visible ASCII, no spaces or ';')"),
+            );
+            return None;
+        }
+        Some(name.to_string())
+    }
+}
+
+/// A split's mode fields win over the top level's, one by one.
+fn resolve_mode(top: &ModeFields, split: &ModeFields, split_name: Option<&str>) -> ModePolicy {
+    mode_policy(
+        split.mode.or(top.mode).unwrap_or_default(),
+        split
+            .retry_after_s
+            .or(top.retry_after_s)
+            .unwrap_or(DEFAULT_RETRY_AFTER_S),
+        split
+            .allow_paths
+            .clone()
+            .or_else(|| top.allow_paths.clone())
+            .unwrap_or_default(),
+        split
+            .maintenance_body
+            .as_deref()
+            .or(top.maintenance_body.as_deref()),
+        split_name,
+    )
+}
+
+fn mode_policy(
+    mode: Mode,
+    retry_after_s: u64,
+    allow_paths: Vec<String>,
+    maintenance_body: Option<&str>,
+    split: Option<&str>,
+) -> ModePolicy {
+    let split_json = split.map_or("null".to_string(), |s| {
+        Value::String(s.to_string()).to_string()
+    });
+    ModePolicy {
+        mode,
+        retry_after: retry_after_s.to_string(),
+        allow_paths,
+        maintenance_body: maintenance_body.map_or_else(
+            || format!("{{\"error\":\"maintenance\",\"message\":\"down for maintenance; retry after {retry_after_s} s\"}}"),
+            str::to_string,
+        ),
+        read_only_body: format!(
+            "{{\"error\":\"read_only\",\"split\":{split_json},\"message\":\"writes are paused during a migration; retry after {retry_after_s} s\"}}"
+        ),
+    }
+}
+
+/// RFC 9110 `tchar`: the bytes of a header name or method.
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn bps_text(bps: u32) -> String {
+    if bps % 100 == 0 {
+        format!("{}", bps / 100)
+    } else {
+        format!("{}.{:02}", bps / 100, bps % 100)
+    }
+}
+
+/// A value as shown in a message, cut short.
+fn short(value: &Value) -> String {
+    let text = value.to_string();
+    if text.chars().count() > 40 {
+        format!("{}…", text.chars().take(40).collect::<String>())
+    } else {
+        text
+    }
+}

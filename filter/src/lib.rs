@@ -1,0 +1,16 @@
+//! turnout: a sticky, salted traffic split for Envoy, as a proxy-wasm filter.
+//!
+//! The modules here are the pure core: they build and test on the host and
+//! are shared with `turnoutctl`. Only `shell` talks to Envoy, and it exists
+//! only in the wasm32-wasip1 build.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod bucket;
+pub mod config;
+pub mod decide;
+pub mod keys;
+pub mod plan;
+pub mod schedule;
+
+#[cfg(all(target_arch = "wasm32", target_os = "wasi", not(test)))]
+mod shell;

@@ -1,0 +1,395 @@
+//! Configuration v1 validation: what is accepted, and the message that names
+//! the field of everything refused.
+
+use turnout::config::parse;
+use turnout::plan::{Anonymous, KeySource, MatchOn, Mode, Weight};
+use turnout::schedule::Step;
+
+fn refused(json: &str) -> String {
+    match parse(json.as_bytes()) {
+        Ok(_) => panic!("accepted: {json}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn split(extra: &str) -> String {
+    format!(
+        r#"{{"version": 1, "splits": [{{"name": "users", "match": {{"route": "users"}}, "stable": "legacy",
+            "targets": [{{"cluster": "fastapi", "weight": 25}}]{extra}}}]}}"#
+    )
+}
+
+#[test]
+fn the_design_example_is_accepted() {
+    let plan = parse(
+        br#"{
+      "version": 1,
+      "decision_header": "x-turnout-cluster",
+      "user_key": [{"header": "x-user-id"}, {"cookie": "uid"}, {"query": "uid"}],
+      "anonymous": "stable",
+      "splits": [
+        {
+          "name": "users",
+          "match": {"route": "users"},
+          "stable": "legacy",
+          "targets": [{"cluster": "fastapi", "weight": 25}],
+          "salt": "users",
+          "rollback": false,
+          "pin": {"fastapi": ["qa-1", "qa-2"]},
+          "force_header": "x-turnout-force"
+        }
+      ]
+    }"#,
+    )
+    .unwrap();
+    assert_eq!(plan.decision_header, "x-turnout-cluster");
+    assert_eq!(
+        plan.user_key,
+        vec![
+            KeySource::Header("x-user-id".into()),
+            KeySource::Cookie("uid".into()),
+            KeySource::Query("uid".into())
+        ]
+    );
+    assert_eq!(plan.anonymous, Anonymous::Stable);
+    let s = &plan.splits[0];
+    assert_eq!(s.clusters, ["legacy", "fastapi"]);
+    assert_eq!(s.weights, [Weight::Fixed(2500)]);
+    assert_eq!(s.matcher.on, MatchOn::Route("users".into()));
+    assert_eq!(s.pins.get(&b"qa-2"[..]), Some(&1));
+    assert_eq!(s.force_header.as_deref(), Some("x-turnout-force"));
+    assert_eq!(plan.weights_at(0).bounds, vec![vec![2500]]);
+}
+
+#[test]
+fn empty_config_means_no_splits() {
+    for text in ["", "  \n", "{}"] {
+        let plan = parse(text.as_bytes()).unwrap();
+        assert!(plan.splits.is_empty(), "{text:?}");
+        assert_eq!(plan.decision_header, "x-turnout-cluster");
+    }
+}
+
+#[test]
+fn istio_floats_are_numbers() {
+    let plan = parse(
+        br#"{"version": 1.0, "retry_after_s": 120.0, "splits": [{"name": "a", "match": {"prefix": "/"},
+        "stable": "s", "targets": [{"cluster": "t", "weight": 12.5}]}]}"#,
+    )
+    .unwrap();
+    assert_eq!(plan.splits[0].weights, [Weight::Fixed(1250)]);
+    assert_eq!(plan.mode.retry_after, "120");
+}
+
+#[test]
+fn weights_have_basis_point_resolution() {
+    let plan = parse(split("").replace("25", "0.01").as_bytes()).unwrap();
+    assert_eq!(plan.splits[0].weights, [Weight::Fixed(1)]);
+    let plan = parse(split("").replace("25", "99.99").as_bytes()).unwrap();
+    assert_eq!(plan.splits[0].weights, [Weight::Fixed(9999)]);
+    assert_eq!(
+        refused(&split("").replace("25", "12.345")),
+        "splits[0].targets[0].weight: 12.345 has more than two decimals (the resolution is 0.01 %)"
+    );
+}
+
+#[test]
+fn out_of_range_weight_names_its_path() {
+    let json = r#"{"splits": [{"name": "a", "match": {"route": "a"}, "stable": "s",
+        "targets": [{"cluster": "t", "weight": 10}, {"cluster": "u", "weight": 140}]}]}"#;
+    assert_eq!(
+        refused(json),
+        "splits[0].targets[1].weight: 140 is not between 0 and 100"
+    );
+    assert_eq!(
+        refused(&split("").replace("25", "-1")),
+        "splits[0].targets[0].weight: -1 is not between 0 and 100"
+    );
+    assert_eq!(
+        refused(&split("").replace("25", "\"25\"")),
+        "splits[0].targets[0].weight: \"25\" is not a number"
+    );
+}
+
+#[test]
+fn weights_over_100_in_sum_are_refused() {
+    let json = r#"{"splits": [{"name": "a", "match": {"route": "a"}, "stable": "s",
+        "targets": [{"cluster": "t", "weight": 60}, {"cluster": "u", "weight": 40.01}]}]}"#;
+    assert_eq!(
+        refused(json),
+        "splits[0].targets: weights add up to 100.01, over 100"
+    );
+}
+
+#[test]
+fn unknown_fields_are_refused_everywhere() {
+    assert_eq!(refused(r#"{"versoin": 1}"#), "versoin: unknown field; expected one of version, decision_header, user_key, anonymous, splits, mode, retry_after_s, allow_paths, maintenance_body, trace, debug");
+    assert!(refused(&split(r#", "weight": 3"#)).starts_with("splits[0].weight: unknown field"));
+    assert!(
+        refused(&split("").replace(r#""weight": 25"#, r#""weight": 25, "w": 1"#))
+            .starts_with("splits[0].targets[0].w: unknown field")
+    );
+    assert!(refused(&split("").replace(
+        r#"{"route": "users"}"#,
+        r#"{"route": "users", "host": "x"}"#
+    ))
+    .starts_with("splits[0].match.host: unknown field"));
+    assert!(refused(r#"{"trace": {"header": "x"}}"#).starts_with("trace.header: unknown field"));
+    assert!(refused(r#"{"user_key": [{"header": "a", "cookie": "b"}]}"#)
+        .starts_with("user_key[0]: needs exactly one"));
+    assert!(refused(r#"{"user_key": [{"param": "a"}]}"#)
+        .starts_with("user_key[0].param: unknown field"));
+}
+
+#[test]
+fn duplicate_split_names_are_refused() {
+    let json = r#"{"splits": [
+        {"name": "a", "match": {"route": "a"}, "stable": "s", "targets": []},
+        {"name": "a", "match": {"route": "b"}, "stable": "s", "targets": []}]}"#;
+    assert_eq!(
+        refused(json),
+        "splits[1].name: \"a\" is used by an earlier split"
+    );
+}
+
+#[test]
+fn targets_may_not_repeat_or_be_stable() {
+    let json = r#"{"splits": [{"name": "a", "match": {"route": "a"}, "stable": "s",
+        "targets": [{"cluster": "s", "weight": 1}, {"cluster": "t", "weight": 1}, {"cluster": "t", "weight": 1}]}]}"#;
+    assert_eq!(
+        refused(json),
+        "splits[0].targets[0].cluster: \"s\" is the split's stable cluster; \
+         splits[0].targets[2].cluster: \"t\" is listed twice"
+    );
+}
+
+#[test]
+fn header_names_are_validated_and_lowercased() {
+    assert_eq!(
+        refused(r#"{"decision_header": "x turnout"}"#),
+        "decision_header: \"x turnout\" is not a valid HTTP header name"
+    );
+    assert_eq!(
+        refused(r#"{"decision_header": ""}"#),
+        "decision_header: \"\" is not a valid HTTP header name"
+    );
+    assert_eq!(
+        refused(r#"{"user_key": [{"header": "x-user:id"}]}"#),
+        "user_key[0].header: \"x-user:id\" is not a valid HTTP header name"
+    );
+    assert!(
+        refused(&split(r#", "force_header": "bad\nname""#)).starts_with("splits[0].force_header: ")
+    );
+    let plan =
+        parse(br#"{"decision_header": "X-Turnout-Cluster", "user_key": [{"header": "X-User"}]}"#)
+            .unwrap();
+    assert_eq!(plan.decision_header, "x-turnout-cluster");
+    assert_eq!(plan.user_key, vec![KeySource::Header("x-user".into())]);
+}
+
+#[test]
+fn the_decision_header_cannot_be_read_as_a_key() {
+    assert_eq!(
+        refused(r#"{"decision_header": "x-user-id"}"#),
+        "user_key[0].header: \"x-user-id\" is the decision header"
+    );
+    assert_eq!(
+        refused(&split(r#", "force_header": "x-turnout-cluster""#)),
+        "splits[0].force_header: \"x-turnout-cluster\" is the decision header"
+    );
+}
+
+#[test]
+fn pins_name_clusters_of_the_split() {
+    assert_eq!(
+        refused(&split(r#", "pin": {"other": ["u"]}"#)),
+        "splits[0].pin.other: \"other\" is not a cluster of this split"
+    );
+    assert_eq!(
+        refused(&split(r#", "pin": {"legacy": ["u"], "fastapi": ["u"]}"#)),
+        "splits[0].pin.legacy[0]: user \"u\" is also pinned to \"fastapi\""
+    );
+    let plan = parse(split(r#", "pin": {"legacy": ["a"], "fastapi": ["b"]}"#).as_bytes()).unwrap();
+    assert_eq!(plan.splits[0].pins.get(&b"a"[..]), Some(&0));
+}
+
+#[test]
+fn match_needs_one_kind() {
+    let with_match = |m: &str| split("").replace(r#"{"route": "users"}"#, m);
+    assert_eq!(
+        refused(&with_match("{}")),
+        "splits[0].match: needs exactly one of \"route\", \"prefix\" or \"path\""
+    );
+    assert_eq!(
+        refused(&with_match(r#"{"route": "a", "path": "/a"}"#)),
+        "splits[0].match: needs exactly one of \"route\", \"prefix\" or \"path\""
+    );
+    assert_eq!(
+        refused(&with_match(r#"{"prefix": "api"}"#)),
+        "splits[0].match.prefix: \"api\" does not start with '/'"
+    );
+    assert_eq!(
+        refused(&with_match(r#"{"path": "/a", "methods": ["GET", "B AD"]}"#)),
+        "splits[0].match.methods[1]: \"B AD\" is not an HTTP method"
+    );
+    let plan =
+        parse(with_match(r#"{"prefix": "/api", "methods": ["get", "POST"]}"#).as_bytes()).unwrap();
+    assert_eq!(plan.splits[0].matcher.on, MatchOn::Prefix("/api".into()));
+    assert_eq!(plan.splits[0].matcher.methods, ["GET", "POST"]);
+}
+
+#[test]
+fn required_split_fields() {
+    assert_eq!(
+        refused(r#"{"splits": [{}]}"#),
+        "splits[0].name: is required; splits[0].match: is required; splits[0].stable: is required; splits[0].targets: is required"
+    );
+}
+
+#[test]
+fn schedules_parse_and_must_be_in_time_order() {
+    let sched =
+        |steps: &str| split("").replace(r#""weight": 25"#, &format!(r#""schedule": {steps}"#));
+    let plan = parse(
+        sched(r#"[{"at": "2026-12-01T09:00:00Z", "weight": 5}, {"at": "2026-12-02T09:00:00Z", "weight": 25}]"#)
+            .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(
+        plan.splits[0].weights,
+        [Weight::Schedule(vec![
+            Step {
+                at: 1_796_115_600,
+                weight: 500
+            },
+            Step {
+                at: 1_796_202_000,
+                weight: 2500
+            }
+        ])]
+    );
+    assert!(plan.has_schedules());
+    assert_eq!(plan.weights_at(0).bounds, vec![vec![0]]);
+    assert_eq!(plan.weights_at(1_796_115_600).bounds, vec![vec![500]]);
+    assert_eq!(
+        refused(&sched(r#"[{"at": "2026-12-02T09:00:00Z", "weight": 5}, {"at": "2026-12-01T09:00:00Z", "weight": 25}]"#)),
+        "splits[0].targets[0].schedule[1].at: is not after the previous step's time; steps go in time order"
+    );
+    assert_eq!(
+        refused(&sched(r#"[{"at": "tomorrow", "weight": 5}]"#)),
+        "splits[0].targets[0].schedule[0].at: \"tomorrow\" is not an RFC 3339 date-time such as 2026-12-01T09:00:00Z"
+    );
+    assert_eq!(
+        refused(&sched("[]")),
+        "splits[0].targets[0].schedule: is empty; give at least one step"
+    );
+    assert_eq!(
+        refused(&split("").replace(r#""weight": 25"#, r#""weight": 25, "schedule": []"#)),
+        "splits[0].targets[0]: has both \"weight\" and \"schedule\"; give one"
+    );
+}
+
+#[test]
+fn schedules_may_not_add_up_past_100_at_any_step() {
+    let json = r#"{"splits": [{"name": "a", "match": {"route": "a"}, "stable": "s", "targets": [
+        {"cluster": "t", "weight": 50},
+        {"cluster": "u", "schedule": [{"at": "2026-12-01T00:00:00Z", "weight": 10}, {"at": "2026-12-02T00:00:00Z", "weight": 60}]}]}]}"#;
+    assert_eq!(
+        refused(json),
+        "splits[0].targets: weights add up to 110 at the step of 1796169600 (Unix time), over 100"
+    );
+}
+
+#[test]
+fn the_guard_is_refused_until_it_exists() {
+    assert_eq!(
+        refused(&split(r#", "guard": {"window_s": 10}"#)),
+        "splits[0].guard: the in-proxy guard is not supported yet by this filter version; remove the field"
+    );
+}
+
+#[test]
+fn modes_inherit_field_by_field() {
+    let plan = parse(
+        br#"{"mode": "maintenance", "retry_after_s": 120, "allow_paths": ["/healthz"], "maintenance_body": "down",
+        "splits": [{"name": "a", "match": {"route": "a"}, "stable": "s", "targets": [], "mode": "read_only"},
+                   {"name": "b", "match": {"route": "b"}, "stable": "s", "targets": [], "retry_after_s": 5}]}"#,
+    )
+    .unwrap();
+    assert_eq!(plan.mode.mode, Mode::Maintenance);
+    assert_eq!(plan.mode.maintenance_body, "down");
+    assert_eq!(plan.splits[0].mode.mode, Mode::ReadOnly);
+    assert_eq!(plan.splits[0].mode.retry_after, "120");
+    assert!(plan.splits[0]
+        .mode
+        .read_only_body
+        .contains(r#""split":"a""#));
+    assert_eq!(plan.splits[1].mode.mode, Mode::Maintenance);
+    assert_eq!(plan.splits[1].mode.retry_after, "5");
+    assert_eq!(plan.splits[1].mode.allow_paths, ["/healthz"]);
+    assert_eq!(
+        refused(r#"{"mode": "off"}"#),
+        "mode: \"off\" is not \"normal\", \"read_only\" or \"maintenance\""
+    );
+    assert_eq!(
+        refused(r#"{"retry_after_s": 1.5}"#),
+        "retry_after_s: 1.5 is not a whole number"
+    );
+}
+
+#[test]
+fn other_scalar_fields() {
+    assert_eq!(
+        refused(r#"{"version": 2}"#),
+        "version: 2 is not supported; this filter reads version 1"
+    );
+    assert_eq!(
+        refused(r#"{"anonymous": "sticky"}"#),
+        "anonymous: \"sticky\" is not \"stable\" or \"random\""
+    );
+    assert_eq!(
+        refused(r#"{"debug": "yes"}"#),
+        "debug: \"yes\" is not true or false"
+    );
+    assert_eq!(refused(r#"[]"#), "the configuration [] is not an object");
+    assert!(refused(r#"{"splits": "#).starts_with("not valid JSON: "));
+    let plan = parse(br#"{"anonymous": "random", "debug": true, "trace": {"response_header": "X-Trace", "tracestate": true}}"#).unwrap();
+    assert_eq!(plan.anonymous, Anonymous::Random);
+    assert!(plan.debug);
+    assert_eq!(plan.trace.response_header, "x-trace");
+    assert!(plan.trace.tracestate);
+}
+
+#[test]
+fn cluster_and_split_names_must_be_header_safe() {
+    assert_eq!(
+        refused(&split("").replace("\"legacy\"", "\"le gacy\"")),
+        "splits[0].stable: \"le gacy\" is not a cluster name (visible ASCII, no spaces)"
+    );
+    assert!(
+        refused(&split("").replace("\"name\": \"users\"", "\"name\": \"a;b\""))
+            .starts_with("splits[0].name: \"a;b\" is not a split name")
+    );
+    let plan = parse(
+        split("")
+            .replace(
+                "\"fastapi\"",
+                "\"outbound|80||reviews.default.svc.cluster.local\"",
+            )
+            .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(
+        plan.splits[0].clusters[1],
+        "outbound|80||reviews.default.svc.cluster.local"
+    );
+}
+
+#[test]
+fn validation_is_deterministic() {
+    let json = split(r#", "pin": {"legacy": ["a", "b"], "fastapi": ["c"]}, "mode": "bogus""#);
+    let first = refused(&json);
+    for _ in 0..20 {
+        assert_eq!(refused(&json), first);
+    }
+}
