@@ -14,6 +14,7 @@ mod http;
 pub mod paths;
 pub mod process;
 pub mod pyvenv;
+pub mod stage;
 pub mod upstream;
 pub mod wasm;
 

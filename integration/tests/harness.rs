@@ -135,7 +135,6 @@ fn stable_route(filter_yaml: &str, stable: &Upstream) -> String {
 }
 
 #[test]
-#[ignore = "needs the turnout filter to build for wasm32-wasip1"]
 fn ecds_file_replacement_reloads_or_rejects() {
     let wasm = integration::filter_wasm();
     let stable = Upstream::start("stable");
@@ -166,7 +165,6 @@ fn ecds_file_replacement_reloads_or_rejects() {
 }
 
 #[test]
-#[ignore = "needs the turnout filter to build for wasm32-wasip1"]
 fn refused_config_at_startup() {
     let wasm = integration::filter_wasm();
     let stable = Upstream::start("stable");
