@@ -51,6 +51,18 @@ impl Upstream {
     /// Starts an upstream called `name` that answers as `behavior` says.
     pub fn start_with(name: &str, behavior: Behavior) -> Upstream {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
+        Upstream::serve_on(listener, name, behavior)
+    }
+
+    /// Starts an upstream called `name` that answers 200 on the fixed port
+    /// `127.0.0.1:port` (for `cargo demo`, whose Envoy config names its
+    /// ports). Fails if the port is taken.
+    pub fn start_on(name: &str, port: u16) -> std::io::Result<Upstream> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))?;
+        Ok(Upstream::serve_on(listener, name, Behavior::Ok))
+    }
+
+    fn serve_on(listener: TcpListener, name: &str, behavior: Behavior) -> Upstream {
         let port = listener.local_addr().expect("local addr").port();
         let shared = Arc::new(Shared {
             name: name.to_string(),
