@@ -11,6 +11,9 @@ pub mod decide;
 pub mod keys;
 pub mod plan;
 pub mod schedule;
+pub mod stats;
+pub mod trace;
+pub mod wire;
 
 #[cfg(all(target_arch = "wasm32", target_os = "wasi", not(test)))]
 mod shell;

@@ -79,6 +79,13 @@ impl Bootstrap {
         self
     }
 
+    /// Raw top-level bootstrap YAML appended as is (e.g.
+    /// `stats_flush_interval: 1s`).
+    pub fn extra(mut self, yaml: &str) -> Bootstrap {
+        self.extra_yaml = Some(yaml.to_string());
+        self
+    }
+
     /// Uses the repository's `envoy/stats_tags.yaml`, as every shipped
     /// bootstrap does. Panics if the file is missing.
     pub fn repo_stats_tags(self) -> Bootstrap {

@@ -6,8 +6,12 @@
 //! pick their cluster by the decision header; `other` (`/`) goes to
 //! `legacy` by a plain route, so a request that no split takes still works.
 
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::Write;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
 
 use crate::bootstrap::{
     ecds_resource, wasm_filter_ecds, wasm_filter_inline, write_atomically, Bootstrap, Listener,
@@ -30,8 +34,14 @@ pub struct Stage {
     pub fastapi: Upstream,
     /// The ECDS resource file, for stages whose config is pushed live.
     ecds_file: Option<PathBuf>,
+    /// Configs Envoy has been given that it must accept (`update_success`
+    /// expected), and that it must refuse (`update_rejected` expected).
     pushes: u64,
+    rejections: u64,
 }
+
+/// How long Envoy may take to acknowledge a pushed config.
+const PUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Stage {
     /// Envoy with the config given inline in the bootstrap.
@@ -45,6 +55,7 @@ impl Stage {
             fastapi,
             ecds_file: None,
             pushes: 0,
+            rejections: 0,
         }
     }
 
@@ -66,24 +77,108 @@ impl Stage {
             fastapi,
             ecds_file: Some(file),
             pushes: 1,
+            rejections: 0,
         }
     }
 
     /// Replaces the ECDS file and waits until Envoy has applied the new
     /// config (`update_success` counted). Panics if it was refused.
     pub fn push(&mut self, config_json: &str) {
-        let file = self.ecds_file.as_ref().expect("push needs an ECDS stage");
-        write_atomically(
-            file,
-            &ecds_resource(FILTER_NAME, &filter_wasm(), config_json),
-        );
+        self.push_nowait(config_json);
+        self.wait_applied(PUSH_TIMEOUT);
+    }
+
+    /// Replaces the ECDS file with a config Envoy must accept and returns at
+    /// once, with the instant the new file was renamed into place (what
+    /// Envoy's directory watch reacts to). Follow with `wait_applied`.
+    pub fn push_nowait(&mut self, config_json: &str) -> Instant {
+        let at = self.replace_file(config_json);
         self.pushes += 1;
-        let want = self.pushes;
-        self.envoy.wait_for_stat(
-            &ecds_stat(FILTER_NAME, "update_success"),
-            |n| n >= want,
-            Duration::from_secs(10),
-        );
+        at
+    }
+
+    /// Waits until Envoy has acknowledged every accepted push so far
+    /// (`update_success`), polling the admin API every millisecond or two,
+    /// and returns the instant it saw the acknowledgement. Panics at once if
+    /// Envoy refused a config instead, or after `timeout`.
+    pub fn wait_applied(&self, timeout: Duration) -> Instant {
+        self.wait_ecds(timeout, |success, rejected| {
+            assert!(
+                rejected <= self.rejections,
+                "Envoy refused a config that should be accepted:\n{}",
+                refusals(&self.envoy.log())
+            );
+            success >= self.pushes
+        })
+    }
+
+    /// Replaces the ECDS file with a config the filter must refuse, waits
+    /// until Envoy counts it in `update_rejected`, and returns the instant
+    /// it saw that. Panics if Envoy accepted it (`update_success` moved).
+    pub fn push_rejected(&mut self, config_json: &str) -> Instant {
+        self.replace_file(config_json);
+        self.rejections += 1;
+        self.wait_ecds(PUSH_TIMEOUT, |success, rejected| {
+            assert!(
+                success <= self.pushes,
+                "Envoy accepted a config that should be refused: {config_json}"
+            );
+            rejected >= self.rejections
+        })
+    }
+
+    /// The ECDS subscription's counters of this stage's filter, by short
+    /// name (`update_success`, `update_rejected`, `update_attempt`, ...).
+    pub fn ecds_stats(&self) -> HashMap<String, u64> {
+        let prefix = ecds_stat(FILTER_NAME, "");
+        // A regex; its unescaped dots match themselves too.
+        let filter = format!("/stats?filter=^{prefix}");
+        let (status, body) = self.envoy.admin(&filter);
+        assert_eq!(status, 200, "{filter}: {body}");
+        body.lines()
+            .filter_map(|line| {
+                let (name, value) = line.rsplit_once(": ")?;
+                let short = name.strip_prefix(&prefix)?;
+                Some((short.to_string(), value.trim().parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// Like `write_atomically`, but returns the instant of the rename itself
+    /// (taken just before it), not of the end of the write.
+    fn replace_file(&self, config_json: &str) -> Instant {
+        let file = self.ecds_file.as_ref().expect("push needs an ECDS stage");
+        let contents = ecds_resource(FILTER_NAME, &filter_wasm(), config_json);
+        let dir = file.parent().expect("the ECDS file has a directory");
+        let tmp = dir.join(".turnout.yaml.push");
+        let replace = || -> std::io::Result<Instant> {
+            let mut f = File::create(&tmp)?;
+            f.write_all(contents.as_bytes())?;
+            f.sync_all()?;
+            let at = Instant::now();
+            fs::rename(&tmp, file)?;
+            File::open(dir)?.sync_all()?;
+            Ok(at)
+        };
+        replace().unwrap_or_else(|e| panic!("replace {}: {e}", file.display()))
+    }
+
+    /// Polls `update_success` and `update_rejected` until `done` says so.
+    fn wait_ecds(&self, timeout: Duration, done: impl Fn(u64, u64) -> bool) -> Instant {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let stats = self.ecds_stats();
+            let count = |name: &str| stats.get(name).copied().unwrap_or(0);
+            if done(count("update_success"), count("update_rejected")) {
+                return Instant::now();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Envoy did not process the pushed config in {timeout:?} (ECDS stats {stats:?}):\n{}",
+                self.envoy.tail()
+            );
+            sleep(Duration::from_millis(1));
+        }
     }
 
     pub fn client(&self) -> HttpClient {
@@ -108,7 +203,18 @@ pub fn bootstrap(filter_yaml: &str, legacy: &Upstream, fastapi: &Upstream) -> St
         )
         .cluster("legacy", legacy.port())
         .cluster("fastapi", fastapi.port())
+        .repo_stats_tags()
+        .extra("stats_flush_interval: 1s")
         .to_yaml()
+}
+
+/// The filter's "configuration refused" lines of an Envoy log.
+fn refusals(log: &str) -> String {
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("configuration refused"))
+        .collect();
+    lines.join("\n")
 }
 
 /// The upstream that served a response, or `None` if Envoy answered itself.

@@ -1,0 +1,289 @@
+//! The proxy-wasm layer: moves bytes between Envoy and the core, and decides
+//! nothing itself.
+//!
+//! Host calls go through `proxy_wasm::hostcalls` and their errors are read
+//! as "absent": the SDK's trait helpers unwrap, and a panic here would kill
+//! the worker's VM and with it every request it serves.
+
+mod host;
+mod metrics;
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
+
+use crate::config;
+use crate::decide::{self, Decision, Verdict};
+use crate::plan::{ActiveWeights, Plan};
+use crate::stats::{self, Class, StatsLayout};
+use crate::trace;
+
+use host::Host;
+use metrics::Metrics;
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Info);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
+}}
+
+/// What the root context shares with every request of one configuration.
+struct Runtime {
+    plan: Plan,
+    active: RefCell<ActiveWeights>,
+    metrics: Metrics,
+    /// A splitmix64 generator for anonymous draws and trace ids, seeded
+    /// once from the host's entropy: one hostcall per configuration, not
+    /// per request.
+    rng: Cell<u64>,
+}
+
+impl Runtime {
+    fn new(plan: Plan, now: i64) -> Runtime {
+        let active = RefCell::new(plan.weights_at(now));
+        let metrics = Metrics::define(StatsLayout::of(&plan));
+        let seed = getrandom::u64().unwrap_or(0x9e37_79b9_7f4a_7c15);
+        Runtime { plan, active, metrics, rng: Cell::new(seed) }
+    }
+
+    fn next_u64(&self) -> u64 {
+        let state = self.rng.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
+        self.rng.set(state);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn random_bytes(&self) -> [u8; 24] {
+        let mut out = [0u8; 24];
+        for chunk in out.chunks_exact_mut(8) {
+            chunk.copy_from_slice(&self.next_u64().to_le_bytes());
+        }
+        out
+    }
+}
+
+struct Root {
+    runtime: Rc<Runtime>,
+}
+
+impl Default for Root {
+    fn default() -> Self {
+        let empty = config::parse(b"").unwrap_or_default();
+        Root { runtime: Rc::new(Runtime::new(empty, 0)) }
+    }
+}
+
+impl Context for Root {
+    fn on_done(&mut self) -> bool {
+        self.runtime.metrics.publish();
+        true
+    }
+}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let text = hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        // Accept or refuse on the text alone; the clock only sets which
+        // schedule step is in effect, never whether the config is valid.
+        match config::parse(&text) {
+            Ok(plan) => {
+                let splits = plan.splits.len();
+                // The old runtime publishes its last counts when the last
+                // request holding it ends.
+                self.runtime = Rc::new(Runtime::new(plan, unix_now()));
+                let tick = if splits > 0 { Duration::from_secs(1) } else { Duration::ZERO };
+                let _ = hostcalls::set_tick_period(tick);
+                log::info!("configuration applied ({splits} splits)");
+                true
+            }
+            Err(error) => {
+                log::error!("configuration refused: {error}");
+                false
+            }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let runtime = &self.runtime;
+        runtime.metrics.publish();
+        if runtime.plan.has_schedules() {
+            let now = runtime.plan.weights_at(unix_now());
+            if *runtime.active.borrow() != now {
+                *runtime.active.borrow_mut() = now;
+            }
+        }
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Request {
+            runtime: Rc::clone(&self.runtime),
+            decision: None,
+            trace_id: [0; 32],
+            answered_locally: false,
+        }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+fn unix_now() -> i64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+struct Request {
+    runtime: Rc<Runtime>,
+    decision: Option<Decision>,
+    /// The request's W3C trace id, lowercase hex.
+    trace_id: [u8; 32],
+    /// The filter answered with a local reply (a mode).
+    answered_locally: bool,
+}
+
+impl Context for Request {}
+
+impl HttpContext for Request {
+    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        let runtime = Rc::clone(&self.runtime);
+        let plan = &runtime.plan;
+        let mut host = Host::default();
+        let verdict = {
+            let active = runtime.active.borrow();
+            decide::evaluate(plan, &active, &mut host, || (runtime.next_u64() % 10_000) as u16)
+        };
+        self.ensure_traceparent(&mut host, &verdict);
+        match verdict {
+            Verdict::Pass => {
+                // A client never picks its cluster: drop an inbound decision
+                // header, and match the route again if one was there.
+                if host.get(&plan.decision_header).is_some() {
+                    set_request_header(&plan.decision_header, None);
+                    clear_route_cache();
+                }
+                Action::Continue
+            }
+            Verdict::Route(decision) => {
+                let split = &plan.splits[decision.split];
+                set_request_header(&plan.decision_header, Some(split.clusters[decision.cluster].as_bytes()));
+                clear_route_cache();
+                let metrics = &runtime.metrics;
+                metrics.count(metrics.layout.request(decision.split, decision.cluster, decision.reason));
+                self.decision = Some(decision);
+                Action::Continue
+            }
+            Verdict::Refuse(refusal) => {
+                let metrics = &runtime.metrics;
+                if let Some(counter) = metrics.layout.rejected(refusal.split, refusal.mode) {
+                    metrics.count(counter);
+                }
+                let content_type =
+                    if refusal.body.starts_with('{') { "application/json" } else { "text/plain; charset=utf-8" };
+                let trace_id = std::str::from_utf8(&self.trace_id).unwrap_or_default();
+                let headers = vec![
+                    ("retry-after", refusal.retry_after),
+                    ("content-type", content_type),
+                    (plan.trace.response_header.as_str(), trace_id),
+                ];
+                self.answered_locally = true;
+                let _ = hostcalls::send_http_response(503, headers, Some(refusal.body.as_bytes()));
+                Action::Pause
+            }
+        }
+    }
+
+    fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        if self.answered_locally {
+            return Action::Continue;
+        }
+        let plan = &self.runtime.plan;
+        let _ = hostcalls::set_map_value_bytes(
+            MapType::HttpResponseHeaders,
+            &plan.trace.response_header,
+            Some(&self.trace_id),
+        );
+        if let (true, Some(d)) = (plan.debug, self.decision) {
+            let split = &plan.splits[d.split];
+            let mut value =
+                format!("split={}; cluster={}; reason={}", split.name, split.clusters[d.cluster], d.reason.as_str());
+            if let Some(bucket) = d.bucket {
+                value.push_str(&format!("; bucket={}", bucket.0));
+            }
+            let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, "x-turnout-decision", Some(&value));
+        }
+        Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        let Some(d) = self.decision else { return };
+        let code = property_u64(&["response", "code"]);
+        let class = match Class::of(code, false) {
+            Class::ServerError | Class::Reset => {
+                let details = hostcalls::get_property(vec!["response", "code_details"]).ok().flatten();
+                Class::of(code, details.is_some_and(|d| stats::details_mean_reset(&d)))
+            }
+            class => class,
+        };
+        let metrics = &self.runtime.metrics;
+        metrics.count(metrics.layout.response(d.split, d.cluster, class));
+        if let Some(nanos) = property_u64(&["request", "duration"]) {
+            metrics.record(metrics.layout.latency(d.split, d.cluster), nanos / 1_000_000);
+        }
+    }
+}
+
+impl Request {
+    /// Keeps a valid inbound `traceparent`, or writes a new one (dropping
+    /// a `tracestate` that no longer belongs to any trace), and adds
+    /// turnout's `tracestate` member when configured.
+    fn ensure_traceparent(&mut self, host: &mut Host, verdict: &Verdict<'_>) {
+        let plan = &self.runtime.plan;
+        let kept: Option<[u8; 32]> =
+            host.get("traceparent").and_then(trace::trace_id).and_then(|id| id.try_into().ok());
+        match kept {
+            Some(id) => self.trace_id = id,
+            None => {
+                let traceparent = trace::new_traceparent(self.runtime.random_bytes());
+                self.trace_id.copy_from_slice(trace::trace_id_of(&traceparent));
+                set_request_header("traceparent", Some(&traceparent));
+                if host.get("tracestate").is_some() {
+                    set_request_header("tracestate", None);
+                }
+            }
+        }
+        if let (true, Verdict::Route(d)) = (plan.trace.tracestate, verdict) {
+            let cluster = &plan.splits[d.split].clusters[d.cluster];
+            let inbound = if kept.is_some() { host.get("tracestate") } else { None };
+            set_request_header("tracestate", Some(&trace::with_turnout_member(inbound, cluster)));
+        }
+    }
+}
+
+fn set_request_header(name: &str, value: Option<&[u8]>) {
+    let _ = hostcalls::set_map_value_bytes(MapType::HttpRequestHeaders, name, value);
+}
+
+/// An integer property (Envoy serializes them as 8 little-endian bytes).
+fn property_u64(path: &[&str]) -> Option<u64> {
+    let bytes = hostcalls::get_property(path.to_vec()).ok().flatten()?;
+    let array: [u8; 8] = bytes.as_slice().try_into().ok()?;
+    Some(u64::from_le_bytes(array))
+}
+
+/// Makes Envoy match the route again, so `cluster_header` sees the decision.
+/// Envoy 1.40 still clears the cache when a wasm filter writes a header;
+/// later versions will not, so the call is made explicitly.
+fn clear_route_cache() {
+    let _ = hostcalls::call_foreign_function("clear_route_cache", Some(&[]));
+}
