@@ -6,7 +6,7 @@
 //! every worker, and they must all come to the same answer. Every problem is
 //! reported with the path of the field it is about, all of them at once.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde_json::{Map, Value};
@@ -245,7 +245,7 @@ impl Validator {
         let Some(items) = self.array(value, "splits") else {
             return Vec::new();
         };
-        let mut names = HashSet::new();
+        let mut names = BTreeSet::new();
         let mut splits = Vec::new();
         for (i, item) in items.iter().enumerate() {
             let path = format!("splits[{i}]");
@@ -304,7 +304,7 @@ impl Validator {
         clusters.extend(targets);
         let pins = match obj.get("pin") {
             Some(v) => self.pins(v, &format!("{path}.pin"), &clusters),
-            None => HashMap::new(),
+            None => BTreeMap::new(),
         };
         let mode = resolve_mode(top_mode, &split_mode, Some(&name));
         Some(SplitPlan {
@@ -406,9 +406,9 @@ impl Validator {
                     None
                 }
             };
-            let (Some(cluster), Some(weight)) = (cluster, weight) else {
-                continue;
-            };
+            // A target whose weight is refused still names a cluster, so
+            // that pins naming it are not reported as problems too.
+            let Some(cluster) = cluster else { continue };
             if Some(cluster.as_str()) == stable {
                 self.fail(
                     &format!("{tpath}.cluster"),
@@ -421,7 +421,7 @@ impl Validator {
                 );
             }
             clusters.push(cluster);
-            weights.push(weight);
+            weights.push(weight.unwrap_or(Weight::Fixed(0)));
         }
         self.weight_sum(path, &weights);
         (clusters, weights)
@@ -518,8 +518,8 @@ impl Validator {
         ok.then_some(steps)
     }
 
-    fn pins(&mut self, value: &Value, path: &str, clusters: &[String]) -> HashMap<Vec<u8>, usize> {
-        let mut pins = HashMap::new();
+    fn pins(&mut self, value: &Value, path: &str, clusters: &[String]) -> BTreeMap<Vec<u8>, usize> {
+        let mut pins = BTreeMap::new();
         let Some(obj) = self.object(value, path) else {
             return pins;
         };

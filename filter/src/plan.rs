@@ -4,7 +4,7 @@
 //! after that no request parses, validates or formats anything the plan
 //! already holds.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use crate::schedule::{self, Step};
 
@@ -53,7 +53,7 @@ pub struct SplitPlan {
     pub salt: String,
     pub rollback: bool,
     /// User key to cluster index.
-    pub pins: HashMap<Vec<u8>, usize>,
+    pub pins: BTreeMap<Vec<u8>, usize>,
     /// Lowercase header name through which a request may pick a cluster.
     pub force_header: Option<String>,
     pub mode: ModePolicy,

@@ -28,8 +28,13 @@ pub enum Class {
 }
 
 impl Class {
-    pub const ALL: [Class; 5] =
-        [Class::Success, Class::Redirect, Class::ClientError, Class::ServerError, Class::Reset];
+    pub const ALL: [Class; 5] = [
+        Class::Success,
+        Class::Redirect,
+        Class::ClientError,
+        Class::ServerError,
+        Class::Reset,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -69,7 +74,13 @@ pub fn details_mean_reset(details: &[u8]) -> bool {
 pub fn sanitize(label: &str) -> String {
     label
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -95,7 +106,9 @@ impl StatsLayout {
     pub fn of(plan: &Plan) -> StatsLayout {
         let mut layout = StatsLayout::default();
         for split in &plan.splits {
-            layout.split_base.push((layout.counters.len(), layout.histograms.len()));
+            layout
+                .split_base
+                .push((layout.counters.len(), layout.histograms.len()));
             let s = sanitize(&split.name);
             for cluster in &split.clusters {
                 let c = sanitize(cluster);
@@ -111,15 +124,22 @@ impl StatsLayout {
                         class.as_str()
                     ));
                 }
-                layout.histograms.push(format!("turnout.latency_ms.split.{s}.cluster.{c}"));
+                layout
+                    .histograms
+                    .push(format!("turnout.latency_ms.split.{s}.cluster.{c}"));
             }
-            layout.gauges.push(format!("turnout.guard_tripped.split.{s}"));
+            layout
+                .gauges
+                .push(format!("turnout.guard_tripped.split.{s}"));
         }
         layout.rejected_base = layout.counters.len();
         let splits = plan.splits.iter().map(|s| sanitize(&s.name));
         for s in splits.chain(std::iter::once(NO_SPLIT.to_string())) {
             for mode in MODES {
-                layout.counters.push(format!("turnout.rejected_total.split.{s}.mode.{}", mode.as_str()));
+                layout.counters.push(format!(
+                    "turnout.rejected_total.split.{s}.mode.{}",
+                    mode.as_str()
+                ));
             }
         }
         layout
@@ -180,8 +200,17 @@ mod tests {
             counter(layout.response(1, 0, Class::ServerError)),
             "turnout.responses_total.split.v1_orders.cluster.outbound_80__orders_ns_svc_cluster_local.class.5xx"
         );
-        assert_eq!(layout.histograms[layout.latency(0, 1)], "turnout.latency_ms.split.users.cluster.fastapi");
-        assert_eq!(layout.gauges, ["turnout.guard_tripped.split.users", "turnout.guard_tripped.split.v1_orders"]);
+        assert_eq!(
+            layout.histograms[layout.latency(0, 1)],
+            "turnout.latency_ms.split.users.cluster.fastapi"
+        );
+        assert_eq!(
+            layout.gauges,
+            [
+                "turnout.guard_tripped.split.users",
+                "turnout.guard_tripped.split.v1_orders"
+            ]
+        );
         assert_eq!(
             counter(layout.rejected(Some(1), Mode::Maintenance).unwrap()),
             "turnout.rejected_total.split.v1_orders.mode.maintenance"
@@ -212,7 +241,9 @@ mod tests {
         assert_eq!(Class::of(Some(503), true), Class::Reset);
         assert_eq!(Class::of(Some(0), false), Class::Reset);
         assert_eq!(Class::of(None, false), Class::Reset);
-        assert!(details_mean_reset(b"upstream_reset_before_response_started{remote_reset}"));
+        assert!(details_mean_reset(
+            b"upstream_reset_before_response_started{remote_reset}"
+        ));
         assert!(details_mean_reset(b"downstream_remote_disconnect"));
         assert!(!details_mean_reset(b"via_upstream"));
     }

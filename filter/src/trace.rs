@@ -19,7 +19,10 @@ pub fn trace_id(traceparent: &[u8]) -> Option<&[u8]> {
         return None;
     }
     let (version, trace, parent, flags) = (&v[..2], &v[3..35], &v[36..52], &v[53..55]);
-    let hex = |s: &[u8]| s.iter().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b));
+    let hex = |s: &[u8]| {
+        s.iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+    };
     let zero = |s: &[u8]| s.iter().all(|&b| b == b'0');
     let valid = hex(version)
         && version != b"ff"
@@ -96,8 +99,14 @@ pub fn with_turnout_member(tracestate: Option<&[u8]>, cluster: &str) -> Vec<u8> 
 
 fn trim(bytes: &[u8]) -> &[u8] {
     let is_space = |b: &u8| *b == b' ' || *b == b'\t';
-    let start = bytes.iter().position(|b| !is_space(b)).unwrap_or(bytes.len());
-    let end = bytes.iter().rposition(|b| !is_space(b)).map_or(start, |e| e + 1);
+    let start = bytes
+        .iter()
+        .position(|b| !is_space(b))
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !is_space(b))
+        .map_or(start, |e| e + 1);
     &bytes[start..end]
 }
 
@@ -109,7 +118,10 @@ mod tests {
 
     #[test]
     fn a_valid_traceparent_is_kept() {
-        assert_eq!(trace_id(VALID.as_bytes()), Some(&b"4bf92f3577b34da6a3ce929d0e0e4736"[..]));
+        assert_eq!(
+            trace_id(VALID.as_bytes()),
+            Some(&b"4bf92f3577b34da6a3ce929d0e0e4736"[..])
+        );
         // A later version may carry more fields after a dash.
         let future = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-09-extra";
         assert!(trace_id(future.as_bytes()).is_some());
@@ -146,10 +158,17 @@ mod tests {
             *b = (i * 37 + 11) as u8;
         }
         let tp = new_traceparent(random);
-        assert_eq!(&tp[..], b"00-0b30557a9fc4e90e33587da2c7ec1136-5b80a5caef14395e-01");
+        assert_eq!(
+            &tp[..],
+            b"00-0b30557a9fc4e90e33587da2c7ec1136-5b80a5caef14395e-01"
+        );
         assert_eq!(trace_id(&tp), Some(trace_id_of(&tp)));
         let zeros = new_traceparent([0; 24]);
-        assert!(trace_id(&zeros).is_some(), "{}", String::from_utf8_lossy(&zeros));
+        assert!(
+            trace_id(&zeros).is_some(),
+            "{}",
+            String::from_utf8_lossy(&zeros)
+        );
     }
 
     #[test]
@@ -164,8 +183,11 @@ mod tests {
             b"turnout=new,a=1,b=2"
         );
         assert_eq!(with_turnout_member(None, "a,b=c"), b"turnout=a_b_c");
-        let long: Vec<u8> =
-            (0..40).map(|i| format!("k{i}=v")).collect::<Vec<_>>().join(",").into_bytes();
+        let long: Vec<u8> = (0..40)
+            .map(|i| format!("k{i}=v"))
+            .collect::<Vec<_>>()
+            .join(",")
+            .into_bytes();
         let out = with_turnout_member(Some(&long), "x");
         assert_eq!(out.split(|&b| b == b',').count(), 32);
         assert!(out.ends_with(b"k30=v"));

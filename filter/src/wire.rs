@@ -10,7 +10,12 @@
 /// buffer ends the iteration early instead of failing.
 pub fn pairs(buffer: &[u8]) -> Pairs<'_> {
     let count = read_u32(buffer, 0).unwrap_or(0);
-    Pairs { buffer, count, index: 0, data: 4 + count.saturating_mul(8) }
+    Pairs {
+        buffer,
+        count,
+        index: 0,
+        data: count.saturating_mul(8).saturating_add(4),
+    }
 }
 
 /// The first value of header `name` in a serialized header map.
@@ -32,7 +37,9 @@ impl<'a> Iterator for Pairs<'a> {
         if self.index >= self.count {
             return None;
         }
-        let sizes = 4 + self.index * 8;
+        // Checked arithmetic: usize is 32 bits in wasm32, and a lying
+        // count must end the iteration, not overflow.
+        let sizes = self.index.checked_mul(8)?.checked_add(4)?;
         let name_len = read_u32(self.buffer, sizes)?;
         let value_len = read_u32(self.buffer, sizes + 4)?;
         let name_end = self.data.checked_add(name_len)?;
@@ -73,8 +80,12 @@ mod tests {
 
     #[test]
     fn reads_every_pair_in_place() {
-        let map: &[(&[u8], &[u8])] =
-            &[(b":path", b"/users?uid=1"), (b"x-user-id", b"\xff\xfe"), (b"empty", b""), (b"x-user-id", b"second")];
+        let map: &[(&[u8], &[u8])] = &[
+            (b":path", b"/users?uid=1"),
+            (b"x-user-id", b"\xff\xfe"),
+            (b"empty", b""),
+            (b"x-user-id", b"second"),
+        ];
         let buffer = serialize(map);
         assert_eq!(pairs(&buffer).collect::<Vec<_>>(), map.to_vec());
         assert_eq!(find(&buffer, b"x-user-id"), Some(&b"\xff\xfe"[..]));

@@ -393,3 +393,11 @@ fn validation_is_deterministic() {
         assert_eq!(refused(&json), first);
     }
 }
+
+#[test]
+fn a_refused_weight_does_not_also_refuse_the_pins_of_its_cluster() {
+    assert_eq!(
+        refused(&split(r#", "pin": {"fastapi": ["qa-1"]}"#).replace("25", "140")),
+        "splits[0].targets[0].weight: 140 is not between 0 and 100"
+    );
+}

@@ -13,6 +13,7 @@ pub mod envoy_bin;
 mod http;
 pub mod paths;
 pub mod process;
+pub mod prometheus;
 pub mod pyvenv;
 pub mod stage;
 pub mod upstream;

@@ -23,7 +23,9 @@ impl Host {
 
 impl RequestFacts for Host {
     fn route_name(&mut self) -> Option<Vec<u8>> {
-        hostcalls::get_property(vec!["xds", "route_name"]).ok().flatten()
+        hostcalls::get_property(vec!["xds", "route_name"])
+            .ok()
+            .flatten()
     }
     fn path(&mut self) -> Option<Vec<u8>> {
         self.get(":path").map(<[u8]>::to_vec)
@@ -38,7 +40,11 @@ impl RequestFacts for Host {
 
 #[link(wasm_import_module = "env")]
 extern "C" {
-    fn proxy_get_header_map_pairs(map_type: MapType, data: *mut *mut u8, size: *mut usize) -> Status;
+    fn proxy_get_header_map_pairs(
+        map_type: MapType,
+        data: *mut *mut u8,
+        size: *mut usize,
+    ) -> Status;
 }
 
 /// The request headers, serialized as the ABI hands them over. Called

@@ -25,14 +25,27 @@ impl Metrics {
     /// request down.
     pub fn define(layout: StatsLayout) -> Metrics {
         let define = |kind, name: &String| hostcalls::define_metric(kind, name).unwrap_or(u32::MAX);
-        let counters: Vec<u32> = layout.counters.iter().map(|n| define(MetricType::Counter, n)).collect();
-        let histograms = layout.histograms.iter().map(|n| define(MetricType::Histogram, n)).collect();
+        let counters: Vec<u32> = layout
+            .counters
+            .iter()
+            .map(|n| define(MetricType::Counter, n))
+            .collect();
+        let histograms = layout
+            .histograms
+            .iter()
+            .map(|n| define(MetricType::Histogram, n))
+            .collect();
         for gauge in &layout.gauges {
             // The guard does not exist yet: its state is "not tripped".
             let _ = hostcalls::record_metric(define(MetricType::Gauge, gauge), 0);
         }
         let pending = RefCell::new(vec![0; counters.len()]);
-        Metrics { layout, counters, histograms, pending }
+        Metrics {
+            layout,
+            counters,
+            histograms,
+            pending,
+        }
     }
 
     pub fn count(&self, counter: usize) {

@@ -46,7 +46,12 @@ impl Runtime {
         let active = RefCell::new(plan.weights_at(now));
         let metrics = Metrics::define(StatsLayout::of(&plan));
         let seed = getrandom::u64().unwrap_or(0x9e37_79b9_7f4a_7c15);
-        Runtime { plan, active, metrics, rng: Cell::new(seed) }
+        Runtime {
+            plan,
+            active,
+            metrics,
+            rng: Cell::new(seed),
+        }
     }
 
     fn next_u64(&self) -> u64 {
@@ -74,7 +79,9 @@ struct Root {
 impl Default for Root {
     fn default() -> Self {
         let empty = config::parse(b"").unwrap_or_default();
-        Root { runtime: Rc::new(Runtime::new(empty, 0)) }
+        Root {
+            runtime: Rc::new(Runtime::new(empty, 0)),
+        }
     }
 }
 
@@ -99,7 +106,11 @@ impl RootContext for Root {
                 // The old runtime publishes its last counts when the last
                 // request holding it ends.
                 self.runtime = Rc::new(Runtime::new(plan, unix_now()));
-                let tick = if splits > 0 { Duration::from_secs(1) } else { Duration::ZERO };
+                let tick = if splits > 0 {
+                    Duration::from_secs(1)
+                } else {
+                    Duration::ZERO
+                };
                 let _ = hostcalls::set_tick_period(tick);
                 log::info!("configuration applied ({splits} splits)");
                 true
@@ -161,7 +172,9 @@ impl HttpContext for Request {
         let mut host = Host::default();
         let verdict = {
             let active = runtime.active.borrow();
-            decide::evaluate(plan, &active, &mut host, || (runtime.next_u64() % 10_000) as u16)
+            decide::evaluate(plan, &active, &mut host, || {
+                (runtime.next_u64() % 10_000) as u16
+            })
         };
         self.ensure_traceparent(&mut host, &verdict);
         match verdict {
@@ -176,10 +189,17 @@ impl HttpContext for Request {
             }
             Verdict::Route(decision) => {
                 let split = &plan.splits[decision.split];
-                set_request_header(&plan.decision_header, Some(split.clusters[decision.cluster].as_bytes()));
+                set_request_header(
+                    &plan.decision_header,
+                    Some(split.clusters[decision.cluster].as_bytes()),
+                );
                 clear_route_cache();
                 let metrics = &runtime.metrics;
-                metrics.count(metrics.layout.request(decision.split, decision.cluster, decision.reason));
+                metrics.count(metrics.layout.request(
+                    decision.split,
+                    decision.cluster,
+                    decision.reason,
+                ));
                 self.decision = Some(decision);
                 Action::Continue
             }
@@ -188,8 +208,11 @@ impl HttpContext for Request {
                 if let Some(counter) = metrics.layout.rejected(refusal.split, refusal.mode) {
                     metrics.count(counter);
                 }
-                let content_type =
-                    if refusal.body.starts_with('{') { "application/json" } else { "text/plain; charset=utf-8" };
+                let content_type = if refusal.body.starts_with('{') {
+                    "application/json"
+                } else {
+                    "text/plain; charset=utf-8"
+                };
                 let trace_id = std::str::from_utf8(&self.trace_id).unwrap_or_default();
                 let headers = vec![
                     ("retry-after", refusal.retry_after),
@@ -215,12 +238,20 @@ impl HttpContext for Request {
         );
         if let (true, Some(d)) = (plan.debug, self.decision) {
             let split = &plan.splits[d.split];
-            let mut value =
-                format!("split={}; cluster={}; reason={}", split.name, split.clusters[d.cluster], d.reason.as_str());
+            let mut value = format!(
+                "split={}; cluster={}; reason={}",
+                split.name,
+                split.clusters[d.cluster],
+                d.reason.as_str()
+            );
             if let Some(bucket) = d.bucket {
                 value.push_str(&format!("; bucket={}", bucket.0));
             }
-            let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, "x-turnout-decision", Some(&value));
+            let _ = hostcalls::set_map_value(
+                MapType::HttpResponseHeaders,
+                "x-turnout-decision",
+                Some(&value),
+            );
         }
         Action::Continue
     }
@@ -230,7 +261,9 @@ impl HttpContext for Request {
         let code = property_u64(&["response", "code"]);
         let class = match Class::of(code, false) {
             Class::ServerError | Class::Reset => {
-                let details = hostcalls::get_property(vec!["response", "code_details"]).ok().flatten();
+                let details = hostcalls::get_property(vec!["response", "code_details"])
+                    .ok()
+                    .flatten();
                 Class::of(code, details.is_some_and(|d| stats::details_mean_reset(&d)))
             }
             class => class,
@@ -238,7 +271,10 @@ impl HttpContext for Request {
         let metrics = &self.runtime.metrics;
         metrics.count(metrics.layout.response(d.split, d.cluster, class));
         if let Some(nanos) = property_u64(&["request", "duration"]) {
-            metrics.record(metrics.layout.latency(d.split, d.cluster), nanos / 1_000_000);
+            metrics.record(
+                metrics.layout.latency(d.split, d.cluster),
+                nanos / 1_000_000,
+            );
         }
     }
 }
@@ -249,13 +285,16 @@ impl Request {
     /// turnout's `tracestate` member when configured.
     fn ensure_traceparent(&mut self, host: &mut Host, verdict: &Verdict<'_>) {
         let plan = &self.runtime.plan;
-        let kept: Option<[u8; 32]> =
-            host.get("traceparent").and_then(trace::trace_id).and_then(|id| id.try_into().ok());
+        let kept: Option<[u8; 32]> = host
+            .get("traceparent")
+            .and_then(trace::trace_id)
+            .and_then(|id| id.try_into().ok());
         match kept {
             Some(id) => self.trace_id = id,
             None => {
                 let traceparent = trace::new_traceparent(self.runtime.random_bytes());
-                self.trace_id.copy_from_slice(trace::trace_id_of(&traceparent));
+                self.trace_id
+                    .copy_from_slice(trace::trace_id_of(&traceparent));
                 set_request_header("traceparent", Some(&traceparent));
                 if host.get("tracestate").is_some() {
                     set_request_header("tracestate", None);
@@ -264,8 +303,15 @@ impl Request {
         }
         if let (true, Verdict::Route(d)) = (plan.trace.tracestate, verdict) {
             let cluster = &plan.splits[d.split].clusters[d.cluster];
-            let inbound = if kept.is_some() { host.get("tracestate") } else { None };
-            set_request_header("tracestate", Some(&trace::with_turnout_member(inbound, cluster)));
+            let inbound = if kept.is_some() {
+                host.get("tracestate")
+            } else {
+                None
+            };
+            set_request_header(
+                "tracestate",
+                Some(&trace::with_turnout_member(inbound, cluster)),
+            );
         }
     }
 }

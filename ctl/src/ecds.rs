@@ -1,0 +1,247 @@
+//! ECDS resource files: the JSON file a standalone Envoy watches
+//! (`path_config_source`) to receive the filter's config without a restart.
+//!
+//! A file is a discovery response: `{"resources": [TypedExtensionConfig…]}`,
+//! each resource a `Wasm` filter config whose plugin configuration is a
+//! `StringValue` holding turnout's JSON config as a string. Envoy picks the
+//! parser by file extension, so these files are JSON and end in `.json`.
+
+use std::io::Write;
+use std::path::Path;
+
+use serde_json::Value;
+use turnout::config::Problem;
+
+use crate::fail::Fail;
+use crate::input::{self, Form};
+use crate::jsontext::{self, Seg};
+use crate::write;
+
+pub const RESOURCE_TYPE: &str = "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig";
+pub const WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
+pub const STRING_VALUE: &str = "type.googleapis.com/google.protobuf.StringValue";
+
+/// One turnout filter config found in an ECDS file.
+#[derive(Clone, Debug)]
+pub struct Resource {
+    /// Position in `resources`.
+    pub index: usize,
+    /// The resource name: the HTTP filter's `config_discovery` names it.
+    pub name: String,
+    /// The companion config text (empty when the file gives none: no splits).
+    pub config: String,
+}
+
+/// Whether a parsed document is an ECDS resource file rather than a plain
+/// config (a config has no `resources` field: the filter refuses one).
+pub fn is_ecds(doc: &Value) -> bool {
+    doc.as_object().is_some_and(|o| o.contains_key("resources"))
+}
+
+/// The turnout configs of an ECDS file, or what is wrong with its structure,
+/// each problem named by its path in the file.
+pub fn resources(doc: &Value) -> Result<Vec<Resource>, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut fail = |path: String, message: String| problems.push(Problem { path, message });
+    let Some(items) = doc.get("resources").and_then(Value::as_array) else {
+        fail("resources".into(), "is not an array".into());
+        return Err(problems);
+    };
+    if items.is_empty() {
+        fail("resources".into(), "is empty: no filter config".into());
+    }
+    let mut found = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        let path = format!("resources[{index}]");
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+        let at_type = text(item.get("@type"));
+        if at_type.as_deref() != Some(RESOURCE_TYPE) {
+            fail(format!("{path}.@type"), format!("is not {RESOURCE_TYPE}"));
+            continue;
+        }
+        let Some(name) = text(item.get("name")).filter(|n| !n.is_empty()) else {
+            fail(format!("{path}.name"), "is required".into());
+            continue;
+        };
+        let typed = item.get("typed_config");
+        if text(typed.and_then(|t| t.get("@type"))).as_deref() != Some(WASM_TYPE) {
+            fail(
+                format!("{path}.typed_config.@type"),
+                format!("is not {WASM_TYPE}"),
+            );
+            continue;
+        }
+        let config = match typed.and_then(|t| t.get("config")?.get("configuration")) {
+            None => String::new(),
+            Some(any) => {
+                let cpath = format!("{path}.typed_config.config.configuration");
+                if text(any.get("@type")).as_deref() != Some(STRING_VALUE) {
+                    fail(format!("{cpath}.@type"), format!("is not {STRING_VALUE}"));
+                    continue;
+                }
+                match any.get("value") {
+                    None => String::new(),
+                    Some(Value::String(s)) => s.clone(),
+                    Some(_) => {
+                        fail(format!("{cpath}.value"), "is not a string".into());
+                        continue;
+                    }
+                }
+            }
+        };
+        found.push(Resource {
+            index,
+            name,
+            config,
+        });
+    }
+    if problems.is_empty() {
+        Ok(found)
+    } else {
+        Err(problems)
+    }
+}
+
+/// The file `text` with the config of resource `index` replaced by
+/// `config`; every other byte of the file is kept. `None` if the resource
+/// has no `configuration.value` to replace.
+pub fn replace_config(text: &str, index: usize, config: &str) -> Option<String> {
+    let span = jsontext::find(
+        text,
+        &[
+            Seg::Key("resources"),
+            Seg::Index(index),
+            Seg::Key("typed_config"),
+            Seg::Key("config"),
+            Seg::Key("configuration"),
+            Seg::Key("value"),
+        ],
+    )?;
+    let quoted = serde_json::to_string(config).ok()?;
+    Some(jsontext::replace(text, &span, &quoted))
+}
+
+/// A new ECDS file holding one resource called `name`: the wasm module at
+/// `wasm` (as Envoy will see the path) run by `runtime`, with `config` as
+/// its plugin configuration. Keys are written in the order people read them.
+pub fn wrap(name: &str, wasm: &str, runtime: &str, config: &str) -> String {
+    let q = |s: &str| Value::String(s.to_string()).to_string();
+    format!(
+        r#"{{
+  "resources": [
+    {{
+      "@type": "{RESOURCE_TYPE}",
+      "name": {name},
+      "typed_config": {{
+        "@type": "{WASM_TYPE}",
+        "config": {{
+          "name": "turnout",
+          "root_id": "turnout",
+          "vm_config": {{
+            "vm_id": "turnout",
+            "runtime": {runtime},
+            "code": {{"local": {{"filename": {wasm}}}}}
+          }},
+          "configuration": {{
+            "@type": "{STRING_VALUE}",
+            "value": {config}
+          }}
+        }}
+      }}
+    }}
+  ]
+}}
+"#,
+        name = q(name),
+        runtime = q(runtime),
+        wasm = q(wasm),
+        config = q(config),
+    )
+}
+
+/// `turnoutctl ecds`: wraps a plain config into the ECDS file Envoy
+/// watches, after the filter's parser accepted it (a refused config in that
+/// file would leave Envoy on its old config, or answering 500 at startup).
+pub fn run(
+    config: &Path,
+    wasm: &str,
+    name: &str,
+    runtime: &str,
+    output: Option<&Path>,
+) -> Result<(), Fail> {
+    let input = input::read(config)?;
+    if !matches!(input.form, Form::Plain) {
+        return Err(Fail::Usage(format!(
+            "{} is already an ECDS resource file",
+            config.display()
+        )));
+    }
+    let text = input.text.trim_end();
+    input::parse(text, &input.label(None))?;
+    let file = wrap(name, wasm, runtime, text);
+    match output {
+        None => std::io::stdout()
+            .write_all(file.as_bytes())
+            .map_err(|e| Fail::Refused(format!("cannot write to stdout: {e}"))),
+        Some(out) => {
+            write::replace(out, file.as_bytes())
+                .map_err(|e| Fail::Refused(format!("cannot write {}: {e}", out.display())))?;
+            if out.extension().is_none_or(|e| e != "json") {
+                eprintln!(
+                    "note: Envoy reads a path_config_source file as JSON only when its name ends in .json"
+                );
+            }
+            outln!("wrote {} (resource {name:?})", out.display());
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrapped_file_reads_back_and_edits_in_place() {
+        let config = "{\"splits\": []}\n";
+        let text = wrap("turnout", "/x/\"t\".wasm", "envoy.wasm.runtime.v8", config);
+        let doc: Value = serde_json::from_str(&text).unwrap();
+        assert!(is_ecds(&doc));
+        let found = resources(&doc).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].name, "turnout");
+        assert_eq!(found[0].config, config);
+        let vm = &doc["resources"][0]["typed_config"]["config"]["vm_config"];
+        assert_eq!(vm["code"]["local"]["filename"], "/x/\"t\".wasm");
+
+        let edited = replace_config(&text, 0, "{}").unwrap();
+        let doc: Value = serde_json::from_str(&edited).unwrap();
+        assert_eq!(resources(&doc).unwrap()[0].config, "{}");
+        assert_eq!(edited.replace(r#""value": "{}""#, ""), {
+            let old = serde_json::to_string(config).unwrap();
+            text.replace(&format!("\"value\": {old}"), "")
+        });
+    }
+
+    #[test]
+    fn structure_problems_name_the_field() {
+        let doc: Value = serde_json::from_str(
+            r#"{"resources": [{"@type": "x"}, {"@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig", "name": "t",
+               "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+               "config": {"configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": 3}}}}]}"#,
+        )
+        .unwrap();
+        let problems: Vec<String> = resources(&doc)
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            problems,
+            [
+                format!("resources[0].@type: is not {RESOURCE_TYPE}"),
+                "resources[1].typed_config.config.configuration.value: is not a string".into(),
+            ]
+        );
+    }
+}

@@ -1,0 +1,247 @@
+//! turnoutctl: the operator's command line for turnout, on the filter's own
+//! pure core (`turnout::config`, `bucket`, `decide`, `schedule`), so that
+//! it accepts and refuses exactly what Envoy's filter does, and predicts
+//! exactly where Envoy sends each user.
+//!
+//! Exit codes: 0 done, 1 refused or invalid (the config, or the change),
+//! 2 usage (the command line, or a file that cannot be read).
+
+/// `println!` that does not panic when stdout is closed early, as in
+/// `turnoutctl cohort … | head`: the rest of the output is dropped.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `print!`, likewise.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+mod change;
+mod check;
+mod cohort;
+mod ecds;
+mod edit;
+mod explain;
+mod fail;
+mod input;
+mod jsontext;
+mod moves;
+mod show;
+mod write;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use clap::{ArgGroup, Parser, Subcommand};
+
+use crate::change::Change;
+use crate::fail::Fail;
+
+#[derive(Parser)]
+#[command(
+    name = "turnoutctl",
+    version,
+    about = "Check turnout configs, explain decisions, size cohorts and edit the ECDS files Envoy watches",
+    after_help = "CONFIG is a turnout JSON config or an ECDS resource file (JSON) holding one.\n\
+                  Exit codes: 0 ok, 1 refused or invalid, 2 usage."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate a config as the filter would; print one line per split, or every problem.
+    Check {
+        config: PathBuf,
+        /// Weights as at this time (RFC 3339) instead of now.
+        #[arg(long, value_parser = at_arg)]
+        at: Option<i64>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Where a request goes and why: split, cluster, reason, bucket, weights.
+    #[command(group(ArgGroup::new("where").required(true).multiple(true).args(["route", "path"])))]
+    Explain {
+        config: PathBuf,
+        /// The user's key, put where the config looks first (its first user_key source).
+        #[arg(long)]
+        user: Option<String>,
+        /// Envoy's matched route name.
+        #[arg(long)]
+        route: Option<String>,
+        /// The request path (query included).
+        #[arg(long)]
+        path: Option<String>,
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// A request header, NAME=VALUE (repeatable).
+        #[arg(long = "header", value_name = "NAME=VALUE", value_parser = pair_arg)]
+        headers: Vec<(String, String)>,
+        /// A cookie, NAME=VALUE (repeatable).
+        #[arg(long = "cookie", value_name = "NAME=VALUE", value_parser = pair_arg)]
+        cookies: Vec<(String, String)>,
+        /// A query parameter, NAME=VALUE (repeatable; percent-encoded for you).
+        #[arg(long = "query", value_name = "NAME=VALUE", value_parser = pair_arg)]
+        query: Vec<(String, String)>,
+        /// Explain as at this time (RFC 3339) instead of now.
+        #[arg(long, value_parser = at_arg)]
+        at: Option<i64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Count users per cluster; with --set, who would move where.
+    Cohort {
+        config: PathBuf,
+        /// User keys, one per line.
+        #[arg(long)]
+        users: PathBuf,
+        /// Only this split.
+        #[arg(long)]
+        split: Option<String>,
+        /// A proposed weight, SPLIT.CLUSTER=WEIGHT (repeatable).
+        #[arg(long = "set", value_name = "SPLIT.CLUSTER=WEIGHT", value_parser = cohort::set_arg)]
+        sets: Vec<cohort::Set>,
+        /// Weights as at this time (RFC 3339) instead of now.
+        #[arg(long, value_parser = at_arg)]
+        at: Option<i64>,
+    },
+    /// Set a target's weight (percent) in an ECDS file; replaces a schedule.
+    SetWeight {
+        ecds_file: PathBuf,
+        split: String,
+        cluster: String,
+        #[arg(value_parser = change::weight_arg, allow_hyphen_values = true)]
+        weight: String,
+    },
+    /// Send every request of SPLIT to its stable cluster, now.
+    Rollback { ecds_file: PathBuf, split: String },
+    /// Undo `rollback`: SPLIT goes back to its weights and pins.
+    Resume { ecds_file: PathBuf, split: String },
+    /// Wrap a plain config into an ECDS resource file for Envoy to watch.
+    Ecds {
+        config: PathBuf,
+        /// The wasm module's path as Envoy sees it.
+        #[arg(long)]
+        wasm: String,
+        /// The resource name (the filter's config_discovery names it).
+        #[arg(long, default_value = "turnout")]
+        name: String,
+        #[arg(long, default_value = "envoy.wasm.runtime.v8")]
+        runtime: String,
+        /// Write here (atomically) instead of stdout; Envoy wants a .json name.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse().command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(fail) => {
+            let message = fail.to_string();
+            if !message.is_empty() {
+                eprintln!("turnoutctl: {message}");
+            }
+            ExitCode::from(fail.code())
+        }
+    }
+}
+
+fn run(command: Command) -> Result<(), Fail> {
+    match command {
+        Command::Check { config, at, json } => check::run(&config, at.unwrap_or_else(now), json),
+        Command::Explain {
+            config,
+            user,
+            route,
+            path,
+            method,
+            headers,
+            cookies,
+            query,
+            at,
+            json,
+        } => {
+            let ask = explain::Ask {
+                user,
+                route,
+                path,
+                method,
+                headers,
+                cookies,
+                query,
+                at: at.unwrap_or_else(now),
+                json,
+            };
+            explain::run(&input::read(&config)?, &ask)
+        }
+        Command::Cohort {
+            config,
+            users,
+            split,
+            sets,
+            at,
+        } => cohort::run(
+            &input::read(&config)?,
+            &users,
+            split.as_deref(),
+            &sets,
+            at.unwrap_or_else(now),
+        ),
+        Command::SetWeight {
+            ecds_file,
+            split,
+            cluster,
+            weight,
+        } => edit::run(
+            &ecds_file,
+            &Change::Weight {
+                split,
+                cluster,
+                weight,
+            },
+            now(),
+        ),
+        Command::Rollback { ecds_file, split } => {
+            edit::run(&ecds_file, &Change::Rollback { split, on: true }, now())
+        }
+        Command::Resume { ecds_file, split } => {
+            edit::run(&ecds_file, &Change::Rollback { split, on: false }, now())
+        }
+        Command::Ecds {
+            config,
+            wasm,
+            name,
+            runtime,
+            output,
+        } => ecds::run(&config, &wasm, &name, &runtime, output.as_deref()),
+    }
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn at_arg(text: &str) -> Result<i64, String> {
+    turnout::schedule::parse_rfc3339(text).map_err(|e| format!("{text:?} {e}"))
+}
+
+fn pair_arg(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .filter(|(n, _)| !n.is_empty())
+        .ok_or_else(|| format!("{text:?} is not NAME=VALUE"))
+}

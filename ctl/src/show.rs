@@ -1,0 +1,143 @@
+//! How the plan's values are written for people: percentages, times,
+//! matchers and the weight each target has at a moment. Shared by every
+//! command so that `check`, `explain`, `cohort` and the edits agree.
+
+use turnout::bucket::BUCKETS;
+use turnout::plan::{MatchOn, Matcher, SplitPlan, Weight};
+use turnout::schedule::{self, Step};
+
+/// Basis points as a percentage without needless zeros: `25 %`, `0.5 %`.
+pub fn pct(bps: u64) -> String {
+    let text = format!("{}.{:02}", bps / 100, bps % 100);
+    format!("{} %", text.trim_end_matches('0').trim_end_matches('.'))
+}
+
+/// A count as a share of `total`, two decimals: `24.80 %`.
+pub fn share(count: usize, total: usize) -> String {
+    if total == 0 {
+        return "-".into();
+    }
+    format!("{:.2} %", count as f64 * 100.0 / total as f64)
+}
+
+/// Unix seconds as RFC 3339 UTC, the form schedules are written in.
+pub fn rfc3339(secs: i64) -> String {
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // H. Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// `route "users"`, `prefix "/api" (GET, POST)`.
+pub fn matcher(m: &Matcher) -> String {
+    let on = match &m.on {
+        MatchOn::Route(r) => format!("route {r:?}"),
+        MatchOn::Prefix(p) => format!("prefix {p:?}"),
+        MatchOn::Path(p) => format!("path {p:?}"),
+    };
+    if m.methods.is_empty() {
+        on
+    } else {
+        format!("{on} [{}]", m.methods.join(", "))
+    }
+}
+
+/// A target of a split at one moment.
+pub struct TargetNow<'p> {
+    pub cluster: &'p str,
+    pub weight: u16,
+    /// Buckets it owns: `first..end`.
+    pub first: u16,
+    pub end: u16,
+    /// The schedule's next step, when the weight is scheduled and one remains.
+    pub schedule: Option<Option<&'p Step>>,
+}
+
+/// The targets of `split` at `now`, with the bucket ranges they own.
+pub fn targets_at(split: &SplitPlan, now: i64) -> Vec<TargetNow<'_>> {
+    let mut first = 0u16;
+    split
+        .weights
+        .iter()
+        .zip(&split.clusters[1..])
+        .map(|(w, cluster)| {
+            let weight = w.at(now);
+            let end = first.saturating_add(weight).min(BUCKETS);
+            let t = TargetNow {
+                cluster,
+                weight,
+                first,
+                end,
+                schedule: match w {
+                    Weight::Fixed(_) => None,
+                    Weight::Schedule(steps) => Some(schedule::next_step(steps, now)),
+                },
+            };
+            first = end;
+            t
+        })
+        .collect()
+}
+
+impl TargetNow<'_> {
+    /// `fastapi 25 %`, `canary 5 % (schedule: next 10 % at 2026-…Z)`.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} {}{}",
+            self.cluster,
+            pct(self.weight.into()),
+            self.next()
+        )
+    }
+
+    /// What the schedule does next, if the weight is scheduled.
+    pub fn next(&self) -> String {
+        match self.schedule {
+            None => String::new(),
+            Some(None) => " (schedule: last step reached)".into(),
+            Some(Some(step)) => format!(
+                " (schedule: next {} at {})",
+                pct(step.weight.into()),
+                rfc3339(step.at)
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_percentages_and_times() {
+        assert_eq!(pct(2500), "25 %");
+        assert_eq!(pct(50), "0.5 %");
+        assert_eq!(pct(5), "0.05 %");
+        assert_eq!(pct(0), "0 %");
+        assert_eq!(pct(10_000), "100 %");
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_796_115_600), "2026-12-01T09:00:00Z");
+        assert_eq!(rfc3339(1_709_164_800), "2024-02-29T00:00:00Z");
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59Z");
+        for t in [0i64, 951_782_400, 1_796_115_600, 4_102_444_799] {
+            assert_eq!(
+                turnout::schedule::parse_rfc3339(&rfc3339(t)),
+                Ok(t),
+                "round trip {t}"
+            );
+        }
+    }
+}
