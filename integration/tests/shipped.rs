@@ -1,0 +1,87 @@
+//! The files in `envoy/` that operators copy: the standalone bootstrap and
+//! its ECDS resource boot in the real Envoy and split as documented, and
+//! every bootstrap carries the stats tags of `envoy/stats_tags.yaml`.
+
+use std::fs;
+
+use integration::stage::served_by;
+use integration::{filter_wasm, scratch_dir, workspace_root, Envoy, Upstream};
+
+fn read(path: &str) -> String {
+    fs::read_to_string(workspace_root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The entries of a `stats_tags:` list, whatever their indentation.
+fn tag_entries(yaml: &str) -> Vec<String> {
+    let start = yaml.find("stats_tags:").expect("a stats_tags: list");
+    yaml[start..]
+        .lines()
+        .skip(1)
+        .map(str::trim)
+        .take_while(|l| l.starts_with("- tag_name:") || l.starts_with("regex:"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn every_bootstrap_carries_the_stats_tags() {
+    let tags = tag_entries(&read("envoy/stats_tags.yaml"));
+    assert_eq!(tags.len(), 10, "5 tags, each a name and a regex");
+    for entry in fs::read_dir(workspace_root().join("envoy")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = fs::read_to_string(&path).unwrap_or_default();
+        if path.extension().is_some_and(|e| e == "yaml") && text.contains("static_resources:") {
+            assert_eq!(tag_entries(&text), tags, "{}", path.display());
+        }
+    }
+}
+
+#[test]
+fn the_standalone_bootstrap_and_its_ecds_file_split_as_documented() {
+    let (legacy, fastapi) = (Upstream::start("legacy"), Upstream::start("fastapi"));
+    let dir = scratch_dir("shipped");
+    let wasm = filter_wasm();
+    let resource = read("envoy/ecds/turnout.json").replace(
+        "target/wasm32-wasip1/release/turnout.wasm",
+        &wasm.to_string_lossy(),
+    );
+    fs::write(dir.join("turnout.json"), resource).unwrap();
+    let yaml = read("envoy/standalone.yaml")
+        .replace("envoy/ecds", &dir.to_string_lossy())
+        .replace("port_value: 9901", "port_value: 0")
+        .replace("port_value: 10000", "port_value: 0")
+        .replace(
+            "port_value: 18081",
+            &format!("port_value: {}", legacy.port()),
+        )
+        .replace(
+            "port_value: 18082",
+            &format!("port_value: {}", fastapi.port()),
+        );
+    let envoy = Envoy::start(&yaml, 2);
+    let mut client = envoy.client("turnout");
+
+    // The README's examples: alice (bucket 201) is in the 25 %, bob (4352)
+    // is not, qa-1 is pinned, and other paths go to legacy untouched.
+    for (user, want) in [("alice", "fastapi"), ("bob", "legacy"), ("qa-1", "fastapi")] {
+        let r = client.get("/users", &[("x-user-id", user)]);
+        assert_eq!(served_by(&r).as_deref(), Some(want), "{user}");
+        assert!(
+            r.header("x-turnout-decision").is_some(),
+            "debug is on in the demo"
+        );
+    }
+    let r = client.get("/", &[("x-user-id", "alice")]);
+    assert_eq!(served_by(&r).as_deref(), Some("legacy"));
+
+    let series = r#"turnout_requests_total{split="users",cluster="fastapi",reason="pin"} 1"#;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !envoy.prometheus().contains(series) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            envoy.prometheus()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
