@@ -106,12 +106,9 @@ impl RootContext for Root {
                 // The old runtime publishes its last counts when the last
                 // request holding it ends.
                 self.runtime = Rc::new(Runtime::new(plan, unix_now()));
-                let tick = if splits > 0 {
-                    Duration::from_secs(1)
-                } else {
-                    Duration::ZERO
-                };
-                let _ = hostcalls::set_tick_period(tick);
+                // Every second: publish the counters (a top-level mode
+                // counts rejections even with no split) and follow schedules.
+                let _ = hostcalls::set_tick_period(Duration::from_secs(1));
                 log::info!("configuration applied ({splits} splits)");
                 true
             }
