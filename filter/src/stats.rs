@@ -94,6 +94,10 @@ pub struct StatsLayout {
     pub histograms: Vec<String>,
     /// Gauge names: per split, the guard state.
     pub gauges: Vec<String>,
+    /// Gauge names and values: per split, per cluster, whether it is the
+    /// split's stable cluster (1) or a target (0). Alerts on "the new side"
+    /// need it: which cluster is stable is not a label of the counters.
+    pub stable_info: Vec<(String, bool)>,
     /// Where each split's first counter and histogram are.
     split_base: Vec<(usize, usize)>,
     rejected_base: usize,
@@ -110,6 +114,7 @@ impl StatsLayout {
                 .split_base
                 .push((layout.counters.len(), layout.histograms.len()));
             let s = sanitize(&split.name);
+            let first_info = layout.stable_info.len();
             for cluster in &split.clusters {
                 let c = sanitize(cluster);
                 for reason in Reason::ALL {
@@ -127,6 +132,10 @@ impl StatsLayout {
                 layout
                     .histograms
                     .push(format!("turnout.latency_ms.split.{s}.cluster.{c}"));
+                layout.stable_info.push((
+                    format!("turnout.stable_cluster_info.split.{s}.cluster.{c}"),
+                    layout.stable_info.len() == first_info,
+                ));
             }
             layout
                 .gauges

@@ -102,6 +102,14 @@ fn prometheus_shows_exact_counts_per_label() {
             ),
             (responses("legacy", "5xx"), 0.0),
             (r#"turnout_guard_tripped{split="users"}"#.into(), 0.0),
+            (
+                r#"turnout_stable_cluster_info{split="users",cluster="legacy"}"#.into(),
+                1.0,
+            ),
+            (
+                r#"turnout_stable_cluster_info{split="users",cluster="fastapi"}"#.into(),
+                0.0,
+            ),
         ],
     );
     assert!(

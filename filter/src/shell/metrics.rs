@@ -39,6 +39,9 @@ impl Metrics {
             // The guard does not exist yet: its state is "not tripped".
             let _ = hostcalls::record_metric(define(MetricType::Gauge, gauge), 0);
         }
+        for (gauge, stable) in &layout.stable_info {
+            let _ = hostcalls::record_metric(define(MetricType::Gauge, gauge), u64::from(*stable));
+        }
         let pending = RefCell::new(vec![0; counters.len()]);
         Metrics {
             layout,
