@@ -79,7 +79,8 @@ fn hex(b: &u8) -> Option<u8> {
     }
 }
 
-fn trim(bytes: &[u8]) -> &[u8] {
+/// Strips HTTP optional whitespace (spaces and tabs) from both ends.
+pub(crate) fn trim(bytes: &[u8]) -> &[u8] {
     let is_space = |b: &u8| *b == b' ' || *b == b'\t';
     let start = bytes
         .iter()

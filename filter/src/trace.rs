@@ -3,6 +3,8 @@
 //!
 //! Pure: the random bytes of a new trace come from the caller.
 
+use crate::keys::trim;
+
 /// A valid version-00 `traceparent` is exactly this long; later versions
 /// may be longer, with a `-` after the first 55 bytes.
 const LEN: usize = 55;
@@ -95,19 +97,6 @@ pub fn with_turnout_member(tracestate: Option<&[u8]>, cluster: &str) -> Vec<u8> 
         out.extend_from_slice(member);
     }
     out
-}
-
-fn trim(bytes: &[u8]) -> &[u8] {
-    let is_space = |b: &u8| *b == b' ' || *b == b'\t';
-    let start = bytes
-        .iter()
-        .position(|b| !is_space(b))
-        .unwrap_or(bytes.len());
-    let end = bytes
-        .iter()
-        .rposition(|b| !is_space(b))
-        .map_or(start, |e| e + 1);
-    &bytes[start..end]
 }
 
 #[cfg(test)]
