@@ -89,6 +89,34 @@ pub fn parse_rfc3339(text: &str) -> Result<i64, &'static str> {
     Ok(days * 86_400 + hour * 3600 + minute * 60 + second.min(59) - offset)
 }
 
+/// Unix seconds as an RFC 3339 UTC date-time (`2026-12-01T09:00:00Z`): the
+/// form schedules are written in, for tools and messages. The inverse of
+/// [`parse_rfc3339`] on whole seconds.
+pub fn format_rfc3339(secs: i64) -> String {
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01 (H.
+/// Hinnant's algorithm, the inverse of `days_from_civil`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
 fn days_in_month(year: i64, month: i64) -> i64 {
     match month {
         2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
@@ -146,6 +174,15 @@ mod tests {
             "yyyy-12-01T09:00:00Z",
         ] {
             assert!(parse_rfc3339(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn formatting_round_trips() {
+        assert_eq!(format_rfc3339(1_796_115_600), "2026-12-01T09:00:00Z");
+        assert_eq!(format_rfc3339(-1), "1969-12-31T23:59:59Z");
+        for secs in [0, 951_782_400, 1_709_164_800, 4_102_444_799, -86_400 * 366] {
+            assert_eq!(parse_rfc3339(&format_rfc3339(secs)), Ok(secs), "{secs}");
         }
     }
 

@@ -482,29 +482,7 @@ impl Clock {
 
 /// `unix_secs` as RFC 3339 in UTC (`2026-12-01T09:00:00Z`).
 fn rfc3339(unix_secs: u64) -> String {
-    let (days, secs) = ((unix_secs / 86_400) as i64, unix_secs % 86_400);
-    // Days to a civil date (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let text = format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    );
-    assert_eq!(
-        turnout::schedule::parse_rfc3339(&text),
-        Ok(unix_secs as i64),
-        "{text}"
-    );
-    text
+    turnout::schedule::format_rfc3339(unix_secs as i64)
 }
 
 fn schedule(steps: &[(u64, u16)]) -> String {
