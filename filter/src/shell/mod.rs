@@ -22,7 +22,7 @@ use crate::plan::{ActiveWeights, Plan};
 use crate::stats::{self, Class, StatsLayout};
 use crate::trace;
 
-use host::Host;
+use host::{Host, Write};
 use metrics::Metrics;
 
 proxy_wasm::main! {{
@@ -39,6 +39,9 @@ struct Runtime {
     /// once from the host's entropy: one hostcall per configuration, not
     /// per request.
     rng: Cell<u64>,
+    /// Where the debug header is written, kept between requests so that
+    /// writing it allocates nothing once it has grown.
+    scratch: RefCell<Vec<u8>>,
 }
 
 impl Runtime {
@@ -51,6 +54,7 @@ impl Runtime {
             active,
             metrics,
             rng: Cell::new(seed),
+            scratch: RefCell::new(Vec::new()),
         }
     }
 
@@ -179,18 +183,25 @@ impl HttpContext for Request {
                 // A client never picks its cluster: drop an inbound decision
                 // header, and match the route again if one was there.
                 if host.get(&plan.decision_header).is_some() {
-                    set_request_header(&plan.decision_header, None);
-                    clear_route_cache();
+                    set_request_header(&plan.decision_header, None, Write::Replace);
+                    host::clear_route_cache();
                 }
                 Action::Continue
             }
             Verdict::Route(decision) => {
                 let split = &plan.splits[decision.split];
+                // Replace only an inbound one (a client never picks its
+                // cluster); else add, which spares Envoy a lookup.
+                let how = match host.get(&plan.decision_header) {
+                    Some(_) => Write::Replace,
+                    None => Write::Add,
+                };
                 set_request_header(
                     &plan.decision_header,
                     Some(split.clusters[decision.cluster].as_bytes()),
+                    how,
                 );
-                clear_route_cache();
+                host::clear_route_cache();
                 let metrics = &runtime.metrics;
                 metrics.count(metrics.layout.request(
                     decision.split,
@@ -227,27 +238,37 @@ impl HttpContext for Request {
         if self.answered_locally {
             return Action::Continue;
         }
-        let plan = &self.runtime.plan;
-        let _ = hostcalls::set_map_value_bytes(
+        let runtime = &self.runtime;
+        let plan = &runtime.plan;
+        host::set_header(
             MapType::HttpResponseHeaders,
             &plan.trace.response_header,
             Some(&self.trace_id),
+            Write::Replace,
         );
         if let (true, Some(d)) = (plan.debug, self.decision) {
             let split = &plan.splits[d.split];
-            let mut value = format!(
-                "split={}; cluster={}; reason={}",
-                split.name,
-                split.clusters[d.cluster],
-                d.reason.as_str()
-            );
-            if let Some(bucket) = d.bucket {
-                value.push_str(&format!("; bucket={}", bucket.0));
+            let mut value = runtime.scratch.borrow_mut();
+            value.clear();
+            for part in [
+                "split=",
+                &split.name,
+                "; cluster=",
+                &split.clusters[d.cluster],
+                "; reason=",
+                d.reason.as_str(),
+            ] {
+                value.extend_from_slice(part.as_bytes());
             }
-            let _ = hostcalls::set_map_value(
+            if let Some(bucket) = d.bucket {
+                value.extend_from_slice(b"; bucket=");
+                push_decimal(&mut value, bucket.0);
+            }
+            host::set_header(
                 MapType::HttpResponseHeaders,
                 "x-turnout-decision",
                 Some(&value),
+                Write::Replace,
             );
         }
         Action::Continue
@@ -255,19 +276,17 @@ impl HttpContext for Request {
 
     fn on_log(&mut self) {
         let Some(d) = self.decision else { return };
-        let code = property_u64(&["response", "code"]);
+        let code = host::property_u64(host::RESPONSE_CODE);
         let class = match Class::of(code, false) {
             Class::ServerError | Class::Reset => {
-                let details = hostcalls::get_property(vec!["response", "code_details"])
-                    .ok()
-                    .flatten();
+                let details = host::property(host::RESPONSE_CODE_DETAILS);
                 Class::of(code, details.is_some_and(|d| stats::details_mean_reset(&d)))
             }
             class => class,
         };
         let metrics = &self.runtime.metrics;
         metrics.count(metrics.layout.response(d.split, d.cluster, class));
-        if let Some(nanos) = property_u64(&["request", "duration"]) {
+        if let Some(nanos) = host::property_u64(host::REQUEST_DURATION) {
             metrics.record(
                 metrics.layout.latency(d.split, d.cluster),
                 nanos / 1_000_000,
@@ -292,9 +311,14 @@ impl Request {
                 let traceparent = trace::new_traceparent(self.runtime.random_bytes());
                 self.trace_id
                     .copy_from_slice(trace::trace_id_of(&traceparent));
-                set_request_header("traceparent", Some(&traceparent));
+                // Absent: add (no lookup in Envoy's map); invalid: replace.
+                let how = match host.get("traceparent") {
+                    Some(_) => Write::Replace,
+                    None => Write::Add,
+                };
+                set_request_header("traceparent", Some(&traceparent), how);
                 if host.get("tracestate").is_some() {
-                    set_request_header("tracestate", None);
+                    set_request_header("tracestate", None, Write::Replace);
                 }
             }
         }
@@ -308,25 +332,28 @@ impl Request {
             set_request_header(
                 "tracestate",
                 Some(&trace::with_turnout_member(inbound, cluster)),
+                Write::Replace,
             );
         }
     }
 }
 
-fn set_request_header(name: &str, value: Option<&[u8]>) {
-    let _ = hostcalls::set_map_value_bytes(MapType::HttpRequestHeaders, name, value);
+fn set_request_header(name: &str, value: Option<&[u8]>, how: Write) {
+    host::set_header(MapType::HttpRequestHeaders, name, value, how);
 }
 
-/// An integer property (Envoy serializes them as 8 little-endian bytes).
-fn property_u64(path: &[&str]) -> Option<u64> {
-    let bytes = hostcalls::get_property(path.to_vec()).ok().flatten()?;
-    let array: [u8; 8] = bytes.as_slice().try_into().ok()?;
-    Some(u64::from_le_bytes(array))
-}
-
-/// Makes Envoy match the route again, so `cluster_header` sees the decision.
-/// Envoy 1.40 still clears the cache when a wasm filter writes a header;
-/// later versions will not, so the call is made explicitly.
-fn clear_route_cache() {
-    let _ = hostcalls::call_foreign_function("clear_route_cache", Some(&[]));
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut Vec<u8>, n: u16) {
+    let mut digits = [0u8; 5];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }

@@ -1,0 +1,823 @@
+//! The side-by-side load benchmark (`cargo bench-load`): one Envoy, one worker, a listener per
+//! way of doing the same sticky split, the same routes and upstreams.
+//!
+//! | listener | what splits `/users` |
+//! | --- | --- |
+//! | `native` | Envoy's own: `weighted_clusters` with `use_hash_policy` and a `hash_policy` on `x-user-id` (no filter) |
+//! | `turnout` | turnout, every feature of the request path on (see [`TURNOUT_CONFIG`]) |
+//! | `floor` | the cheapest proxy-wasm filter that routes by header (`benches/floor`) |
+//! | `floor_clear` | the same, plus the explicit `clear_route_cache` call turnout makes |
+//! | `lua` | an Envoy Lua filter hashing the user into `x-turnout-cluster` ([`LUA_SOURCE`]) |
+//!
+//! Every listener's `/users` route but `native`'s picks its cluster with
+//! `cluster_header: x-turnout-cluster`; `/` goes to `legacy`. The clusters
+//! `legacy` and `fastapi` point at [`Upstreams`].
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use integration::bootstrap::quote;
+use integration::stage::DECISION_HEADER;
+use integration::{Bootstrap, Envoy, Listener, Route, RouteAction, Upstream};
+
+/// The request header that carries the user's id in every variant.
+pub const USER_HEADER: &str = "x-user-id";
+
+/// The ways of splitting, in the order of a round.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    /// (a) Envoy's own sticky split: the limit, the same job with no filter.
+    Native,
+    /// (b) turnout with every feature of the request path on.
+    Turnout,
+    /// (c) the cheapest proxy-wasm filter that routes by header.
+    Floor,
+    /// (c') the floor plus an explicit `clear_route_cache` call.
+    FloorClear,
+    /// (d) a hash split written by hand in Envoy's Lua filter.
+    Lua,
+}
+
+impl Variant {
+    pub const ALL: [Variant; 5] = [
+        Variant::Native,
+        Variant::Turnout,
+        Variant::Floor,
+        Variant::FloorClear,
+        Variant::Lua,
+    ];
+
+    /// The listener's name (and the HCM's stat prefix).
+    pub fn listener(self) -> &'static str {
+        match self {
+            Variant::Native => "native",
+            Variant::Turnout => "turnout",
+            Variant::Floor => "floor",
+            Variant::FloorClear => "floor_clear",
+            Variant::Lua => "lua",
+        }
+    }
+
+    /// How the report names it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Variant::Native => "(a) Envoy weighted_clusters + use_hash_policy",
+            Variant::Turnout => "(b) turnout, every feature",
+            Variant::Floor => "(c) floor: wasm, 1 header read + 1 write",
+            Variant::FloorClear => "(c') floor + clear_route_cache",
+            Variant::Lua => "(d) Lua hash split",
+        }
+    }
+}
+
+/// Turnout's configuration for the benchmark: one split on the `users`
+/// route, 50 % to `fastapi`, the key from `x-user-id` then cookie `uid`,
+/// pins and a force header (neither used by the load, but looked up on
+/// every request), stats (always on) and trace context with the default
+/// settings (`traceparent` written when absent, the trace id echoed in
+/// `x-trace-id`, no `tracestate`). `debug` is off: no `x-turnout-decision`
+/// response header.
+pub const TURNOUT_CONFIG: &str = r#"{"version": 1,
+  "user_key": [{"header": "x-user-id"}, {"cookie": "uid"}],
+  "splits": [{"name": "users", "match": {"route": "users"}, "stable": "legacy",
+    "targets": [{"cluster": "fastapi", "weight": 50}],
+    "pin": {"fastapi": ["qa-1", "qa-2"]}, "force_header": "x-turnout-force"}]}"#;
+
+/// What a user writes by hand in Envoy's Lua filter: a djb2 hash of the
+/// user header, half the buckets to `fastapi`. Envoy's Lua filter clears
+/// the route cache when a script changes request headers.
+pub const LUA_SOURCE: &str = r#"function envoy_on_request(handle)
+  local headers = handle:headers()
+  local user = headers:get("x-user-id")
+  local cluster = "legacy"
+  if user ~= nil and user ~= "" then
+    local h = 5381
+    for i = 1, #user do
+      h = (h * 33 + user:byte(i)) % 4294967296
+    end
+    if h % 10000 < 5000 then
+      cluster = "fastapi"
+    end
+  end
+  headers:replace("x-turnout-cluster", cluster)
+end"#;
+
+/// The cluster the Lua script picks for `user` (the same hash, in Rust).
+pub fn lua_cluster(user: &[u8]) -> &'static str {
+    if user.is_empty() {
+        return "legacy";
+    }
+    let h = user
+        .iter()
+        .fold(5381u64, |h, &b| (h * 33 + u64::from(b)) % (1 << 32));
+    if h % 10000 < 5000 {
+        "fastapi"
+    } else {
+        "legacy"
+    }
+}
+
+/// The cluster the floor filter picks for `user`.
+pub fn floor_cluster(user: &[u8]) -> &'static str {
+    match user.last() {
+        Some(b) if b % 2 == 1 => "fastapi",
+        _ => "legacy",
+    }
+}
+
+/// The upstream side: where `legacy` and `fastapi` are served.
+pub enum Upstreams {
+    /// A second Envoy (one worker) answering with `direct_response`: an
+    /// event loop, a fixed small answer (`legacy\n` or `fastapi\n`, and
+    /// `x-upstream`), no thread per connection.
+    Envoy(Envoy),
+    /// The integration harness's echo servers (a thread per connection,
+    /// the request's headers echoed in the body).
+    Harness(Upstream, Upstream),
+}
+
+/// Which [`Upstreams`] to start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpstreamKind {
+    Envoy,
+    Harness,
+}
+
+impl Upstreams {
+    pub fn start(kind: UpstreamKind) -> Upstreams {
+        match kind {
+            UpstreamKind::Envoy => Upstreams::Envoy(Envoy::start(&upstream_bootstrap(), 1)),
+            UpstreamKind::Harness => {
+                Upstreams::Harness(Upstream::start("legacy"), Upstream::start("fastapi"))
+            }
+        }
+    }
+
+    /// The ports of `legacy` and `fastapi`.
+    pub fn ports(&self) -> (u16, u16) {
+        match self {
+            Upstreams::Envoy(e) => (e.listener_port("legacy"), e.listener_port("fastapi")),
+            Upstreams::Harness(l, f) => (l.port(), f.port()),
+        }
+    }
+
+    /// The process whose CPU time is the upstream side's: the upstream
+    /// Envoy, or this process (whose threads serve the harness upstreams).
+    pub fn pid(&self) -> u32 {
+        match self {
+            Upstreams::Envoy(e) => e.pid(),
+            Upstreams::Harness(..) => std::process::id(),
+        }
+    }
+}
+
+/// The upstream Envoy: listeners `legacy` and `fastapi`, each answering
+/// every request itself.
+pub fn upstream_bootstrap() -> String {
+    let listener = |name: &str| {
+        format!(
+            "- name: {name}\n\
+             \x20 address: {{socket_address: {{address: 127.0.0.1, port_value: 0}}}}\n\
+             \x20 filter_chains:\n\
+             \x20 - filters:\n\
+             \x20   - name: envoy.filters.network.http_connection_manager\n\
+             \x20     typed_config:\n\
+             \x20       \"@type\": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager\n\
+             \x20       stat_prefix: {name}\n\
+             \x20       route_config:\n\
+             \x20         virtual_hosts:\n\
+             \x20         - name: all\n\
+             \x20           domains: [\"*\"]\n\
+             \x20           routes:\n\
+             \x20           - match: {{prefix: \"/\"}}\n\
+             \x20             direct_response: {{status: 200, body: {{inline_string: \"{name}\\n\"}}}}\n\
+             \x20             response_headers_to_add:\n\
+             \x20             - header: {{key: x-upstream, value: {name}}}\n\
+             \x20       http_filters:\n\
+             \x20       - name: envoy.filters.http.router\n\
+             \x20         typed_config: {{\"@type\": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}\n"
+        )
+    };
+    let listeners: String = ["legacy", "fastapi"]
+        .iter()
+        .map(|n| listener(n))
+        .collect::<String>()
+        .lines()
+        .map(|l| format!("  {l}\n"))
+        .collect();
+    format!(
+        "admin:\n  address:\n    socket_address: {{address: 127.0.0.1, port_value: 0}}\n\
+         static_resources:\n  listeners:\n{listeners}"
+    )
+}
+
+/// A wasm filter entry (inline configuration, V8, fail closed like the
+/// shipped bootstraps).
+fn wasm_filter(name: &str, vm_id: &str, wasm: &Path, configuration: &str) -> String {
+    format!(
+        "name: envoy.filters.http.wasm\n\
+         typed_config:\n  \
+           \"@type\": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm\n  \
+           config:\n    \
+             name: {name}\n    \
+             root_id: {name}\n    \
+             vm_config:\n      \
+               vm_id: {vm_id}\n      \
+               runtime: envoy.wasm.runtime.v8\n      \
+               code:\n        \
+                 local:\n          \
+                   filename: {}\n    \
+             configuration:\n      \
+               \"@type\": type.googleapis.com/google.protobuf.StringValue\n      \
+               value: {}\n",
+        quote(&wasm.to_string_lossy()),
+        quote(configuration),
+    )
+}
+
+fn lua_filter() -> String {
+    let source: String = LUA_SOURCE.lines().map(|l| format!("      {l}\n")).collect();
+    format!(
+        "name: envoy.filters.http.lua\n\
+         typed_config:\n  \
+           \"@type\": type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua\n  \
+           default_source_code:\n    \
+             inline_string: |\n{source}"
+    )
+}
+
+/// The proxy's bootstrap: a listener per [`Variant`], each with routes
+/// `users` (`/users`, split) and `other` (`/`, to `legacy`).
+/// `extras` adds a listener per [`Extra`], for experiments.
+pub fn proxy_bootstrap(
+    turnout: &Path,
+    floor: &Path,
+    extras: &[Extra],
+    legacy: u16,
+    fastapi: u16,
+) -> String {
+    let by_header = || RouteAction::ClusterHeader(DECISION_HEADER.into());
+    let other = || Route::new("other", "/", RouteAction::Cluster("legacy".into()));
+    let native_split = format!(
+        "weighted_clusters:\n  \
+           clusters:\n  \
+           - {{name: legacy, weight: 50}}\n  \
+           - {{name: fastapi, weight: 50}}\n  \
+           use_hash_policy: true\n\
+         hash_policy:\n\
+         - header: {{header_name: {USER_HEADER}}}"
+    );
+    let listener = |variant: Variant| {
+        let l = Listener::new(variant.listener());
+        let l = match variant {
+            Variant::Native => {
+                return l
+                    .route(Route::new(
+                        "users",
+                        "/users",
+                        RouteAction::Raw(native_split.clone()),
+                    ))
+                    .route(other())
+            }
+            Variant::Turnout => {
+                l.filter(&wasm_filter("turnout", "turnout", turnout, TURNOUT_CONFIG))
+            }
+            Variant::Floor => l.filter(&wasm_filter("floor", "floor", floor, "")),
+            Variant::FloorClear => l.filter(&wasm_filter(
+                "floor_clear",
+                "floor",
+                floor,
+                "clear_route_cache",
+            )),
+            Variant::Lua => l.filter(&lua_filter()),
+        };
+        l.route(Route::new("users", "/users", by_header()))
+            .route(other())
+    };
+    let extra = |e: &Extra| {
+        let filter = match &e.module {
+            ExtraModule::Floor(words) => wasm_filter(&e.name, "floor", floor, words),
+            ExtraModule::Turnout(path) => wasm_filter(
+                &e.name,
+                &format!("turnout_{}", e.name),
+                path,
+                TURNOUT_CONFIG,
+            ),
+        };
+        // A floor that writes no header cannot route by it.
+        let users = match &e.module {
+            ExtraModule::Floor(words) if words.split_whitespace().any(|w| w == "noop") => {
+                RouteAction::Cluster("legacy".into())
+            }
+            _ => by_header(),
+        };
+        Listener::new(&e.name)
+            .filter(&filter)
+            .route(Route::new("users", "/users", users))
+            .route(other())
+    };
+    let bootstrap = Variant::ALL
+        .iter()
+        .fold(Bootstrap::new(), |b, &v| b.listener(listener(v)));
+    extras
+        .iter()
+        .fold(bootstrap, |b, e| b.listener(extra(e)))
+        .cluster("legacy", legacy)
+        .cluster("fastapi", fastapi)
+        .repo_stats_tags()
+        .to_yaml()
+}
+
+/// An extra listener, for experiments: its name, and what splits there.
+#[derive(Clone, Debug)]
+pub struct Extra {
+    pub name: String,
+    pub module: ExtraModule,
+}
+
+#[derive(Clone, Debug)]
+pub enum ExtraModule {
+    /// The floor filter configured with these words (see
+    /// `benches/floor/src/lib.rs`): the floor plus chosen hostcalls.
+    Floor(String),
+    /// Another build of turnout (an older shell, another opt-level), with
+    /// [`TURNOUT_CONFIG`].
+    Turnout(PathBuf),
+}
+
+/// The benchmark's stage: the proxy Envoy and its upstreams.
+pub struct LoadStage {
+    pub envoy: Envoy,
+    pub upstreams: Upstreams,
+    pub turnout_wasm: PathBuf,
+    pub floor_wasm: PathBuf,
+}
+
+impl LoadStage {
+    /// Builds both wasm modules, starts the upstreams and the proxy Envoy
+    /// with `concurrency` workers.
+    pub fn start(upstream: UpstreamKind, concurrency: u32) -> LoadStage {
+        LoadStage::with_extras(upstream, concurrency, &[])
+    }
+
+    /// Like `start`, with extra listeners (see [`Extra`]).
+    pub fn with_extras(upstream: UpstreamKind, concurrency: u32, extras: &[Extra]) -> LoadStage {
+        let turnout_wasm = integration::filter_wasm();
+        let floor_wasm = integration::build_wasm_package("turnout-floor");
+        let upstreams = Upstreams::start(upstream);
+        let (legacy, fastapi) = upstreams.ports();
+        let envoy = Envoy::start(
+            &proxy_bootstrap(&turnout_wasm, &floor_wasm, extras, legacy, fastapi),
+            concurrency,
+        );
+        LoadStage {
+            envoy,
+            upstreams,
+            turnout_wasm,
+            floor_wasm,
+        }
+    }
+
+    pub fn port(&self, variant: Variant) -> u16 {
+        self.envoy.listener_port(variant.listener())
+    }
+
+    pub fn listener_port(&self, name: &str) -> u16 {
+        self.envoy.listener_port(name)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The machine: CPU time, memory and pinning of processes, from /proc.
+
+/// User plus system CPU time of process `pid` (every thread), in clock
+/// ticks (`utime + stime` of `/proc/<pid>/stat`).
+pub fn cpu_ticks(pid: u32) -> io::Result<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name (field 2) may hold spaces: count from its ')'.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or_else(|| io::Error::other("no ')' in stat"))?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // fields[0] is field 3 (state): utime is field 14, stime field 15.
+    let field = |i: usize| -> io::Result<u64> {
+        fields
+            .get(i)
+            .and_then(|f| f.parse().ok())
+            .ok_or_else(|| io::Error::other("short stat"))
+    };
+    Ok(field(11)? + field(12)?)
+}
+
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`).
+pub fn ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if n > 0 {
+        n as f64
+    } else {
+        100.0
+    }
+}
+
+/// CPU time of the children this process has waited for (wrk), in seconds.
+pub fn children_cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes into the struct we pass.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
+        usage
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// `VmRSS` of process `pid`, in KiB.
+pub fn rss_kib(pid: u32) -> io::Result<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| io::Error::other("no VmRSS"))
+}
+
+/// The wasm VMs' linear memories of process `pid`: `(size, resident)` in
+/// KiB of each. V8 reserves a linear memory with its guard region as one
+/// large mapping (8 GiB on Envoy 1.40) and makes the module's pages
+/// readable and writable at its start, which splits off a `rw-p` mapping
+/// of exactly the memory's size: the one right before each `---p` mapping
+/// of at least 4 GiB. `memory.grow` would make it larger.
+pub fn wasm_memories_kib(pid: u32) -> io::Result<Vec<(u64, u64)>> {
+    struct Mapping {
+        start: u64,
+        end: u64,
+        perms: String,
+        size: u64,
+        rss: u64,
+    }
+    let smaps = fs::read_to_string(format!("/proc/{pid}/smaps"))?;
+    let mut maps: Vec<Mapping> = Vec::new();
+    let kib = |l: &str, key: &str| -> Option<u64> {
+        l.strip_prefix(key)?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()
+    };
+    for line in smaps.lines() {
+        let mut words = line.split_whitespace();
+        let range = words.next().unwrap_or_default();
+        if let Some((a, b)) = range.split_once('-') {
+            if let (Ok(start), Ok(end)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16)) {
+                maps.push(Mapping {
+                    start,
+                    end,
+                    perms: words.next().unwrap_or_default().to_string(),
+                    size: 0,
+                    rss: 0,
+                });
+                continue;
+            }
+        }
+        if let Some(m) = maps.last_mut() {
+            if let Some(v) = kib(line, "Size:") {
+                m.size = v;
+            } else if let Some(v) = kib(line, "Rss:") {
+                m.rss = v;
+            }
+        }
+    }
+    Ok(maps
+        .windows(2)
+        .filter(|w| {
+            w[1].perms == "---p"
+                && w[1].end - w[1].start >= 4 << 30
+                && w[0].end == w[1].start
+                && w[0].perms == "rw-p"
+        })
+        .map(|w| (w[0].size, w[0].rss))
+        .collect())
+}
+
+/// Pins the calling thread (and so every thread and process it starts
+/// afterwards) to CPU `core`.
+pub fn pin_self(core: usize) -> io::Result<()> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET stays in it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(core, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Pins every thread of process `pid` to CPU `core` (`taskset -a -p -c`).
+pub fn pin_process(pid: u32, core: usize) -> io::Result<()> {
+    let out = Command::new("taskset")
+        .args(["-a", "-p", "-c", &core.to_string(), &pid.to_string()])
+        .output()?;
+    if !out.status.success() {
+        return Err(io::Error::other(format!(
+            "taskset failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// wrk
+
+/// `wrk`, installed with Debian's apt (`apt-get update`, then
+/// `apt-get install -y wrk`) when it is not on the PATH.
+pub fn ensure_wrk() -> io::Result<PathBuf> {
+    if let Some(path) = which("wrk") {
+        return Ok(path);
+    }
+    eprintln!("wrk is missing: apt-get update && apt-get install -y wrk");
+    for args in [&["update"][..], &["install", "-y", "wrk"][..]] {
+        let status = Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()?;
+        if !status.success() {
+            return Err(io::Error::other(format!(
+                "apt-get {args:?} failed: {status}"
+            )));
+        }
+    }
+    which("wrk").ok_or_else(|| io::Error::other("apt-get installed wrk, but it is not on PATH"))
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+/// The wrk script: every request carries a new user id (`u<n>`, a counter
+/// per wrk thread, prefixed with the thread's number when there are more).
+pub const WRK_SCRIPT: &str = r#"local counter = 0
+local prefix = "u"
+function setup(thread)
+  thread:set("id", tostring(math.random(1000000)))
+end
+function init(args)
+  if id ~= nil then prefix = "u" .. id .. "-" end
+end
+request = function()
+  counter = counter + 1
+  return wrk.format("GET", "/users", {["x-user-id"] = prefix .. counter})
+end
+"#;
+
+/// One wrk run's figures.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WrkResult {
+    pub requests: u64,
+    pub seconds: f64,
+    pub requests_per_second: f64,
+    /// Latency percentiles, in microseconds.
+    pub p50_us: f64,
+    pub p99_us: f64,
+    /// Non-2xx/3xx answers plus socket errors.
+    pub errors: u64,
+}
+
+/// Parses wrk's report (run with `--latency`).
+pub fn parse_wrk(text: &str) -> Option<WrkResult> {
+    let mut r = WrkResult::default();
+    let mut seen = (false, false, false, false);
+    for line in text.lines().map(str::trim) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["50%", v] => {
+                r.p50_us = duration_us(v)?;
+                seen.0 = true;
+            }
+            ["99%", v] => {
+                r.p99_us = duration_us(v)?;
+                seen.1 = true;
+            }
+            [n, "requests", "in", s, ..] => {
+                r.requests = n.parse().ok()?;
+                r.seconds = duration_us(s.trim_end_matches(','))? / 1e6;
+                seen.2 = true;
+            }
+            ["Requests/sec:", v] => {
+                r.requests_per_second = v.parse().ok()?;
+                seen.3 = true;
+            }
+            ["Non-2xx", "or", "3xx", "responses:", n] => r.errors += n.parse::<u64>().ok()?,
+            ["Socket", "errors:", rest @ ..] => {
+                // connect 0, read 0, write 0, timeout 0
+                r.errors += rest
+                    .iter()
+                    .filter_map(|w| w.trim_end_matches(',').parse::<u64>().ok())
+                    .sum::<u64>();
+            }
+            _ => {}
+        }
+    }
+    (seen == (true, true, true, true)).then_some(r)
+}
+
+/// A wrk duration (`512.00us`, `1.23ms`, `2.00s`, `1.5m`) in microseconds.
+fn duration_us(text: &str) -> Option<f64> {
+    let split = text.find(|c: char| c.is_ascii_alphabetic())?;
+    let (number, unit) = text.split_at(split);
+    let n: f64 = number.parse().ok()?;
+    let scale = match unit {
+        "us" => 1.0,
+        "ms" => 1e3,
+        "s" => 1e6,
+        "m" => 60e6,
+        "h" => 3600e6,
+        _ => return None,
+    };
+    Some(n * scale)
+}
+
+/// A wrk invocation.
+#[derive(Clone, Debug)]
+pub struct Wrk {
+    pub bin: PathBuf,
+    pub script: PathBuf,
+    pub threads: u32,
+    pub connections: u32,
+    pub seconds: u32,
+}
+
+impl Wrk {
+    /// Runs wrk against `http://127.0.0.1:<port>/users` and parses its report.
+    pub fn run(&self, port: u16) -> io::Result<WrkResult> {
+        let out = Command::new(&self.bin)
+            .args([
+                "-t",
+                &self.threads.to_string(),
+                "-c",
+                &self.connections.to_string(),
+                "-d",
+                &format!("{}s", self.seconds),
+                "--latency",
+                "-s",
+            ])
+            .arg(&self.script)
+            .arg(format!("http://127.0.0.1:{port}/users"))
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            return Err(io::Error::other(format!(
+                "wrk failed ({}): {text}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        parse_wrk(&text)
+            .ok_or_else(|| io::Error::other(format!("cannot read wrk's report:\n{text}")))
+    }
+}
+
+/// The median of `values` (the mean of the middle two for an even count).
+pub fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_wrk_reports() {
+        let report = "Running 10s test @ http://127.0.0.1:1234/users
+  1 threads and 32 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     1.53ms  250.00us   9.87ms   90.00%
+    Req/Sec    20.95k     1.20k   22.00k    80.00%
+  Latency Distribution
+     50%  512.00us
+     75%    1.60ms
+     90%    1.80ms
+     99%    2.50ms
+  208516 requests in 10.00s, 25.08MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 4
+Requests/sec:  20850.86
+Transfer/sec:      2.51MB
+";
+        let r = parse_wrk(report).unwrap();
+        assert_eq!(r.requests, 208_516);
+        assert_eq!(r.seconds, 10.0);
+        assert_eq!(r.requests_per_second, 20850.86);
+        assert_eq!((r.p50_us, r.p99_us), (512.0, 2500.0));
+        assert_eq!(r.errors, 7);
+        assert_eq!(parse_wrk("nothing"), None);
+    }
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+
+    #[test]
+    fn the_lua_and_rust_hashes_agree_on_known_values() {
+        // djb2("a") = 5381 * 33 + 97 = 177670; 177670 % 10000 = 7670: legacy.
+        assert_eq!(lua_cluster(b"a"), "legacy");
+        assert_eq!(lua_cluster(b""), "legacy");
+        assert_eq!(floor_cluster(b"u1"), "fastapi");
+        assert_eq!(floor_cluster(b"u2"), "legacy");
+    }
+
+    #[test]
+    fn this_process_has_cpu_time() {
+        assert!(cpu_ticks(std::process::id()).is_ok());
+        assert!(rss_kib(std::process::id()).unwrap() > 0);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Hostcalls
+
+/// The hostcalls of one request through a filter module, as counted by
+/// `benches/hostcalls.py` (a proxy-wasm host on wasmtime): the calls into
+/// the VM (`callbacks`, with `proxy_on_memory_allocate` each time the host
+/// hands the module a buffer) and out of it (`calls`), in order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Hostcalls {
+    pub callbacks: Vec<String>,
+    pub calls: Vec<String>,
+}
+
+/// The wasmtime the repository's wasm tests use (PyPI).
+pub const WASMTIME: &str = "wasmtime==50.0.1";
+
+/// Runs one request through `module` configured with `configuration` in
+/// `benches/hostcalls.py` and returns its hostcalls.
+pub fn hostcalls(module: &Path, configuration: &str) -> io::Result<Hostcalls> {
+    let venv = integration::pyvenv::venv("wasmtime-50.0.1", WASMTIME);
+    let script = integration::workspace_root().join("benches/hostcalls.py");
+    let out = Command::new(integration::pyvenv::python(&venv))
+        .arg(script)
+        .arg(module)
+        .arg(configuration)
+        .output()?;
+    if !out.status.success() {
+        return Err(io::Error::other(format!(
+            "hostcalls.py failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(io::Error::other)?;
+    let names = |key: &str| -> Vec<String> {
+        json[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| Some(v.as_str()?.to_string()))
+            .collect()
+    };
+    Ok(Hostcalls {
+        callbacks: names("callbacks"),
+        calls: names("calls"),
+    })
+}
+
+impl Hostcalls {
+    /// `name ×n` for each distinct name, in order of first appearance.
+    pub fn summary(names: &[String]) -> String {
+        let mut seen: Vec<(&str, usize)> = Vec::new();
+        for n in names {
+            match seen.iter_mut().find(|(s, _)| s == n) {
+                Some((_, count)) => *count += 1,
+                None => seen.push((n, 1)),
+            }
+        }
+        seen.iter()
+            .map(|(n, c)| {
+                let n = n.strip_prefix("proxy_").unwrap_or(n);
+                if *c > 1 {
+                    format!("{n} ×{c}")
+                } else {
+                    n.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}

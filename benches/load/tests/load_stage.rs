@@ -1,0 +1,68 @@
+//! The load benchmark's stage boots, and each of its listeners splits
+//! `/users` the way the benchmark says, stickily, to both upstreams. No
+//! timing is asserted here: `cargo bench-load` measures.
+
+use std::collections::HashMap;
+
+use integration::HttpClient;
+use turnout::bucket::Bucket;
+use turnout_bench_load::{
+    floor_cluster, lua_cluster, LoadStage, UpstreamKind, Variant, USER_HEADER,
+};
+
+fn cluster_of(client: &mut HttpClient, user: &str) -> String {
+    let response = client.get("/users", &[(USER_HEADER, user)]);
+    assert_eq!(response.status, 200, "{user}: {}", response.body_str());
+    response.header("x-upstream").expect("an upstream answered")
+}
+
+fn check(stage: &LoadStage) {
+    let users: Vec<String> = (0..200).map(|i| format!("u{i}")).collect();
+    for variant in Variant::ALL {
+        let mut client = HttpClient::new(stage.port(variant));
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for user in &users {
+            let cluster = cluster_of(&mut client, user);
+            let expected = match variant {
+                Variant::Native => None,
+                Variant::Turnout => Some(if Bucket::of(b"users", user.as_bytes()).0 < 5000 {
+                    "fastapi"
+                } else {
+                    "legacy"
+                }),
+                Variant::Floor | Variant::FloorClear => Some(floor_cluster(user.as_bytes())),
+                Variant::Lua => Some(lua_cluster(user.as_bytes())),
+            };
+            if let Some(expected) = expected {
+                assert_eq!(cluster, expected, "{variant:?} {user}");
+            }
+            // Sticky: the same user again lands on the same cluster.
+            assert_eq!(cluster_of(&mut client, user), cluster, "{variant:?} {user}");
+            *seen.entry(cluster).or_default() += 1;
+        }
+        for cluster in ["legacy", "fastapi"] {
+            let n = seen.get(cluster).copied().unwrap_or(0);
+            assert!(
+                (40..=160).contains(&n),
+                "{variant:?}: {n} of 200 users on {cluster} ({seen:?})"
+            );
+        }
+        // A path no split takes goes to legacy.
+        let response = client.get("/health", &[(USER_HEADER, "u1")]);
+        assert_eq!(response.header("x-upstream").as_deref(), Some("legacy"));
+    }
+    // Turnout answers with its trace id; the floor does not.
+    let mut turnout = HttpClient::new(stage.port(Variant::Turnout));
+    let response = turnout.get("/users", &[(USER_HEADER, "u1")]);
+    assert_eq!(response.header("x-trace-id").map(|t| t.len()), Some(32));
+}
+
+#[test]
+fn every_listener_splits_with_envoy_upstreams() {
+    check(&LoadStage::start(UpstreamKind::Envoy, 1));
+}
+
+#[test]
+fn every_listener_splits_with_harness_upstreams() {
+    check(&LoadStage::start(UpstreamKind::Harness, 1));
+}
