@@ -234,13 +234,19 @@ fn cluster_yaml(name: &str, port: u16) -> String {
 /// The `typed_config` of the wasm filter (a `Wasm` message, `@type` first):
 /// V8, code from a local file, `config_json` as the plugin configuration.
 fn wasm_typed_config(wasm: &Path, config_json: &str) -> String {
+    wasm_typed_config_named("turnout", "turnout", wasm, config_json)
+}
+
+/// The same for a plugin `name` (also its root id) in VM `vm_id`: several
+/// wasm filters in one Envoy (the load benchmark's) each get their own VM.
+fn wasm_typed_config_named(name: &str, vm_id: &str, wasm: &Path, config_json: &str) -> String {
     format!(
         "\"@type\": {WASM_TYPE}\n\
          config:\n  \
-           name: turnout\n  \
-           root_id: turnout\n  \
+           name: {name}\n  \
+           root_id: {name}\n  \
            vm_config:\n    \
-             vm_id: turnout\n    \
+             vm_id: {vm_id}\n    \
              runtime: envoy.wasm.runtime.v8\n    \
              code:\n      \
                local:\n        \
@@ -257,9 +263,14 @@ fn wasm_typed_config(wasm: &Path, config_json: &str) -> String {
 /// configuration. Fail closed: `fail_open` keeps its default (false), so a
 /// broken VM answers 500 instead of silently skipping the split.
 pub fn wasm_filter_inline(wasm: &Path, config_json: &str) -> String {
+    wasm_filter_inline_named("turnout", "turnout", wasm, config_json)
+}
+
+/// [`wasm_filter_inline`] for plugin `name` in VM `vm_id`.
+pub fn wasm_filter_inline_named(name: &str, vm_id: &str, wasm: &Path, config_json: &str) -> String {
     format!(
         "name: envoy.filters.http.wasm\ntyped_config:\n{}",
-        indent(&wasm_typed_config(wasm, config_json), 2)
+        indent(&wasm_typed_config_named(name, vm_id, wasm, config_json), 2)
     )
 }
 

@@ -20,8 +20,8 @@ pub mod upstream;
 pub mod wasm;
 
 pub use bootstrap::{
-    ecds_resource, wasm_filter_ecds, wasm_filter_inline, write_atomically, Bootstrap, Listener,
-    Route, RouteAction,
+    ecds_resource, wasm_filter_ecds, wasm_filter_inline, wasm_filter_inline_named,
+    write_atomically, Bootstrap, Listener, Route, RouteAction,
 };
 pub use client::{admin_get, HttpClient, Response};
 pub use envoy::{ecds_stat, Envoy, StartError};

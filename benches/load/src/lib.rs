@@ -18,7 +18,6 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use integration::bootstrap::quote;
 use integration::stage::DECISION_HEADER;
 use integration::{Bootstrap, Envoy, Listener, Route, RouteAction, Upstream};
 
@@ -214,27 +213,9 @@ pub fn upstream_bootstrap() -> String {
 }
 
 /// A wasm filter entry (inline configuration, V8, fail closed like the
-/// shipped bootstraps).
+/// shipped bootstraps), each module in its own VM.
 fn wasm_filter(name: &str, vm_id: &str, wasm: &Path, configuration: &str) -> String {
-    format!(
-        "name: envoy.filters.http.wasm\n\
-         typed_config:\n  \
-           \"@type\": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm\n  \
-           config:\n    \
-             name: {name}\n    \
-             root_id: {name}\n    \
-             vm_config:\n      \
-               vm_id: {vm_id}\n      \
-               runtime: envoy.wasm.runtime.v8\n      \
-               code:\n        \
-                 local:\n          \
-                   filename: {}\n    \
-             configuration:\n      \
-               \"@type\": type.googleapis.com/google.protobuf.StringValue\n      \
-               value: {}\n",
-        quote(&wasm.to_string_lossy()),
-        quote(configuration),
-    )
+    integration::wasm_filter_inline_named(name, vm_id, wasm, configuration)
 }
 
 fn lua_filter() -> String {
