@@ -10,11 +10,11 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use turnout::bucket::Bucket;
 use turnout::decide::{evaluate, Verdict};
 use turnout::{keys, wire};
-use turnout_benches::micro::{cookie_by_prefix, plan, request_headers, KeyIn, WireRequest};
+use turnout_benches::micro::{plan, request_headers, KeyIn, WireRequest};
 
 /// Distinct users per benchmark, cycled, so that no branch predictor or
 /// cache learns one key.
@@ -36,11 +36,11 @@ fn decisions(c: &mut Criterion) {
                 b.iter(|| {
                     let headers = &requests[next % USERS];
                     next += 1;
-                    let mut request = WireRequest {
+                    let request = WireRequest {
                         headers,
                         route_name: route.as_bytes(),
                     };
-                    let verdict = evaluate(&plan, &active, &mut request, || 0);
+                    let verdict = evaluate(&plan, &active, &request, || 0);
                     black_box(matches!(verdict, Verdict::Route(_)))
                 })
             });
@@ -67,34 +67,6 @@ fn parts(c: &mut Criterion) {
         .to_vec();
     group.bench_function("cookie20_uid", |b| {
         b.iter(|| keys::cookie(black_box(&cookie_value), black_box(b"uid")).map(<[u8]>::len))
-    });
-    group.bench_function("cookie20_uid_by_prefix_proposal", |b| {
-        b.iter(|| cookie_by_prefix(black_box(&cookie_value), black_box(b"uid")).map(<[u8]>::len))
-    });
-    // How the 50-split config finds the request's split: the route name
-    // compared with each split's in turn (the core today), or looked up in
-    // an index built when the config is applied (a proposal).
-    let routes: Vec<String> = (0..50).map(|i| format!("route-{i}")).collect();
-    let index: std::collections::HashMap<&[u8], usize> = routes
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (r.as_bytes(), i))
-        .collect();
-    group.bench_function("route_scan_50", |b| {
-        b.iter(|| {
-            let route = black_box(b"route-49".as_slice());
-            routes.iter().position(|r| r.as_bytes() == route)
-        })
-    });
-    group.bench_function("route_index_50_proposal", |b| {
-        b.iter(|| index.get(black_box(b"route-49".as_slice())).copied())
-    });
-    group.bench_function("copy_out_key", |b| {
-        b.iter_batched(
-            || (),
-            |()| black_box(b"user-000042".to_vec()),
-            BatchSize::SmallInput,
-        )
     });
     group.finish();
 }

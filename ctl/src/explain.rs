@@ -29,10 +29,10 @@ pub struct Ask {
 
 pub fn run(input: &Input, ask: &Ask) -> Result<(), Fail> {
     let (plan, _) = input.plan()?;
-    let mut request = build(&plan, ask);
-    let key = user_key(&plan, &mut request.clone());
+    let request = build(&plan, ask);
+    let key = user_key(&plan, &request);
     let active = plan.weights_at(ask.at);
-    let verdict = decide::evaluate(&plan, &active, &mut request, || 0);
+    let verdict = decide::evaluate(&plan, &active, &request, || 0);
     let explained = Explained {
         plan: &plan,
         ask,
@@ -106,20 +106,20 @@ fn encode(s: &str) -> String {
 
 /// The user key the filter would read, and from where: the first source
 /// that holds a non-empty one, as `decide` reads it.
-fn user_key(plan: &Plan, request: &mut PlainRequest) -> Option<(Vec<u8>, String)> {
+fn user_key(plan: &Plan, request: &PlainRequest) -> Option<(Vec<u8>, String)> {
     plan.user_key.iter().find_map(|source| {
         let (value, from) = match source {
-            KeySource::Header(h) => (request.header(h), format!("header {h}")),
+            KeySource::Header(h) => (request.header(h).map(<[u8]>::to_vec), format!("header {h}")),
             KeySource::Cookie(c) => (
                 request
                     .header("cookie")
-                    .and_then(|v| keys::cookie(&v, c.as_bytes()).map(<[u8]>::to_vec)),
+                    .and_then(|v| keys::cookie(v, c.as_bytes()).map(<[u8]>::to_vec)),
                 format!("cookie {c}"),
             ),
             KeySource::Query(q) => (
                 request
                     .path()
-                    .and_then(|p| keys::query(&p, q.as_bytes()).map(|v| v.into_owned())),
+                    .and_then(|p| keys::query(p, q.as_bytes()).map(|v| v.into_owned())),
                 format!("query {q}"),
             ),
         };

@@ -184,12 +184,12 @@ mod tests {
             };
             for i in 0..2000 {
                 let user = format!("user-{i}");
-                let mut request = PlainRequest {
+                let request = PlainRequest {
                     route_name: Some("users".into()),
                     headers: vec![("x-user-id".into(), user.clone().into_bytes())],
                     ..PlainRequest::default()
                 };
-                let Verdict::Route(d) = evaluate(&plan, &active, &mut request, || 0) else {
+                let Verdict::Route(d) = evaluate(&plan, &active, &request, || 0) else {
                     panic!("{user} not routed");
                 };
                 assert_eq!(at.place(user.as_bytes()), (d.cluster, d.reason), "{user}");

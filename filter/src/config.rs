@@ -13,8 +13,8 @@ use serde_json::{Map, Value};
 
 use crate::bucket::BUCKETS;
 use crate::plan::{
-    Anonymous, KeySource, MatchOn, Matcher, Mode, ModePolicy, Plan, SplitPlan, TraceSettings,
-    Weight,
+    Anonymous, KeySource, MatchOn, Matcher, Mode, ModePolicy, Plan, SplitIndex, SplitPlan,
+    TraceSettings, Weight,
 };
 use crate::schedule::{self, Step};
 
@@ -197,6 +197,7 @@ impl Validator {
             decision_header,
             user_key,
             anonymous,
+            index: SplitIndex::of(&splits),
             splits,
             mode,
             trace,

@@ -6,23 +6,27 @@
 //! the request through [`RequestFacts`], asked lazily so that a fact no rule
 //! needs costs no hostcall.
 
+use std::borrow::Cow;
+
 use crate::bucket::Bucket;
 use crate::keys;
 use crate::plan::{
     ActiveWeights, Anonymous, KeySource, MatchOn, Mode, ModePolicy, Plan, SplitPlan,
 };
 
-/// What the host can tell about a request. Each method is called at most
-/// once per evaluation.
+/// What the host can tell about a request, borrowed from wherever the host
+/// keeps it (the shell: the header map Envoy handed over), so deciding
+/// copies nothing. Evaluation asks for the route name, path and method at
+/// most once each, and only when a rule needs them.
 pub trait RequestFacts {
     /// Envoy's matched route name.
-    fn route_name(&mut self) -> Option<Vec<u8>>;
+    fn route_name(&self) -> Option<&[u8]>;
     /// The `:path` pseudo-header, query included.
-    fn path(&mut self) -> Option<Vec<u8>>;
+    fn path(&self) -> Option<&[u8]>;
     /// The `:method` pseudo-header.
-    fn method(&mut self) -> Option<Vec<u8>>;
+    fn method(&self) -> Option<&[u8]>;
     /// A request header by lowercase name (the first value if repeated).
-    fn header(&mut self, name: &str) -> Option<Vec<u8>>;
+    fn header(&self, name: &str) -> Option<&[u8]>;
 }
 
 /// Why a request went where it went. The names are the `reason` label of
@@ -92,7 +96,7 @@ pub enum Verdict<'p> {
 pub fn evaluate<'p>(
     plan: &'p Plan,
     active: &ActiveWeights,
-    request: &mut impl RequestFacts,
+    request: &impl RequestFacts,
     draw: impl FnOnce() -> u16,
 ) -> Verdict<'p> {
     let mut facts = Facts {
@@ -102,7 +106,7 @@ pub fn evaluate<'p>(
         method: None,
         cookie: None,
     };
-    let split = plan.splits.iter().position(|s| facts.matches(s));
+    let split = split_of(plan, &mut facts);
     let policy = split.map_or(&plan.mode, |i| &plan.splits[i].mode);
     if let Some(refusal) = refusal(policy, split, &mut facts) {
         return Verdict::Refuse(refusal);
@@ -144,6 +148,40 @@ pub fn evaluate<'p>(
     }
 }
 
+/// The first split, in config order, that takes the request. Only the
+/// splits of the request's route and those matching on the path are tried,
+/// and the route name is asked for only when no split before the first
+/// route-matched one takes the request.
+fn split_of<R: RequestFacts>(plan: &Plan, facts: &mut Facts<'_, R>) -> Option<usize> {
+    let index = &plan.index;
+    let mut by_path = index.by_path.iter().copied().peekable();
+    let first_by_route = index.first_by_route.unwrap_or(usize::MAX);
+    while let Some(i) = by_path.next_if(|&i| i < first_by_route) {
+        if facts.matches(&plan.splits[i]) {
+            return Some(i);
+        }
+    }
+    index.first_by_route?;
+    let mut by_route = index
+        .by_route
+        .get(facts.route())
+        .map_or(&[][..], Vec::as_slice)
+        .iter()
+        .copied()
+        .peekable();
+    // Both lists are in config order: merge them.
+    loop {
+        let i = match (by_route.peek(), by_path.peek()) {
+            (Some(&r), Some(&p)) if p < r => by_path.next(),
+            (Some(_), _) => by_route.next(),
+            (None, _) => by_path.next(),
+        }?;
+        if facts.matches(&plan.splits[i]) {
+            return Some(i);
+        }
+    }
+}
+
 /// The cluster that owns `bucket` given the targets' upper bounds.
 pub fn cluster_of(bounds: &[u16], bucket: Bucket) -> usize {
     bounds
@@ -182,16 +220,14 @@ fn refusal<'p, R: RequestFacts>(
 }
 
 /// The first configured source that holds a non-empty key.
-fn user_key<R: RequestFacts>(plan: &Plan, facts: &mut Facts<'_, R>) -> Option<Vec<u8>> {
+fn user_key<'r, R: RequestFacts>(plan: &Plan, facts: &mut Facts<'r, R>) -> Option<Cow<'r, [u8]>> {
     plan.user_key.iter().find_map(|source| {
         let key = match source {
-            KeySource::Header(name) => facts.request.header(name),
+            KeySource::Header(name) => facts.request.header(name).map(Cow::Borrowed),
             KeySource::Cookie(name) => {
-                keys::cookie(facts.cookie(), name.as_bytes()).map(<[u8]>::to_vec)
+                keys::cookie(facts.cookie(), name.as_bytes()).map(Cow::Borrowed)
             }
-            KeySource::Query(name) => {
-                keys::query(facts.path(), name.as_bytes()).map(|v| v.into_owned())
-            }
+            KeySource::Query(name) => keys::query(facts.path(), name.as_bytes()),
         };
         key.filter(|k| !k.is_empty())
     })
@@ -200,22 +236,19 @@ fn user_key<R: RequestFacts>(plan: &Plan, facts: &mut Facts<'_, R>) -> Option<Ve
 /// The cluster a force header names, if it names one of the split's.
 fn forced<R: RequestFacts>(split: &SplitPlan, facts: &mut Facts<'_, R>) -> Option<usize> {
     let value = facts.request.header(split.force_header.as_deref()?)?;
-    split
-        .clusters
-        .iter()
-        .position(|c| c.as_bytes() == value.as_slice())
+    split.clusters.iter().position(|c| c.as_bytes() == value)
 }
 
-/// The request's facts, each fetched from the host at most once.
+/// The request's facts, each asked of the host at most once.
 struct Facts<'r, R> {
-    request: &'r mut R,
-    route: Option<Option<Vec<u8>>>,
-    path: Option<Option<Vec<u8>>>,
-    method: Option<Option<Vec<u8>>>,
-    cookie: Option<Option<Vec<u8>>>,
+    request: &'r R,
+    route: Option<&'r [u8]>,
+    path: Option<&'r [u8]>,
+    method: Option<&'r [u8]>,
+    cookie: Option<&'r [u8]>,
 }
 
-impl<R: RequestFacts> Facts<'_, R> {
+impl<'r, R: RequestFacts> Facts<'r, R> {
     fn matches(&mut self, split: &SplitPlan) -> bool {
         let on = match &split.matcher.on {
             MatchOn::Route(name) => self.route() == name.as_bytes(),
@@ -228,24 +261,20 @@ impl<R: RequestFacts> Facts<'_, R> {
         })
     }
 
-    fn route(&mut self) -> &[u8] {
-        let request = &mut self.request;
+    fn route(&mut self) -> &'r [u8] {
+        let request = self.request;
         self.route
-            .get_or_insert_with(|| request.route_name())
-            .as_deref()
-            .unwrap_or_default()
+            .get_or_insert_with(|| request.route_name().unwrap_or_default())
     }
 
-    fn path(&mut self) -> &[u8] {
-        let request = &mut self.request;
+    fn path(&mut self) -> &'r [u8] {
+        let request = self.request;
         self.path
-            .get_or_insert_with(|| request.path())
-            .as_deref()
-            .unwrap_or_default()
+            .get_or_insert_with(|| request.path().unwrap_or_default())
     }
 
     /// The path without its query or fragment.
-    fn path_only(&mut self) -> &[u8] {
+    fn path_only(&mut self) -> &'r [u8] {
         let path = self.path();
         let end = path
             .iter()
@@ -254,20 +283,16 @@ impl<R: RequestFacts> Facts<'_, R> {
         &path[..end]
     }
 
-    fn method(&mut self) -> &[u8] {
-        let request = &mut self.request;
+    fn method(&mut self) -> &'r [u8] {
+        let request = self.request;
         self.method
-            .get_or_insert_with(|| request.method())
-            .as_deref()
-            .unwrap_or_default()
+            .get_or_insert_with(|| request.method().unwrap_or_default())
     }
 
-    fn cookie(&mut self) -> &[u8] {
-        let request = &mut self.request;
+    fn cookie(&mut self) -> &'r [u8] {
+        let request = self.request;
         self.cookie
-            .get_or_insert_with(|| request.header("cookie"))
-            .as_deref()
-            .unwrap_or_default()
+            .get_or_insert_with(|| request.header("cookie").unwrap_or_default())
     }
 }
 
@@ -282,19 +307,19 @@ pub struct PlainRequest {
 }
 
 impl RequestFacts for PlainRequest {
-    fn route_name(&mut self) -> Option<Vec<u8>> {
-        self.route_name.as_ref().map(|s| s.as_bytes().to_vec())
+    fn route_name(&self) -> Option<&[u8]> {
+        self.route_name.as_ref().map(|s| s.as_bytes())
     }
-    fn path(&mut self) -> Option<Vec<u8>> {
-        self.path.as_ref().map(|s| s.as_bytes().to_vec())
+    fn path(&self) -> Option<&[u8]> {
+        self.path.as_ref().map(|s| s.as_bytes())
     }
-    fn method(&mut self) -> Option<Vec<u8>> {
-        self.method.as_ref().map(|s| s.as_bytes().to_vec())
+    fn method(&self) -> Option<&[u8]> {
+        self.method.as_ref().map(|s| s.as_bytes())
     }
-    fn header(&mut self, name: &str) -> Option<Vec<u8>> {
+    fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers
             .iter()
             .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
+            .map(|(_, v)| v.as_slice())
     }
 }

@@ -16,6 +16,9 @@ pub struct Plan {
     pub user_key: Vec<KeySource>,
     pub anonymous: Anonymous,
     pub splits: Vec<SplitPlan>,
+    /// Which splits a request may belong to, by route name: built with
+    /// `splits`, so no request compares its route with every split's.
+    pub index: SplitIndex,
     /// The mode of requests that match no split, and the default of splits.
     pub mode: ModePolicy,
     pub trace: TraceSettings,
@@ -57,6 +60,38 @@ pub struct SplitPlan {
     /// Lowercase header name through which a request may pick a cluster.
     pub force_header: Option<String>,
     pub mode: ModePolicy,
+}
+
+/// The splits grouped by how they match, each group in config order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SplitIndex {
+    /// Route name to the splits that match on it.
+    pub by_route: BTreeMap<Vec<u8>, Vec<usize>>,
+    /// The splits that match on the path.
+    pub by_path: Vec<usize>,
+    /// The first split that matches on a route name: those before it need
+    /// no route name, so a request they take costs no hostcall for it.
+    pub first_by_route: Option<usize>,
+}
+
+impl SplitIndex {
+    pub fn of(splits: &[SplitPlan]) -> SplitIndex {
+        let mut index = SplitIndex::default();
+        for (i, split) in splits.iter().enumerate() {
+            match &split.matcher.on {
+                MatchOn::Route(name) => {
+                    index.first_by_route.get_or_insert(i);
+                    index
+                        .by_route
+                        .entry(name.as_bytes().to_vec())
+                        .or_default()
+                        .push(i);
+                }
+                MatchOn::Prefix(_) | MatchOn::Path(_) => index.by_path.push(i),
+            }
+        }
+        index
+    }
 }
 
 /// How a split recognises its requests.

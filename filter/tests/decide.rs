@@ -32,8 +32,8 @@ fn request(user: Option<&str>) -> PlainRequest {
     r
 }
 
-fn route(plan: &Plan, mut req: PlainRequest) -> Decision {
-    match evaluate(plan, &plan.weights_at(0), &mut req, || 0) {
+fn route(plan: &Plan, req: PlainRequest) -> Decision {
+    match evaluate(plan, &plan.weights_at(0), &req, || 0) {
         Verdict::Route(d) => d,
         other => panic!("not routed: {other:?}"),
     }
@@ -164,11 +164,11 @@ fn anonymous_stable_and_random() {
     let mut to_target = 0;
     let mut total = 0;
     for draw in draws.by_ref() {
-        let mut r = PlainRequest {
+        let r = PlainRequest {
             path: Some("/x".into()),
             ..Default::default()
         };
-        match evaluate(&random, &active, &mut r, || draw) {
+        match evaluate(&random, &active, &r, || draw) {
             Verdict::Route(d) => {
                 assert_eq!(d.reason, Reason::Anonymous);
                 assert_eq!(d.cluster, usize::from(draw < 3000));
@@ -190,12 +190,12 @@ fn matching_by_prefix_path_and_method() {
         {"name": "prefix", "match": {"prefix": "/api"}, "stable": "s", "targets": []}]}"#,
     );
     let split_of = |method: &str, path: &str| {
-        let mut r = PlainRequest {
+        let r = PlainRequest {
             path: Some(path.into()),
             method: Some(method.into()),
             ..Default::default()
         };
-        match evaluate(&p, &p.weights_at(0), &mut r, || 0) {
+        match evaluate(&p, &p.weights_at(0), &r, || 0) {
             Verdict::Route(d) => Some(p.splits[d.split].name.as_str()),
             Verdict::Pass => None,
             Verdict::Refuse(r) => panic!("{r:?}"),
@@ -214,9 +214,9 @@ fn unmatched_route_passes() {
     let p = users("50", "");
     let mut r = request(Some("alice"));
     r.route_name = Some("other".into());
-    assert_eq!(evaluate(&p, &p.weights_at(0), &mut r, || 0), Verdict::Pass);
+    assert_eq!(evaluate(&p, &p.weights_at(0), &r, || 0), Verdict::Pass);
     r.route_name = None;
-    assert_eq!(evaluate(&p, &p.weights_at(0), &mut r, || 0), Verdict::Pass);
+    assert_eq!(evaluate(&p, &p.weights_at(0), &r, || 0), Verdict::Pass);
 }
 
 #[test]
@@ -227,12 +227,12 @@ fn modes_refuse_and_allow() {
         {"name": "up", "match": {"prefix": "/up"}, "stable": "s", "targets": [], "mode": "normal"}]}"#,
     );
     let verdict = |method: &str, path: &str| {
-        let mut r = PlainRequest {
+        let r = PlainRequest {
             path: Some(path.into()),
             method: Some(method.into()),
             ..Default::default()
         };
-        match evaluate(&p, &p.weights_at(0), &mut r, || 0) {
+        match evaluate(&p, &p.weights_at(0), &r, || 0) {
             Verdict::Refuse(r) => Some(r.mode),
             _ => None,
         }
@@ -271,5 +271,108 @@ fn hostile_keys_get_a_decision() {
         let mut r = request(None);
         r.headers.push(("x-user-id".into(), key));
         assert_eq!(route(&p, r).reason, Reason::Bucket);
+    }
+}
+
+/// Splits of both kinds, interleaved, some sharing a route: the first split
+/// in config order that takes the request wins, as a plain scan finds it.
+#[test]
+fn the_route_index_keeps_config_order() {
+    let p = plan(
+        r#"{"splits": [
+          {"name": "s0", "match": {"prefix": "/a", "methods": ["GET"]}, "stable": "x", "targets": []},
+          {"name": "s1", "match": {"route": "users", "methods": ["POST"]}, "stable": "x", "targets": []},
+          {"name": "s2", "match": {"prefix": "/u"}, "stable": "x", "targets": []},
+          {"name": "s3", "match": {"route": "users"}, "stable": "x", "targets": []},
+          {"name": "s4", "match": {"route": "other"}, "stable": "x", "targets": []},
+          {"name": "s5", "match": {"path": "/a/b"}, "stable": "x", "targets": []},
+          {"name": "s6", "match": {"route": "other", "methods": ["PUT"]}, "stable": "x", "targets": []}
+        ]}"#,
+    );
+    // The plain reading: each split's matcher in turn.
+    let scan = |route: &str, path: &str, method: &str| {
+        let takes = |i: usize| match i {
+            0 => path.starts_with("/a") && method == "GET",
+            1 => route == "users" && method == "POST",
+            2 => path.starts_with("/u"),
+            3 => route == "users",
+            4 => route == "other",
+            5 => path == "/a/b",
+            6 => route == "other" && method == "PUT",
+            _ => unreachable!(),
+        };
+        (0..7).find(|&i| takes(i))
+    };
+    for route in ["users", "other", "none", ""] {
+        for path in ["/a", "/a/b", "/u/1", "/z"] {
+            for method in ["GET", "POST", "PUT"] {
+                let r = PlainRequest {
+                    route_name: (!route.is_empty()).then(|| route.into()),
+                    path: Some(path.into()),
+                    method: Some(method.into()),
+                    ..Default::default()
+                };
+                let split = match evaluate(&p, &p.weights_at(0), &r, || 0) {
+                    Verdict::Route(d) => Some(d.split),
+                    Verdict::Pass => None,
+                    other => panic!("{other:?}"),
+                };
+                assert_eq!(split, scan(route, path, method), "{route} {method} {path}");
+            }
+        }
+    }
+}
+
+/// A request that a split before the first route-matched one takes never
+/// costs the host a route-name lookup.
+#[test]
+fn the_route_name_is_asked_only_when_needed() {
+    use std::cell::Cell;
+    use turnout::decide::RequestFacts;
+
+    struct Counting {
+        plain: PlainRequest,
+        route_asked: Cell<u32>,
+    }
+    impl RequestFacts for Counting {
+        fn route_name(&self) -> Option<&[u8]> {
+            self.route_asked.set(self.route_asked.get() + 1);
+            self.plain.route_name()
+        }
+        fn path(&self) -> Option<&[u8]> {
+            self.plain.path()
+        }
+        fn method(&self) -> Option<&[u8]> {
+            self.plain.method()
+        }
+        fn header(&self, name: &str) -> Option<&[u8]> {
+            self.plain.header(name)
+        }
+    }
+    let p = plan(
+        r#"{"splits": [
+          {"name": "health", "match": {"path": "/health"}, "stable": "x", "targets": []},
+          {"name": "users", "match": {"route": "users"}, "stable": "x", "targets": []},
+          {"name": "rest", "match": {"prefix": "/"}, "stable": "x", "targets": []}
+        ]}"#,
+    );
+    for (path, route, asked, split) in [
+        ("/health", "users", 0, 0),
+        ("/users/1", "users", 1, 1),
+        ("/orders", "orders", 1, 2),
+    ] {
+        let r = Counting {
+            plain: PlainRequest {
+                route_name: Some(route.into()),
+                path: Some(path.into()),
+                method: Some("GET".into()),
+                ..Default::default()
+            },
+            route_asked: Cell::new(0),
+        };
+        let Verdict::Route(d) = evaluate(&p, &p.weights_at(0), &r, || 0) else {
+            panic!("{path} not routed");
+        };
+        assert_eq!((d.split, r.route_asked.get()), (split, asked), "{path}");
     }
 }

@@ -170,29 +170,29 @@ struct Request<'a> {
 
 impl Request<'_> {
     /// The first value of a header, as Envoy's header map gives it.
-    fn first(&self, name: &str) -> Option<Vec<u8>> {
+    fn first(&self, name: &str) -> Option<&[u8]> {
         self.input
             .headers
             .iter()
             .find(|(n, _)| NAMES[usize::from(*n) % NAMES.len()] == name)
-            .map(|(_, v)| v.clone())
+            .map(|(_, v)| v.as_slice())
     }
 }
 
 impl RequestFacts for Request<'_> {
-    fn route_name(&mut self) -> Option<Vec<u8>> {
+    fn route_name(&self) -> Option<&[u8]> {
         self.asked.borrow_mut()[0] += 1;
-        self.input.route.clone()
+        self.input.route.as_deref()
     }
-    fn path(&mut self) -> Option<Vec<u8>> {
+    fn path(&self) -> Option<&[u8]> {
         self.asked.borrow_mut()[1] += 1;
-        self.input.path.clone()
+        self.input.path.as_deref()
     }
-    fn method(&mut self) -> Option<Vec<u8>> {
+    fn method(&self) -> Option<&[u8]> {
         self.asked.borrow_mut()[2] += 1;
-        self.input.method.clone()
+        self.input.method.as_deref()
     }
-    fn header(&mut self, name: &str) -> Option<Vec<u8>> {
+    fn header(&self, name: &str) -> Option<&[u8]> {
         self.first(name)
     }
 }
@@ -211,10 +211,10 @@ fn plans() -> &'static Vec<Plan> {
 fn expected_key(plan: &Plan, request: &Request<'_>) -> Option<Vec<u8>> {
     plan.user_key.iter().find_map(|source| {
         let key = match source {
-            KeySource::Header(h) => request.first(h),
+            KeySource::Header(h) => request.first(h).map(<[u8]>::to_vec),
             KeySource::Cookie(c) => {
                 let header = request.first("cookie").unwrap_or_default();
-                keys::cookie(&header, c.as_bytes()).map(<[u8]>::to_vec)
+                keys::cookie(header, c.as_bytes()).map(<[u8]>::to_vec)
             }
             KeySource::Query(q) => {
                 let path = request.input.path.clone().unwrap_or_default();
@@ -230,12 +230,12 @@ fuzz_target!(|raw: RawInput| {
     let plans = plans();
     let plan = &plans[usize::from(input.plan) % plans.len()];
     let active = plan.weights_at(input.now);
-    let mut request = Request {
+    let request = Request {
         input: &input,
         asked: RefCell::new([0; 3]),
     };
     let mut draws = 0;
-    let verdict = evaluate(plan, &active, &mut request, || {
+    let verdict = evaluate(plan, &active, &request, || {
         draws += 1;
         input.draw
     });
@@ -245,11 +245,11 @@ fuzz_target!(|raw: RawInput| {
         request.asked.borrow()
     );
     assert!(draws <= 1);
-    let mut again = Request {
+    let again = Request {
         input: &input,
         asked: RefCell::new([0; 3]),
     };
-    assert_eq!(verdict, evaluate(plan, &active, &mut again, || input.draw));
+    assert_eq!(verdict, evaluate(plan, &active, &again, || input.draw));
 
     match verdict {
         Verdict::Pass => assert!(draws == 0),

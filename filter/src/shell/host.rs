@@ -11,6 +11,8 @@
 //! not keep: the SDK builds a `Vec` of path parts and a serialized copy for
 //! every property read, and copies every header of a map it reads.
 
+use std::cell::OnceCell;
+
 use proxy_wasm::types::{MapType, Status};
 
 use crate::decide::RequestFacts;
@@ -67,32 +69,37 @@ pub const RESPONSE_CODE: PropertyPath = PropertyPath(b"response\0code");
 pub const RESPONSE_CODE_DETAILS: PropertyPath = PropertyPath(b"response\0code_details");
 pub const REQUEST_DURATION: PropertyPath = PropertyPath(b"request\0duration");
 
+/// One request's facts as Envoy gives them, each read once, when first
+/// needed, and lent out in place.
 #[derive(Default)]
 pub struct Host {
-    /// The serialized request header map, once read.
-    headers: Option<Vec<u8>>,
+    /// The serialized request header map.
+    headers: OnceCell<Vec<u8>>,
+    route_name: OnceCell<Option<Vec<u8>>>,
 }
 
 impl Host {
     /// The first value of a request header (names are lowercase in Envoy).
-    pub fn get(&mut self, name: &str) -> Option<&[u8]> {
-        let buffer = self.headers.get_or_insert_with(request_header_map);
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        let buffer = self.headers.get_or_init(request_header_map);
         wire::find(buffer, name.as_bytes())
     }
 }
 
 impl RequestFacts for Host {
-    fn route_name(&mut self) -> Option<Vec<u8>> {
-        property(ROUTE_NAME)
+    fn route_name(&self) -> Option<&[u8]> {
+        self.route_name
+            .get_or_init(|| property(ROUTE_NAME))
+            .as_deref()
     }
-    fn path(&mut self) -> Option<Vec<u8>> {
-        self.get(":path").map(<[u8]>::to_vec)
+    fn path(&self) -> Option<&[u8]> {
+        self.get(":path")
     }
-    fn method(&mut self) -> Option<Vec<u8>> {
-        self.get(":method").map(<[u8]>::to_vec)
+    fn method(&self) -> Option<&[u8]> {
+        self.get(":method")
     }
-    fn header(&mut self, name: &str) -> Option<Vec<u8>> {
-        self.get(name).map(<[u8]>::to_vec)
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.get(name)
     }
 }
 

@@ -170,14 +170,14 @@ impl HttpContext for Request {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
         let runtime = Rc::clone(&self.runtime);
         let plan = &runtime.plan;
-        let mut host = Host::default();
+        let host = Host::default();
         let verdict = {
             let active = runtime.active.borrow();
-            decide::evaluate(plan, &active, &mut host, || {
+            decide::evaluate(plan, &active, &host, || {
                 (runtime.next_u64() % 10_000) as u16
             })
         };
-        self.ensure_traceparent(&mut host, &verdict);
+        self.ensure_traceparent(&host, &verdict);
         match verdict {
             Verdict::Pass => {
                 // A client never picks its cluster: drop an inbound decision
@@ -299,7 +299,7 @@ impl Request {
     /// Keeps a valid inbound `traceparent`, or writes a new one (dropping
     /// a `tracestate` that no longer belongs to any trace), and adds
     /// turnout's `tracestate` member when configured.
-    fn ensure_traceparent(&mut self, host: &mut Host, verdict: &Verdict<'_>) {
+    fn ensure_traceparent(&mut self, host: &Host, verdict: &Verdict<'_>) {
         let plan = &self.runtime.plan;
         let kept: Option<[u8; 32]> = host
             .get("traceparent")
