@@ -162,13 +162,7 @@ fn split_of<R: RequestFacts>(plan: &Plan, facts: &mut Facts<'_, R>) -> Option<us
         }
     }
     index.first_by_route?;
-    let mut by_route = index
-        .by_route
-        .get(facts.route())
-        .map_or(&[][..], Vec::as_slice)
-        .iter()
-        .copied()
-        .peekable();
+    let mut by_route = index.by_route(facts.route()).iter().copied().peekable();
     // Both lists are in config order: merge them.
     loop {
         let i = match (by_route.peek(), by_path.peek()) {

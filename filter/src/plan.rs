@@ -65,8 +65,8 @@ pub struct SplitPlan {
 /// The splits grouped by how they match, each group in config order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SplitIndex {
-    /// Route name to the splits that match on it.
-    pub by_route: BTreeMap<Vec<u8>, Vec<usize>>,
+    /// Route name and the splits that match on it, sorted by name.
+    pub by_route: Vec<(Vec<u8>, Vec<usize>)>,
     /// The splits that match on the path.
     pub by_path: Vec<usize>,
     /// The first split that matches on a route name: those before it need
@@ -81,16 +81,27 @@ impl SplitIndex {
             match &split.matcher.on {
                 MatchOn::Route(name) => {
                     index.first_by_route.get_or_insert(i);
-                    index
-                        .by_route
-                        .entry(name.as_bytes().to_vec())
-                        .or_default()
-                        .push(i);
+                    match index.find(name.as_bytes()) {
+                        Ok(at) => index.by_route[at].1.push(i),
+                        Err(at) => index
+                            .by_route
+                            .insert(at, (name.as_bytes().to_vec(), vec![i])),
+                    }
                 }
                 MatchOn::Prefix(_) | MatchOn::Path(_) => index.by_path.push(i),
             }
         }
         index
+    }
+
+    /// The splits that match on route `name`, in config order.
+    pub fn by_route(&self, name: &[u8]) -> &[usize] {
+        self.find(name).map_or(&[], |at| &self.by_route[at].1)
+    }
+
+    fn find(&self, name: &[u8]) -> Result<usize, usize> {
+        self.by_route
+            .binary_search_by(|(route, _)| route.as_slice().cmp(name))
     }
 }
 
