@@ -76,26 +76,7 @@ pub fn request_headers(user: &str, key_in: KeyIn) -> Vec<u8> {
         "x-request-id".into(),
         "6b3a1f0e-9a57-4c1e-8a52-1d2e3f405162".into(),
     ));
-    serialize(&headers)
-}
-
-/// A header map in the proxy-wasm ABI's serialization: a `u32` count, the
-/// `(name length, value length)` pairs, then each name and value with a NUL.
-pub fn serialize(headers: &[(String, String)]) -> Vec<u8> {
-    let len = |s: &String| u32::try_from(s.len()).expect("a header fits in u32");
-    let count = u32::try_from(headers.len()).expect("few headers");
-    let mut out = count.to_le_bytes().to_vec();
-    for (n, v) in headers {
-        out.extend(len(n).to_le_bytes());
-        out.extend(len(v).to_le_bytes());
-    }
-    for (n, v) in headers {
-        out.extend(n.as_bytes());
-        out.push(0);
-        out.extend(v.as_bytes());
-        out.push(0);
-    }
-    out
+    wire::serialize(&headers)
 }
 
 /// One request as the shell sees it: the serialized header map and the

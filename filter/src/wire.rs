@@ -53,6 +53,26 @@ impl<'a> Iterator for Pairs<'a> {
     }
 }
 
+/// A header map in the same format, as Envoy would hand it over: for the
+/// tests, fuzz targets and benchmarks that feed [`pairs`] and [`find`].
+/// A length beyond `u32` (which the format cannot hold) is written as
+/// `u32::MAX`, so the result reads back as malformed, not as other headers.
+pub fn serialize<N: AsRef<[u8]>, V: AsRef<[u8]>>(map: &[(N, V)]) -> Vec<u8> {
+    let len = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes();
+    let mut out = len(map.len()).to_vec();
+    for (n, v) in map {
+        out.extend(len(n.as_ref().len()));
+        out.extend(len(v.as_ref().len()));
+    }
+    for (n, v) in map {
+        out.extend(n.as_ref());
+        out.push(0);
+        out.extend(v.as_ref());
+        out.push(0);
+    }
+    out
+}
+
 fn read_u32(buffer: &[u8], at: usize) -> Option<usize> {
     let bytes = buffer.get(at..at.checked_add(4)?)?;
     let array: [u8; 4] = bytes.try_into().ok()?;
@@ -62,21 +82,6 @@ fn read_u32(buffer: &[u8], at: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn serialize(map: &[(&[u8], &[u8])]) -> Vec<u8> {
-        let mut out = (map.len() as u32).to_le_bytes().to_vec();
-        for (n, v) in map {
-            out.extend((n.len() as u32).to_le_bytes());
-            out.extend((v.len() as u32).to_le_bytes());
-        }
-        for (n, v) in map {
-            out.extend(*n);
-            out.push(0);
-            out.extend(*v);
-            out.push(0);
-        }
-        out
-    }
 
     #[test]
     fn reads_every_pair_in_place() {

@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use turnout::wire::{find, pairs};
+use turnout::wire::{find, pairs, serialize};
 
 fuzz_target!(|data: &[u8]| {
     let declared = data
@@ -42,18 +42,3 @@ fuzz_target!(|data: &[u8]| {
     assert!(got.len() <= map.len());
     assert_eq!(&map[..got.len()], &got[..]);
 });
-
-fn serialize(map: &[(&[u8], &[u8])]) -> Vec<u8> {
-    let mut out = (map.len() as u32).to_le_bytes().to_vec();
-    for (n, v) in map {
-        out.extend((n.len() as u32).to_le_bytes());
-        out.extend((v.len() as u32).to_le_bytes());
-    }
-    for (n, v) in map {
-        out.extend(*n);
-        out.push(0);
-        out.extend(*v);
-        out.push(0);
-    }
-    out
-}
