@@ -4,9 +4,10 @@
 A small proxy-wasm ABI 0.2.1 host on wasmtime (PyPI `wasmtime`): it loads a
 module, configures it, runs one HTTP request through it the way Envoy does
 (context create, request headers, response headers, one response body
-chunk, log, done, delete) and prints, as JSON, every call into the VM
-(`callbacks`, including `proxy_on_memory_allocate`, which the host calls to
-hand the module a buffer) and every call out of it (`calls`), in order.
+chunk, log, done, delete; like Envoy, it skips a callback the module does
+not export) and prints, as JSON, every call into the VM (`callbacks`,
+including `proxy_on_memory_allocate`, which the host calls to hand the
+module a buffer) and every call out of it (`calls`), in order.
 
     hostcalls.py MODULE.wasm [CONFIGURATION]
 
@@ -183,10 +184,13 @@ class Host:
     def call_foreign_function(self, caller, nptr, nlen, aptr, alen, ptr_ptr, size_ptr):
         return 0
 
-    # Calls into the VM.
+    # Calls into the VM: only those the module exports, as Envoy does.
     def enter(self, name, *args):
+        function = self.exports.get(name)
+        if function is None:
+            return 1
         self.callbacks.append(name)
-        return self.exports[name](self.store, *args)
+        return function(self.store, *args)
 
 
 def main():

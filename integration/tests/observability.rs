@@ -192,6 +192,41 @@ fn failures_are_classed_5xx_4xx_and_reset() {
     );
 }
 
+/// The latency runs from the request reaching the filter to the end of
+/// the response: an upstream that takes 150 ms lands in (100, 250] ms, a
+/// prompt one under 100 ms.
+#[test]
+fn latency_spans_the_upstream_answer() {
+    let stage = Stage::inline(CONFIG, 1);
+    let mut client = stage.client();
+    let canary_user = (0..)
+        .map(|i| format!("u{i}"))
+        .find(|u| on_fastapi(u))
+        .unwrap();
+    let user = ("x-user-id", canary_user.as_str());
+    for _ in 0..3 {
+        let r = client.get("/users", &[user, ("x-test-delay-ms", "150")]);
+        assert_eq!((r.status, served_by(&r).as_deref()), (200, Some("fastapi")));
+    }
+    for _ in 0..2 {
+        assert_eq!(client.get("/users", &[user]).status, 200);
+    }
+    let bucket = |le: &str| {
+        format!(r#"turnout_latency_ms_bucket{{split="users",cluster="fastapi",le="{le}"}}"#)
+    };
+    prometheus_with(
+        &stage,
+        &[
+            (bucket("100"), 2.0),
+            (bucket("250"), 5.0),
+            (
+                r#"turnout_latency_ms_count{split="users",cluster="fastapi"}"#.into(),
+                5.0,
+            ),
+        ],
+    );
+}
+
 #[test]
 fn a_client_that_leaves_before_the_answer_is_a_reset() {
     let stage = Stage::inline(CONFIG, 1);

@@ -12,7 +12,7 @@ fn strings(names: &[&str]) -> Vec<String> {
 
 /// The calls into the VM that Envoy makes for every request to any
 /// proxy-wasm filter built with the Rust SDK (it exports every callback).
-const LIFECYCLE: [&str; 7] = [
+const SDK_LIFECYCLE: [&str; 7] = [
     "on_context_create",
     "on_request_headers",
     "on_response_headers",
@@ -22,21 +22,31 @@ const LIFECYCLE: [&str; 7] = [
     "on_delete",
 ];
 
+/// The calls into the VM that Envoy makes for every request to turnout,
+/// which exports only the callbacks it uses.
+const TURNOUT_LIFECYCLE: [&str; 4] = [
+    "on_context_create",
+    "on_request_headers",
+    "on_response_headers",
+    "on_done",
+];
+
 #[test]
-fn turnout_makes_nine_calls_and_four_buffer_handovers_per_request() {
+fn turnout_makes_ten_calls_and_three_buffer_handovers_per_request() {
     let h = hostcalls(&filter_wasm(), TURNOUT_CONFIG).unwrap();
     assert_eq!(
         h.calls,
         strings(&[
-            "get_property",             // xds.route_name: the split
-            "get_header_map_pairs",     // every request header, once
-            "add_header_map_value",     // traceparent (absent)
-            "add_header_map_value",     // x-turnout-cluster
-            "call_foreign_function",    // clear_route_cache
-            "replace_header_map_value", // x-trace-id on the response
-            "get_property",             // response.code
-            "get_property",             // request.duration
-            "record_metric",            // the latency histogram
+            "get_property",                 // xds.route_name: the split
+            "get_header_map_pairs",         // every request header, once
+            "add_header_map_value",         // traceparent (absent)
+            "get_current_time_nanoseconds", // the latency's start
+            "add_header_map_value",         // x-turnout-cluster
+            "call_foreign_function",        // clear_route_cache
+            "replace_header_map_value",     // x-trace-id on the response
+            "get_current_time_nanoseconds", // the latency's end
+            "get_property",                 // response.code
+            "record_metric",                // the latency histogram
         ])
     );
     let allocations = h
@@ -44,14 +54,14 @@ fn turnout_makes_nine_calls_and_four_buffer_handovers_per_request() {
         .iter()
         .filter(|c| *c == "proxy_on_memory_allocate")
         .count();
-    assert_eq!(allocations, 4, "{:?}", h.callbacks);
+    assert_eq!(allocations, 3, "{:?}", h.callbacks);
     let lifecycle: Vec<String> = h
         .callbacks
         .iter()
         .filter(|c| *c != "proxy_on_memory_allocate")
         .cloned()
         .collect();
-    assert_eq!(lifecycle, strings(&LIFECYCLE));
+    assert_eq!(lifecycle, strings(&TURNOUT_LIFECYCLE));
 }
 
 #[test]
@@ -62,7 +72,12 @@ fn the_floor_reads_one_header_and_writes_one() {
         h.calls,
         strings(&["get_header_map_value", "replace_header_map_value"])
     );
-    assert_eq!(h.callbacks.len(), LIFECYCLE.len() + 1, "{:?}", h.callbacks);
+    assert_eq!(
+        h.callbacks.len(),
+        SDK_LIFECYCLE.len() + 1,
+        "{:?}",
+        h.callbacks
+    );
     let h = hostcalls(&floor, "clear_route_cache").unwrap();
     assert_eq!(
         h.calls.last().map(String::as_str),

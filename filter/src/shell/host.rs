@@ -1,65 +1,18 @@
-//! Envoy's side of the ABI, called directly: the request headers read in
-//! one hostcall, when first needed, and looked up in place after; property
-//! reads with their paths serialized at compile time; header writes, the
-//! route cache and the histogram.
+//! The host calls turnout makes, as safe functions: the request headers
+//! read in one call, when first needed, and looked up in place after;
+//! property reads with their paths serialized at compile time; header
+//! writes, the route cache, metrics, the clock, the local reply, the log.
 //!
-//! Direct, not through the SDK's `hostcalls`, for two reasons. The SDK
-//! panics on any status it does not expect (a header write refused because
-//! the map is gone, a property Envoy cannot serialize), and a panic kills
-//! the worker's VM and every request it serves; here every failure reads as
-//! "absent" or "not done". And the request path allocates nothing it does
-//! not keep: the SDK builds a `Vec` of path parts and a serialized copy for
-//! every property read, and copies every header of a map it reads.
+//! Every failure reads as "absent" or "not done", never as a panic (a
+//! panic kills the worker's VM and every request it serves). And the
+//! request path allocates nothing it does not keep: no `Vec` of path parts
+//! or serialized copy per property read, no copy of every header of a map.
 
 use std::cell::OnceCell;
 
-use proxy_wasm::types::{MapType, Status};
-
+use super::abi::{self, owned, LogLevel, MapType, MetricType, OK};
 use crate::decide::RequestFacts;
 use crate::wire;
-
-#[link(wasm_import_module = "env")]
-extern "C" {
-    fn proxy_get_header_map_pairs(
-        map_type: MapType,
-        data: *mut *mut u8,
-        size: *mut usize,
-    ) -> Status;
-    fn proxy_get_property(
-        path_data: *const u8,
-        path_size: usize,
-        return_value_data: *mut *mut u8,
-        return_value_size: *mut usize,
-    ) -> Status;
-    fn proxy_add_header_map_value(
-        map_type: MapType,
-        key_data: *const u8,
-        key_size: usize,
-        value_data: *const u8,
-        value_size: usize,
-    ) -> Status;
-    fn proxy_replace_header_map_value(
-        map_type: MapType,
-        key_data: *const u8,
-        key_size: usize,
-        value_data: *const u8,
-        value_size: usize,
-    ) -> Status;
-    fn proxy_remove_header_map_value(
-        map_type: MapType,
-        key_data: *const u8,
-        key_size: usize,
-    ) -> Status;
-    fn proxy_call_foreign_function(
-        function_name_data: *const u8,
-        function_name_size: usize,
-        arguments_data: *const u8,
-        arguments_size: usize,
-        results_data: *mut *mut u8,
-        results_size: *mut usize,
-    ) -> Status;
-    fn proxy_record_metric(metric_id: u32, value: u64) -> Status;
-}
 
 /// A property path as the ABI takes it: the parts joined by NUL.
 pub struct PropertyPath(&'static [u8]);
@@ -67,7 +20,6 @@ pub struct PropertyPath(&'static [u8]);
 pub const ROUTE_NAME: PropertyPath = PropertyPath(b"xds\0route_name");
 pub const RESPONSE_CODE: PropertyPath = PropertyPath(b"response\0code");
 pub const RESPONSE_CODE_DETAILS: PropertyPath = PropertyPath(b"response\0code_details");
-pub const REQUEST_DURATION: PropertyPath = PropertyPath(b"request\0duration");
 
 /// One request's facts as Envoy gives them, each read once, when first
 /// needed, and lent out in place.
@@ -103,21 +55,6 @@ impl RequestFacts for Host {
     }
 }
 
-/// Takes ownership of a buffer the host returned. On success the host
-/// filled `data` with a buffer of `size` bytes that it allocated through
-/// the SDK's `proxy_on_memory_allocate` (a `Vec<u8>` allocation of exactly
-/// `size`), whose ownership passes to us.
-///
-/// # Safety
-/// `data` and `size` must be what a successful hostcall wrote.
-unsafe fn owned(status: Status, data: *mut u8, size: usize) -> Option<Vec<u8>> {
-    match status {
-        // SAFETY: see above.
-        Status::Ok if !data.is_null() => Some(unsafe { Vec::from_raw_parts(data, size, size) }),
-        _ => None,
-    }
-}
-
 /// The request headers, serialized as the ABI hands them over. Called
 /// directly rather than through the SDK, whose reader copies every header
 /// and panics on what it does not expect.
@@ -126,7 +63,7 @@ fn request_header_map() -> Vec<u8> {
     let mut size: usize = 0;
     // SAFETY: the host writes `data` and `size` only on success.
     unsafe {
-        let status = proxy_get_header_map_pairs(MapType::HttpRequestHeaders, &mut data, &mut size);
+        let status = abi::proxy_get_header_map_pairs(MapType::RequestHeaders, &mut data, &mut size);
         owned(status, data, size).unwrap_or_default()
     }
 }
@@ -138,7 +75,7 @@ pub fn property(path: PropertyPath) -> Option<Vec<u8>> {
     // SAFETY: the path is a valid slice; the host writes `data` and `size`
     // only on success.
     unsafe {
-        let status = proxy_get_property(path.0.as_ptr(), path.0.len(), &mut data, &mut size);
+        let status = abi::proxy_get_property(path.0.as_ptr(), path.0.len(), &mut data, &mut size);
         owned(status, data, size)
     }
 }
@@ -166,11 +103,13 @@ pub fn set_header(map: MapType, name: &str, value: Option<&[u8]>, how: Write) {
     // Failure (the map is gone) leaves nothing to do.
     unsafe {
         let _ = match (value, how) {
-            (Some(v), Write::Add) => proxy_add_header_map_value(map, key, len, v.as_ptr(), v.len()),
-            (Some(v), Write::Replace) => {
-                proxy_replace_header_map_value(map, key, len, v.as_ptr(), v.len())
+            (Some(v), Write::Add) => {
+                abi::proxy_add_header_map_value(map, key, len, v.as_ptr(), v.len())
             }
-            (None, _) => proxy_remove_header_map_value(map, key, len),
+            (Some(v), Write::Replace) => {
+                abi::proxy_replace_header_map_value(map, key, len, v.as_ptr(), v.len())
+            }
+            (None, _) => abi::proxy_remove_header_map_value(map, key, len),
         };
     }
 }
@@ -185,7 +124,7 @@ pub fn clear_route_cache() {
     // SAFETY: name and the empty argument are valid slices; a result, if
     // the host gives one, is ours to free.
     unsafe {
-        let status = proxy_call_foreign_function(
+        let status = abi::proxy_call_foreign_function(
             NAME.as_ptr(),
             NAME.len(),
             [0u8; 0].as_ptr(),
@@ -197,11 +136,92 @@ pub fn clear_route_cache() {
     }
 }
 
-/// Records one value of a histogram (`u32::MAX`: a metric Envoy refused).
+/// Records one value of a histogram, or sets a gauge (`u32::MAX`: a metric
+/// Envoy refused).
 pub fn record(histogram: u32, value: u64) {
     if histogram != u32::MAX {
         // SAFETY: no pointers. A failure drops the value: stats never take
         // a request down.
-        let _ = unsafe { proxy_record_metric(histogram, value) };
+        let _ = unsafe { abi::proxy_record_metric(histogram, value) };
     }
+}
+
+/// The nanoseconds since the Unix epoch by Envoy's clock (0 if it cannot
+/// say): the start and end of a request's latency, without the property
+/// read (and the trip back into the VM to allocate its answer) that
+/// `request.duration` costs.
+pub fn now_nanos() -> u64 {
+    let mut nanos = 0u64;
+    // SAFETY: the host writes one u64 through a valid pointer.
+    match unsafe { abi::proxy_get_current_time_nanoseconds(&mut nanos) } {
+        OK => nanos,
+        _ => 0,
+    }
+}
+
+/// The plugin's configuration as Envoy delivered it (empty if none).
+pub fn plugin_configuration() -> Vec<u8> {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: the host writes `data` and `size` only on success.
+    unsafe {
+        let status = abi::proxy_get_buffer_bytes(
+            abi::PLUGIN_CONFIGURATION,
+            0,
+            usize::MAX,
+            &mut data,
+            &mut size,
+        );
+        owned(status, data, size).unwrap_or_default()
+    }
+}
+
+/// Asks for `on_tick` every `millis` milliseconds.
+pub fn set_tick_period(millis: u32) {
+    // SAFETY: no pointers.
+    let _ = unsafe { abi::proxy_set_tick_period_milliseconds(millis) };
+}
+
+/// Writes a line to Envoy's log, under the plugin's name.
+pub fn log(level: LogLevel, message: &str) {
+    // SAFETY: the message is a valid slice for the call's duration.
+    let _ = unsafe { abi::proxy_log(level, message.as_ptr(), message.len()) };
+}
+
+/// Defines a metric; `u32::MAX` if Envoy will not (its counts are then
+/// dropped: stats never take a request down).
+pub fn define_metric(kind: MetricType, name: &str) -> u32 {
+    let mut id = u32::MAX;
+    // SAFETY: the name is a valid slice; the host writes one u32.
+    match unsafe { abi::proxy_define_metric(kind, name.as_ptr(), name.len(), &mut id) } {
+        OK => id,
+        _ => u32::MAX,
+    }
+}
+
+/// Adds `by` to a counter (`u32::MAX`: a metric Envoy refused).
+pub fn increment(counter: u32, by: i64) {
+    if counter != u32::MAX {
+        // SAFETY: no pointers.
+        let _ = unsafe { abi::proxy_increment_metric(counter, by) };
+    }
+}
+
+/// Answers the request from the filter: Envoy sends the reply once the
+/// current callback returns.
+pub fn send_local_response(status: u32, headers: &[(&str, &[u8])], body: &[u8]) {
+    let headers = wire::serialize(headers);
+    // SAFETY: every pointer is a valid slice for the call's duration.
+    let _ = unsafe {
+        abi::proxy_send_local_response(
+            status,
+            std::ptr::null(),
+            0,
+            body.as_ptr(),
+            body.len(),
+            headers.as_ptr(),
+            headers.len(),
+            -1,
+        )
+    };
 }

@@ -6,9 +6,8 @@
 
 use std::cell::RefCell;
 
-use proxy_wasm::hostcalls;
-use proxy_wasm::types::MetricType;
-
+use super::abi::MetricType;
+use super::host;
 use crate::stats::StatsLayout;
 
 pub struct Metrics {
@@ -24,7 +23,7 @@ impl Metrics {
     /// gets id `u32::MAX`, and its counts are dropped: stats never take a
     /// request down.
     pub fn define(layout: StatsLayout) -> Metrics {
-        let define = |kind, name: &String| hostcalls::define_metric(kind, name).unwrap_or(u32::MAX);
+        let define = |kind, name: &String| host::define_metric(kind, name);
         let counters: Vec<u32> = layout
             .counters
             .iter()
@@ -37,10 +36,10 @@ impl Metrics {
             .collect();
         for gauge in &layout.gauges {
             // The guard does not exist yet: its state is "not tripped".
-            let _ = hostcalls::record_metric(define(MetricType::Gauge, gauge), 0);
+            host::record(define(MetricType::Gauge, gauge), 0);
         }
         for (gauge, stable) in &layout.stable_info {
-            let _ = hostcalls::record_metric(define(MetricType::Gauge, gauge), u64::from(*stable));
+            host::record(define(MetricType::Gauge, gauge), u64::from(*stable));
         }
         let pending = RefCell::new(vec![0; counters.len()]);
         Metrics {
@@ -59,7 +58,7 @@ impl Metrics {
 
     pub fn record(&self, histogram: usize, value: u64) {
         if let Some(&id) = self.histograms.get(histogram) {
-            super::host::record(id, value);
+            host::record(id, value);
         }
     }
 
@@ -68,7 +67,7 @@ impl Metrics {
         let mut pending = self.pending.borrow_mut();
         for (n, &id) in pending.iter_mut().zip(&self.counters) {
             if *n > 0 {
-                let _ = hostcalls::increment_metric(id, i64::try_from(*n).unwrap_or(i64::MAX));
+                host::increment(id, i64::try_from(*n).unwrap_or(i64::MAX));
                 *n = 0;
             }
         }

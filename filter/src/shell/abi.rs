@@ -1,0 +1,160 @@
+//! The proxy-wasm ABI (0.2.1) as Envoy implements it: the host functions
+//! turnout calls, and the module-level exports every proxy-wasm module
+//! carries (the ABI marker, the allocator the host fills buffers through,
+//! the WASI reactor's initializer).
+//!
+//! Written here rather than taken from the Rust SDK for two reasons, both
+//! measured or read in Envoy's source:
+//!
+//! - Envoy enters the VM for a callback only when the module exports it
+//!   (proxy-wasm-cpp-host skips a missing `proxy_on_response_body`,
+//!   `proxy_on_log`, `proxy_on_delete`…). The SDK exports every callback,
+//!   so each response body chunk, each access log and each context's
+//!   deletion cost a trip into the VM that turnout does not need; a trip
+//!   costs about a microsecond of Envoy's CPU (BENCHMARKS.md).
+//! - The SDK's host call wrappers panic on any status they do not expect,
+//!   and a panic kills the worker's VM with every request it serves. Every
+//!   call here reports failure as a value.
+
+use std::alloc::{alloc, Layout};
+use std::ptr::NonNull;
+
+/// A host call's result (only `Ok` is read; anything else is "not done").
+pub type Status = u32;
+pub const OK: Status = 0;
+
+/// The header maps of the ABI.
+#[derive(Clone, Copy)]
+#[repr(u32)]
+pub enum MapType {
+    RequestHeaders = 0,
+    ResponseHeaders = 2,
+}
+
+/// The metric kinds of `proxy_define_metric`.
+#[derive(Clone, Copy)]
+#[repr(u32)]
+pub enum MetricType {
+    Counter = 0,
+    Gauge = 1,
+    Histogram = 2,
+}
+
+/// The log levels of `proxy_log`.
+#[derive(Clone, Copy)]
+#[repr(u32)]
+pub enum LogLevel {
+    Info = 2,
+    Error = 4,
+}
+
+/// The buffer holding the plugin's configuration.
+pub const PLUGIN_CONFIGURATION: u32 = 7;
+
+/// What a header callback returns: let the stream go on, or hold it.
+pub const CONTINUE: u32 = 0;
+pub const PAUSE: u32 = 1;
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    pub fn proxy_log(level: LogLevel, message: *const u8, size: usize) -> Status;
+    pub fn proxy_get_current_time_nanoseconds(time: *mut u64) -> Status;
+    pub fn proxy_set_tick_period_milliseconds(period: u32) -> Status;
+    pub fn proxy_get_buffer_bytes(
+        buffer: u32,
+        start: usize,
+        max_size: usize,
+        data: *mut *mut u8,
+        size: *mut usize,
+    ) -> Status;
+    pub fn proxy_get_header_map_pairs(map: MapType, data: *mut *mut u8, size: *mut usize)
+        -> Status;
+    pub fn proxy_add_header_map_value(
+        map: MapType,
+        key: *const u8,
+        key_size: usize,
+        value: *const u8,
+        value_size: usize,
+    ) -> Status;
+    pub fn proxy_replace_header_map_value(
+        map: MapType,
+        key: *const u8,
+        key_size: usize,
+        value: *const u8,
+        value_size: usize,
+    ) -> Status;
+    pub fn proxy_remove_header_map_value(map: MapType, key: *const u8, key_size: usize) -> Status;
+    pub fn proxy_get_property(
+        path: *const u8,
+        path_size: usize,
+        data: *mut *mut u8,
+        size: *mut usize,
+    ) -> Status;
+    pub fn proxy_send_local_response(
+        status_code: u32,
+        details: *const u8,
+        details_size: usize,
+        body: *const u8,
+        body_size: usize,
+        headers: *const u8,
+        headers_size: usize,
+        grpc_status: i32,
+    ) -> Status;
+    pub fn proxy_call_foreign_function(
+        name: *const u8,
+        name_size: usize,
+        arguments: *const u8,
+        arguments_size: usize,
+        results: *mut *mut u8,
+        results_size: *mut usize,
+    ) -> Status;
+    pub fn proxy_define_metric(
+        kind: MetricType,
+        name: *const u8,
+        name_size: usize,
+        id: *mut u32,
+    ) -> Status;
+    pub fn proxy_increment_metric(id: u32, offset: i64) -> Status;
+    pub fn proxy_record_metric(id: u32, value: u64) -> Status;
+}
+
+/// Tells Envoy which ABI the module speaks.
+#[no_mangle]
+pub extern "C" fn proxy_abi_version_0_2_1() {}
+
+/// Where the host puts every buffer it hands over. The buffer's layout is
+/// a `Vec<u8>` of capacity `size`, so [`owned`] takes it back as one.
+#[no_mangle]
+pub extern "C" fn proxy_on_memory_allocate(size: usize) -> *mut u8 {
+    match Layout::array::<u8>(size) {
+        Ok(layout) if size > 0 => {
+            // SAFETY: the layout's size is not zero.
+            unsafe { alloc(layout) }
+        }
+        _ => NonNull::dangling().as_ptr(),
+    }
+}
+
+extern "C" {
+    fn __wasm_call_ctors();
+}
+
+/// The WASI reactor's initializer, which Envoy calls once per VM.
+#[no_mangle]
+pub extern "C" fn _initialize() {
+    // SAFETY: the linker's constructor list, run once, before any callback.
+    unsafe { __wasm_call_ctors() }
+}
+
+/// Takes ownership of a buffer a host call returned: on success the host
+/// wrote a buffer of `size` bytes it got from [`proxy_on_memory_allocate`].
+///
+/// # Safety
+/// `data` and `size` must be what a successful host call wrote.
+pub unsafe fn owned(status: Status, data: *mut u8, size: usize) -> Option<Vec<u8>> {
+    match status {
+        // SAFETY: see above; a null buffer is no buffer.
+        OK if !data.is_null() => Some(unsafe { Vec::from_raw_parts(data, size, size) }),
+        _ => None,
+    }
+}
