@@ -6,8 +6,16 @@
 use integration::{build_wasm_package, filter_wasm};
 use turnout_bench_load::{hostcalls, TURNOUT_CONFIG};
 
+/// ABI names as the host logs them: `proxy_` before the ABI's own, WASI's
+/// as they are.
 fn strings(names: &[&str]) -> Vec<String> {
-    names.iter().map(|n| format!("proxy_{n}")).collect()
+    names
+        .iter()
+        .map(|n| match n.strip_prefix("wasi:") {
+            Some(_) => n.to_string(),
+            None => format!("proxy_{n}"),
+        })
+        .collect()
 }
 
 /// The calls into the VM that Envoy makes for every request to any
@@ -37,16 +45,16 @@ fn turnout_makes_ten_calls_and_three_buffer_handovers_per_request() {
     assert_eq!(
         h.calls,
         strings(&[
-            "get_property",                 // xds.route_name: the split
-            "get_header_map_pairs",         // every request header, once
-            "add_header_map_value",         // traceparent (absent)
-            "get_current_time_nanoseconds", // the latency's start
-            "add_header_map_value",         // x-turnout-cluster
-            "call_foreign_function",        // clear_route_cache
-            "replace_header_map_value",     // x-trace-id on the response
-            "get_current_time_nanoseconds", // the latency's end
-            "get_property",                 // response.code
-            "record_metric",                // the latency histogram
+            "get_property",             // xds.route_name: the split
+            "get_header_map_pairs",     // every request header, once
+            "add_header_map_value",     // traceparent (absent)
+            "wasi:clock_time_get",      // the latency's start (monotonic)
+            "add_header_map_value",     // x-turnout-cluster
+            "call_foreign_function",    // clear_route_cache
+            "replace_header_map_value", // x-trace-id on the response
+            "wasi:clock_time_get",      // the latency's end
+            "get_property",             // response.code
+            "record_metric",            // the latency histogram
         ])
     );
     let allocations = h

@@ -118,6 +118,15 @@ extern "C" {
     pub fn proxy_record_metric(id: u32, value: u64) -> Status;
 }
 
+#[link(wasm_import_module = "wasi_snapshot_preview1")]
+extern "C" {
+    /// WASI's clock; Envoy serves clock 1 from its monotonic time source.
+    pub fn clock_time_get(clock: u32, precision: u64, time: *mut u64) -> u16;
+}
+
+/// WASI's monotonic clock.
+pub const MONOTONIC: u32 = 1;
+
 /// Tells Envoy which ABI the module speaks.
 #[no_mangle]
 pub extern "C" fn proxy_abi_version_0_2_1() {}

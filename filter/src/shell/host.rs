@@ -147,14 +147,25 @@ pub fn record(histogram: u32, value: u64) {
 }
 
 /// The nanoseconds since the Unix epoch by Envoy's clock (0 if it cannot
-/// say): the start and end of a request's latency, without the property
-/// read (and the trip back into the VM to allocate its answer) that
-/// `request.duration` costs.
+/// say): for schedules, which are written in wall-clock time.
 pub fn now_nanos() -> u64 {
     let mut nanos = 0u64;
     // SAFETY: the host writes one u64 through a valid pointer.
     match unsafe { abi::proxy_get_current_time_nanoseconds(&mut nanos) } {
         OK => nanos,
+        _ => 0,
+    }
+}
+
+/// Envoy's monotonic clock in nanoseconds (0 if it cannot say): the start
+/// and end of a request's latency. Two reads cost less than the
+/// `request.duration` property (whose answer the host must hand over
+/// through an allocation in the VM), and a wall-clock step cannot bend it.
+pub fn monotonic_nanos() -> u64 {
+    let mut nanos = 0u64;
+    // SAFETY: the host writes one u64 through a valid pointer.
+    match unsafe { abi::clock_time_get(abi::MONOTONIC, 1, &mut nanos) } {
+        0 => nanos,
         _ => 0,
     }
 }

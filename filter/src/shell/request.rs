@@ -13,8 +13,8 @@ use crate::trace;
 pub struct Request {
     runtime: Rc<Runtime>,
     decision: Option<Decision>,
-    /// When the filter saw the request (Envoy's clock, ns), for a routed
-    /// request's latency.
+    /// When the filter saw the request (Envoy's monotonic clock, ns), for
+    /// a routed request's latency.
     start: u64,
     /// The request's W3C trace id, lowercase hex.
     trace_id: [u8; 32],
@@ -55,7 +55,7 @@ impl Request {
                 CONTINUE
             }
             Verdict::Route(decision) => {
-                self.start = host::now_nanos();
+                self.start = host::monotonic_nanos();
                 let split = &plan.splits[decision.split];
                 // Replace only an inbound one (a client never picks its
                 // cluster); else add, which spares Envoy a lookup.
@@ -147,7 +147,7 @@ impl Request {
     /// response by class and record the latency.
     pub fn on_done(self) {
         let Some(d) = self.decision else { return };
-        let end = host::now_nanos();
+        let end = host::monotonic_nanos();
         let code = host::property_u64(host::RESPONSE_CODE);
         let class = match Class::of(code, false) {
             Class::ServerError | Class::Reset => {
@@ -158,10 +158,13 @@ impl Request {
         };
         let metrics = &self.runtime.metrics;
         metrics.count(metrics.layout.response(d.split, d.cluster, class));
-        metrics.record(
-            metrics.layout.latency(d.split, d.cluster),
-            end.saturating_sub(self.start) / 1_000_000,
-        );
+        // A clock that could not be read (0) records no latency.
+        if self.start > 0 && end >= self.start {
+            metrics.record(
+                metrics.layout.latency(d.split, d.cluster),
+                (end - self.start) / 1_000_000,
+            );
+        }
     }
 
     /// Keeps a valid inbound `traceparent`, or writes a new one (dropping
