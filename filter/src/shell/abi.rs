@@ -132,15 +132,17 @@ pub const MONOTONIC: u32 = 1;
 pub extern "C" fn proxy_abi_version_0_2_1() {}
 
 /// Where the host puts every buffer it hands over. The buffer's layout is
-/// a `Vec<u8>` of capacity `size`, so [`owned`] takes it back as one.
+/// a `Vec<u8>` of capacity `size`, so [`owned`] takes it back as one. Null
+/// (no memory) makes the host call fail, which reads as "absent".
 #[no_mangle]
 pub extern "C" fn proxy_on_memory_allocate(size: usize) -> *mut u8 {
+    if size == 0 {
+        return NonNull::dangling().as_ptr();
+    }
     match Layout::array::<u8>(size) {
-        Ok(layout) if size > 0 => {
-            // SAFETY: the layout's size is not zero.
-            unsafe { alloc(layout) }
-        }
-        _ => NonNull::dangling().as_ptr(),
+        // SAFETY: the layout's size is not zero.
+        Ok(layout) => unsafe { alloc(layout) },
+        Err(_) => std::ptr::null_mut(),
     }
 }
 
