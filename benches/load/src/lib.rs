@@ -286,6 +286,9 @@ pub fn proxy_bootstrap(
                 path,
                 TURNOUT_CONFIG,
             ),
+            ExtraModule::Config(json) => {
+                wasm_filter(&e.name, &format!("turnout_{}", e.name), turnout, json)
+            }
         };
         // A floor that writes no header cannot route by it.
         let users = match &e.module {
@@ -326,6 +329,8 @@ pub enum ExtraModule {
     /// Another build of turnout (an older shell, another opt-level), with
     /// [`TURNOUT_CONFIG`].
     Turnout(PathBuf),
+    /// This build of turnout with another configuration (JSON).
+    Config(String),
 }
 
 /// The benchmark's stage: the proxy Envoy and its upstreams.

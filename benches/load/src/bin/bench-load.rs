@@ -33,9 +33,11 @@
 //! variants and (a), which is always run. For experiments, `--extra
 //! NAME=floor:WORDS` (repeatable) adds a listener running the floor filter
 //! with extra hostcalls (WORDS, comma-separated: see
-//! `benches/floor/src/lib.rs`), and `--extra NAME=turnout:PATH` one running
+//! `benches/floor/src/lib.rs`), `--extra NAME=turnout:PATH` one running
 //! another build of turnout (an older shell, another opt-level) with the
-//! same configuration; extras always run, and the report gives each one's
+//! same configuration, and `--extra NAME=config:JSON` this build of turnout
+//! with another configuration (path splits, `tracestate`, `debug`: what a
+//! feature costs); extras always run, and the report gives each one's
 //! CPU added over (a) and over (b), paired per cycle. The report is printed
 //! and written to `target/bench-load/report.md`, every slice to
 //! `target/bench-load/slices.csv`.
@@ -145,8 +147,13 @@ fn options() -> Options {
                     Some((_, spec)) if spec.starts_with("turnout:") => {
                         ExtraModule::Turnout(spec["turnout:".len()..].into())
                     }
+                    Some((_, spec)) if spec.starts_with("config:") => {
+                        ExtraModule::Config(spec["config:".len()..].into())
+                    }
                     _ => {
-                        eprintln!("--extra NAME=floor:WORDS or NAME=turnout:PATH");
+                        eprintln!(
+                            "--extra NAME=floor:WORDS, NAME=turnout:PATH or NAME=config:JSON"
+                        );
                         exit(2)
                     }
                 };
@@ -349,6 +356,7 @@ fn main() {
                 ExtraModule::Turnout(path) => {
                     format!("(x) {}: turnout {}", e.name, path.display())
                 }
+                ExtraModule::Config(json) => format!("(x) {}: turnout with {json}", e.name),
             };
             (e.name.clone(), e.name.clone(), label)
         }))
