@@ -289,6 +289,7 @@ pub fn proxy_bootstrap(
             ExtraModule::Config(json) => {
                 wasm_filter(&e.name, &format!("turnout_{}", e.name), turnout, json)
             }
+            ExtraModule::Bare(path) => wasm_filter(&e.name, "floor_bare", path, ""),
         };
         // A floor that writes no header cannot route by it.
         let users = match &e.module {
@@ -331,6 +332,8 @@ pub enum ExtraModule {
     Turnout(PathBuf),
     /// This build of turnout with another configuration (JSON).
     Config(String),
+    /// The floor without the SDK (`benches/floor-bare`), built at this path.
+    Bare(PathBuf),
 }
 
 /// The benchmark's stage: the proxy Envoy and its upstreams.

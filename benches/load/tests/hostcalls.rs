@@ -92,3 +92,17 @@ fn the_floor_reads_one_header_and_writes_one() {
         Some("proxy_call_foreign_function")
     );
 }
+
+#[test]
+fn the_floor_without_the_sdk_is_entered_once() {
+    let bare = build_wasm_package("turnout-floor-bare");
+    let h = hostcalls(&bare, "").unwrap();
+    assert_eq!(
+        h.calls,
+        strings(&["get_header_map_value", "replace_header_map_value"])
+    );
+    assert_eq!(
+        h.callbacks,
+        strings(&["on_request_headers", "on_memory_allocate"])
+    );
+}

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use integration::HttpClient;
 use turnout::bucket::Bucket;
 use turnout_bench_load::{
-    floor_cluster, lua_cluster, LoadStage, UpstreamKind, Variant, USER_HEADER,
+    floor_cluster, lua_cluster, Extra, ExtraModule, LoadStage, UpstreamKind, Variant, USER_HEADER,
 };
 
 fn cluster_of(client: &mut HttpClient, user: &str) -> String {
@@ -65,4 +65,23 @@ fn every_listener_splits_with_envoy_upstreams() {
 #[test]
 fn every_listener_splits_with_harness_upstreams() {
     check(&LoadStage::start(UpstreamKind::Harness, 1));
+}
+
+/// The floor without the SDK (`--extra NAME=bare`) splits as the floor does.
+#[test]
+fn the_floor_without_the_sdk_splits_like_the_floor() {
+    let bare = Extra {
+        name: "bare".into(),
+        module: ExtraModule::Bare(integration::build_wasm_package("turnout-floor-bare")),
+    };
+    let stage = LoadStage::with_extras(UpstreamKind::Harness, 1, &[bare]);
+    let mut client = HttpClient::new(stage.listener_port("bare"));
+    for i in 0..50 {
+        let user = format!("u{i}");
+        assert_eq!(
+            cluster_of(&mut client, &user),
+            floor_cluster(user.as_bytes()),
+            "{user}"
+        );
+    }
 }

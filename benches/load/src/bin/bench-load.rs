@@ -37,7 +37,8 @@
 //! another build of turnout (an older shell, another opt-level) with the
 //! same configuration, and `--extra NAME=config:JSON` this build of turnout
 //! with another configuration (path splits, `tracestate`, `debug`: what a
-//! feature costs); extras always run, and the report gives each one's
+//! feature costs), and `--extra NAME=bare` the floor without the SDK
+//! (`benches/floor-bare`, one exported callback); extras always run, and the report gives each one's
 //! CPU added over (a) and over (b), paired per cycle. The report is printed
 //! and written to `target/bench-load/report.md`, every slice to
 //! `target/bench-load/slices.csv`.
@@ -150,9 +151,12 @@ fn options() -> Options {
                     Some((_, spec)) if spec.starts_with("config:") => {
                         ExtraModule::Config(spec["config:".len()..].into())
                     }
+                    Some((_, "bare")) => {
+                        ExtraModule::Bare(integration::build_wasm_package("turnout-floor-bare"))
+                    }
                     _ => {
                         eprintln!(
-                            "--extra NAME=floor:WORDS, NAME=turnout:PATH or NAME=config:JSON"
+                            "--extra NAME=floor:WORDS, NAME=turnout:PATH, NAME=config:JSON or NAME=bare"
                         );
                         exit(2)
                     }
@@ -357,6 +361,7 @@ fn main() {
                     format!("(x) {}: turnout {}", e.name, path.display())
                 }
                 ExtraModule::Config(json) => format!("(x) {}: turnout with {json}", e.name),
+                ExtraModule::Bare(_) => format!("(x) {}: the floor without the SDK", e.name),
             };
             (e.name.clone(), e.name.clone(), label)
         }))
