@@ -132,7 +132,7 @@ pub const MONOTONIC: u32 = 1;
 pub extern "C" fn proxy_abi_version_0_2_1() {}
 
 /// Where the host puts every buffer it hands over. The buffer's layout is
-/// a `Vec<u8>` of capacity `size`, so [`owned`] takes it back as one. Null
+/// a `Vec<u8>` of capacity `size`, so [`handed_over`] takes it back as one. Null
 /// (no memory) makes the host call fail, which reads as "absent".
 #[no_mangle]
 pub extern "C" fn proxy_on_memory_allocate(size: usize) -> *mut u8 {
@@ -157,13 +157,19 @@ pub extern "C" fn _initialize() {
     unsafe { __wasm_call_ctors() }
 }
 
-/// Takes ownership of a buffer a host call returned: on success the host
-/// wrote a buffer of `size` bytes it got from [`proxy_on_memory_allocate`].
+/// Makes a host call that hands a buffer back, and takes the buffer: on
+/// success the host wrote, through the two pointers `call` is given, a
+/// buffer of `size` bytes it got from [`proxy_on_memory_allocate`]. `None`
+/// when the call failed or handed nothing back.
 ///
 /// # Safety
-/// `data` and `size` must be what a successful host call wrote.
-pub unsafe fn owned(status: Status, data: *mut u8, size: usize) -> Option<Vec<u8>> {
-    match status {
+/// `call` must make a host call that writes those two pointers only so.
+pub unsafe fn handed_over(
+    call: impl FnOnce(*mut *mut u8, *mut usize) -> Status,
+) -> Option<Vec<u8>> {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    match call(&mut data, &mut size) {
         // SAFETY: see above; a null buffer is no buffer.
         OK if !data.is_null() => Some(unsafe { Vec::from_raw_parts(data, size, size) }),
         _ => None,

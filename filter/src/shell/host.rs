@@ -10,7 +10,7 @@
 
 use std::cell::OnceCell;
 
-use super::abi::{self, owned, LogLevel, MapType, MetricType, OK};
+use super::abi::{self, handed_over, LogLevel, MapType, MetricType, OK};
 use crate::decide::RequestFacts;
 use crate::wire;
 
@@ -55,28 +55,23 @@ impl RequestFacts for Host {
     }
 }
 
-/// The request headers, serialized as the ABI hands them over. Called
-/// directly rather than through the SDK, whose reader copies every header
-/// and panics on what it does not expect.
+/// The request headers, serialized as the ABI hands them over.
 fn request_header_map() -> Vec<u8> {
-    let mut data: *mut u8 = std::ptr::null_mut();
-    let mut size: usize = 0;
-    // SAFETY: the host writes `data` and `size` only on success.
+    // SAFETY: a host call that writes the buffer's pointers only on success.
     unsafe {
-        let status = abi::proxy_get_header_map_pairs(MapType::RequestHeaders, &mut data, &mut size);
-        owned(status, data, size).unwrap_or_default()
+        handed_over(|data, size| {
+            abi::proxy_get_header_map_pairs(MapType::RequestHeaders, data, size)
+        })
     }
+    .unwrap_or_default()
 }
 
 /// A property's value, or `None` if Envoy has none (or cannot say).
 pub fn property(path: PropertyPath) -> Option<Vec<u8>> {
-    let mut data: *mut u8 = std::ptr::null_mut();
-    let mut size: usize = 0;
-    // SAFETY: the path is a valid slice; the host writes `data` and `size`
-    // only on success.
+    // SAFETY: the path is a valid slice; the host writes the buffer's
+    // pointers only on success.
     unsafe {
-        let status = abi::proxy_get_property(path.0.as_ptr(), path.0.len(), &mut data, &mut size);
-        owned(status, data, size)
+        handed_over(|data, size| abi::proxy_get_property(path.0.as_ptr(), path.0.len(), data, size))
     }
 }
 
@@ -119,21 +114,20 @@ pub fn set_header(map: MapType, name: &str, value: Option<&[u8]>, how: Write) {
 /// header; later versions do not, so the call is made explicitly.
 pub fn clear_route_cache() {
     const NAME: &[u8] = b"clear_route_cache";
-    let mut data: *mut u8 = std::ptr::null_mut();
-    let mut size: usize = 0;
     // SAFETY: name and the empty argument are valid slices; a result, if
-    // the host gives one, is ours to free.
-    unsafe {
-        let status = abi::proxy_call_foreign_function(
-            NAME.as_ptr(),
-            NAME.len(),
-            [0u8; 0].as_ptr(),
-            0,
-            &mut data,
-            &mut size,
-        );
-        drop(owned(status, data, size));
-    }
+    // the host gives one, is ours, and dropped.
+    drop(unsafe {
+        handed_over(|data, size| {
+            abi::proxy_call_foreign_function(
+                NAME.as_ptr(),
+                NAME.len(),
+                [0u8; 0].as_ptr(),
+                0,
+                data,
+                size,
+            )
+        })
+    });
 }
 
 /// Records one value of a histogram, or sets a gauge (`u32::MAX`: a metric
@@ -172,19 +166,13 @@ pub fn monotonic_nanos() -> u64 {
 
 /// The plugin's configuration as Envoy delivered it (empty if none).
 pub fn plugin_configuration() -> Vec<u8> {
-    let mut data: *mut u8 = std::ptr::null_mut();
-    let mut size: usize = 0;
-    // SAFETY: the host writes `data` and `size` only on success.
+    // SAFETY: a host call that writes the buffer's pointers only on success.
     unsafe {
-        let status = abi::proxy_get_buffer_bytes(
-            abi::PLUGIN_CONFIGURATION,
-            0,
-            usize::MAX,
-            &mut data,
-            &mut size,
-        );
-        owned(status, data, size).unwrap_or_default()
+        handed_over(|data, size| {
+            abi::proxy_get_buffer_bytes(abi::PLUGIN_CONFIGURATION, 0, usize::MAX, data, size)
+        })
     }
+    .unwrap_or_default()
 }
 
 /// Asks for `on_tick` every `millis` milliseconds.
