@@ -311,7 +311,12 @@ fn a_rollback_under_load_loses_no_request_and_ends_the_canary_at_the_ack() {
         for s in &run.samples {
             let user = &users[c][s.user];
             let cluster = s.cluster.as_deref().unwrap_or_default();
-            if s.sent < renamed {
+            // Answered before the file was renamed: Envoy cannot have had
+            // the new config, so the old split decided. (Sent before but
+            // answered after is in flight at the rename: a worker starved
+            // of CPU may read it only after the new config has reached it,
+            // and either config may decide; CI saw this once on 2 cores.)
+            if s.received < renamed {
                 assert_eq!(cluster, predicted(user, 5000), "{user} before the push");
                 canary_before += u64::from(cluster == "fastapi");
             }
