@@ -9,7 +9,14 @@ not export) and prints, as JSON, every call into the VM (`callbacks`,
 including `proxy_on_memory_allocate`, which the host calls to hand the
 module a buffer) and every call out of it (`calls`), in order.
 
-    hostcalls.py MODULE.wasm [CONFIGURATION]
+    hostcalls.py MODULE.wasm [CONFIGURATION [REQUESTS [END]]]
+
+It runs REQUESTS requests (default 2: the first warms lazily initialized
+state) and reports the last one's calls; then the calls the root context
+makes at END (`end_calls`): `tick` (default: its timer), `configure` (the
+same configuration applied again, as a push does) or `done` (the VM
+stopping). There a filter publishes what its requests held back. The
+calls of the first configuration are reported too (`configure_calls`).
 
 The request: `GET /users` on route `users` with `x-user-id: u1`, the
 headers Envoy's connection manager holds when filters run, no
@@ -211,6 +218,8 @@ class Host:
 def main():
     path = sys.argv[1]
     configuration = sys.argv[2] if len(sys.argv) > 2 else ""
+    requests = int(sys.argv[3]) if len(sys.argv) > 3 else 2
+    end = sys.argv[4] if len(sys.argv) > 4 else "tick"
     host = Host(path, configuration)
     if "_initialize" in host.exports:
         host.exports["_initialize"](host.store)
@@ -218,8 +227,9 @@ def main():
     host.enter("proxy_on_vm_start", 1, 0)
     if not host.enter("proxy_on_configure", 1, len(host.configuration)):
         sys.exit("the module refused its configuration")
-    # The first request warms lazily initialized state; the second is counted.
-    for context in (2, 3):
+    configure_calls = list(host.calls)
+    # The first request warms lazily initialized state; the last is counted.
+    for context in range(2, 2 + max(requests, 1)):
         host.calls.clear()
         host.callbacks.clear()
         host.maps = {REQUEST: list(REQUEST_HEADERS), RESPONSE: list(RESPONSE_HEADERS)}
@@ -231,12 +241,26 @@ def main():
         host.enter("proxy_on_done", context)
         host.enter("proxy_on_delete", context)
     request_headers = [list(p) for p in host.maps[REQUEST]]
+    calls, callbacks = list(host.calls), list(host.callbacks)
+    host.calls.clear()
+    if end == "tick":
+        host.enter("proxy_on_tick", 1)
+    elif end == "configure":
+        host.enter("proxy_on_configure", 1, len(host.configuration))
+    elif end == "done":
+        host.enter("proxy_on_done", 1)
+    else:
+        sys.exit(f"END is tick, configure or done, not {end!r}")
+    end_calls = list(host.calls)
+    host.calls, host.callbacks = calls, callbacks
     print(
         json.dumps(
             {
                 "callbacks": host.callbacks,
                 "calls": host.calls,
                 "request_headers": request_headers,
+                "configure_calls": configure_calls,
+                "end_calls": end_calls,
             }
         )
     )

@@ -444,10 +444,16 @@ fn prometheus_evaluates_the_rules_on_real_envoy_stats() {
         |s| s.len() == 1 && s[0].value > 50.0,
     );
     assert!(p99[0].value <= 250.0, "{p99:?}");
-    let p50 = by(
-        &prom.query("split_cluster:turnout_latency_ms:p50_5m"),
-        "cluster",
-    );
+    // The recording rule may run a second behind the scrape that brought
+    // the last latencies: wait for an evaluation that has both clusters
+    // (NaN until a cluster's histogram has risen within the window).
+    let p50 = prom.wait_for("split_cluster:turnout_latency_ms:p50_5m", WAIT, |s| {
+        let c = by(s, "cluster");
+        ["fastapi", "legacy"]
+            .iter()
+            .all(|&k| c.get(k).is_some_and(|v| !v.is_nan()))
+    });
+    let p50 = by(&p50, "cluster");
     assert!(p50["fastapi"] < 50.0 && p50["legacy"] < 50.0, "{p50:?}");
     let reference = prom.query("split:turnout_latency_ms:p95_reference_5m");
     assert_eq!(reference.len(), 1, "{reference:?}");

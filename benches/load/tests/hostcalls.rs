@@ -4,7 +4,7 @@
 //! request path shows here; BENCHMARKS.md explains each one.
 
 use integration::{build_wasm_package, filter_wasm};
-use turnout_bench_load::{hostcalls, TURNOUT_CONFIG};
+use turnout_bench_load::{hostcalls, hostcalls_after, Hostcalls, RootEvent, TURNOUT_CONFIG};
 
 /// ABI names as the host logs them: `proxy_` before the ABI's own, WASI's
 /// as they are.
@@ -40,7 +40,7 @@ const TURNOUT_LIFECYCLE: [&str; 4] = [
 ];
 
 #[test]
-fn turnout_makes_ten_calls_and_three_buffer_handovers_per_request() {
+fn turnout_makes_nine_calls_and_three_buffer_handovers_per_request() {
     let h = hostcalls(&filter_wasm(), TURNOUT_CONFIG).unwrap();
     assert_eq!(
         h.calls,
@@ -54,7 +54,6 @@ fn turnout_makes_ten_calls_and_three_buffer_handovers_per_request() {
             "replace_header_map_value", // x-trace-id on the response
             "wasi:clock_time_get",      // the latency's end
             "get_property",             // response.code
-            "record_metric",            // the latency histogram
         ])
     );
     let allocations = h
@@ -70,6 +69,61 @@ fn turnout_makes_ten_calls_and_three_buffer_handovers_per_request() {
         .cloned()
         .collect();
     assert_eq!(lifecycle, strings(&TURNOUT_LIFECYCLE));
+}
+
+fn count(calls: &[String], name: &str) -> usize {
+    calls.iter().filter(|c| *c == name).count()
+}
+
+fn end_count(h: &Hostcalls, name: &str) -> usize {
+    count(&h.end_calls, name)
+}
+
+/// The tick publishes what the requests held back, and so do a pushed
+/// configuration replacing the old one and the VM's stop: both requests'
+/// latency values, and each counter they moved, once.
+#[test]
+fn turnout_publishes_what_it_held_at_the_tick_a_push_and_the_stop() {
+    for end in [RootEvent::Tick, RootEvent::Configure, RootEvent::Done] {
+        let h = hostcalls_after(&filter_wasm(), TURNOUT_CONFIG, 2, end).unwrap();
+        // A configuration applied sets its gauges with the same call.
+        let gauges = match end {
+            RootEvent::Configure => count(&h.configure_calls, "proxy_record_metric"),
+            _ => 0,
+        };
+        assert_eq!(
+            end_count(&h, "proxy_record_metric"),
+            gauges + 2,
+            "{end:?}: {:?}",
+            h.end_calls
+        );
+        // turnout_requests_total and turnout_responses_total, for one
+        // cluster and reason: u1 lands on the same cluster twice.
+        assert_eq!(
+            end_count(&h, "proxy_increment_metric"),
+            2,
+            "{end:?}: {:?}",
+            h.end_calls
+        );
+    }
+}
+
+/// At 512 values held, the request that adds the last records them all,
+/// so a worker whose tick is late holds 8 KiB at most.
+#[test]
+fn turnout_records_held_latencies_when_it_holds_512() {
+    let record = |h: &Hostcalls| {
+        h.calls
+            .iter()
+            .filter(|c| *c == "proxy_record_metric")
+            .count()
+    };
+    let h = hostcalls_after(&filter_wasm(), TURNOUT_CONFIG, 511, RootEvent::Tick).unwrap();
+    assert_eq!(record(&h), 0, "{:?}", h.calls);
+    assert_eq!(end_count(&h, "proxy_record_metric"), 511);
+    let h = hostcalls_after(&filter_wasm(), TURNOUT_CONFIG, 512, RootEvent::Tick).unwrap();
+    assert_eq!(record(&h), 512, "{:?}", h.calls);
+    assert_eq!(end_count(&h, "proxy_record_metric"), 0, "{:?}", h.end_calls);
 }
 
 #[test]

@@ -5,7 +5,7 @@
 //! the VM for one a module does not export (`abi` says why the SDK is not
 //! used). A request costs four entries: its context's creation, its request
 //! and response headers, and its end (`proxy_on_done`), where its response
-//! is counted and its latency recorded, and its state freed.
+//! is counted and its latency taken, and its state freed.
 //!
 //! Each callback takes its context out of the table, works on it, and puts
 //! it back, so nothing is borrowed while Envoy runs a host call, and a
