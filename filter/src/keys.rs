@@ -156,15 +156,7 @@ fn trim_start(bytes: &[u8]) -> &[u8] {
 
 /// Strips HTTP optional whitespace (spaces and tabs) from both ends.
 pub(crate) fn trim(bytes: &[u8]) -> &[u8] {
-    let start = bytes
-        .iter()
-        .position(|b| !is_space(b))
-        .unwrap_or(bytes.len());
-    let end = bytes
-        .iter()
-        .rposition(|b| !is_space(b))
-        .map_or(start, |e| e + 1);
-    &bytes[start..end]
+    trim_start(trim_end(bytes))
 }
 
 #[cfg(test)]

@@ -18,6 +18,14 @@ fn on_fastapi(user: &str) -> bool {
     Bucket::of(b"users", user.as_bytes()).0 < 5000
 }
 
+/// The first user `u0`, `u1`, … whom the split sends to the canary.
+fn canary_user() -> String {
+    (0..)
+        .map(|i| format!("u{i}"))
+        .find(|u| on_fastapi(u))
+        .expect("half the users are on the canary")
+}
+
 /// The value of one Prometheus sample, labels given in exposition order.
 fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines().find_map(|l| {
@@ -150,10 +158,7 @@ fn prometheus_shows_exact_counts_per_label() {
 fn failures_are_classed_5xx_4xx_and_reset() {
     let stage = Stage::inline(CONFIG, 2);
     let mut client = stage.client();
-    let canary_user = (0..)
-        .map(|i| format!("u{i}"))
-        .find(|u| on_fastapi(u))
-        .unwrap();
+    let canary_user = canary_user();
     let user = [("x-user-id", canary_user.as_str())];
     for _ in 0..3 {
         let r = client.get("/users", &[user[0], ("x-test-status", "503")]);
@@ -199,10 +204,7 @@ fn failures_are_classed_5xx_4xx_and_reset() {
 fn latency_spans_the_upstream_answer() {
     let stage = Stage::inline(CONFIG, 1);
     let mut client = stage.client();
-    let canary_user = (0..)
-        .map(|i| format!("u{i}"))
-        .find(|u| on_fastapi(u))
-        .unwrap();
+    let canary_user = canary_user();
     let user = ("x-user-id", canary_user.as_str());
     for _ in 0..3 {
         let r = client.get("/users", &[user, ("x-test-delay-ms", "150")]);
@@ -230,10 +232,7 @@ fn latency_spans_the_upstream_answer() {
 #[test]
 fn a_client_that_leaves_before_the_answer_is_a_reset() {
     let stage = Stage::inline(CONFIG, 1);
-    let canary_user = (0..)
-        .map(|i| format!("u{i}"))
-        .find(|u| on_fastapi(u))
-        .unwrap();
+    let canary_user = canary_user();
     stage
         .fastapi
         .set_behavior(Behavior::Delay(Duration::from_secs(2)));
