@@ -1,10 +1,10 @@
 //! The decision: which split a request belongs to and which cluster it goes
 //! to, or whether a maintenance mode answers it.
 //!
-//! Precedence, highest first: mode > rollback > pin > force > bucket (or the
-//! anonymous rule when the request carries no user key). The host supplies
-//! the request through [`RequestFacts`], asked lazily so that a fact no rule
-//! needs costs no hostcall.
+//! Precedence, highest first: mode > rollback > guard > pin > force > bucket
+//! (or the anonymous rule when the request carries no user key). The host
+//! supplies the request through [`RequestFacts`], asked lazily so that a
+//! fact no rule needs costs no hostcall.
 
 use std::borrow::Cow;
 
@@ -127,6 +127,9 @@ pub fn evaluate<'p>(
 
     if split_plan.rollback {
         return decide(0, Reason::Rollback, None);
+    }
+    if active.is_tripped(index) {
+        return decide(0, Reason::Guard, None);
     }
     let key = user_key(plan, &mut facts);
     if let Some(&cluster) = key.as_deref().and_then(|k| split_plan.pins.get(k)) {

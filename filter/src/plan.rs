@@ -192,13 +192,27 @@ impl Default for TraceSettings {
     }
 }
 
-/// The upper bucket bound of each target, per split, at one moment: target
-/// `i` of a split owns buckets `bounds[i - 1]..bounds[i]` (from 0 for the
-/// first); buckets from the last bound on are stable. Recomputed when time
-/// passes a schedule step, so the request path only compares integers.
+/// What is in effect for each split at one moment, beside its plan.
+///
+/// `bounds`: the upper bucket bound of each target: target `i` of a split
+/// owns buckets `bounds[i - 1]..bounds[i]` (from 0 for the first); buckets
+/// from the last bound on are stable. Recomputed when time passes a
+/// schedule step, so the request path only compares integers.
+///
+/// `tripped`: the splits whose guard has tripped (every request to stable,
+/// reason `guard`), latched until the split's configuration changes.
+/// Empty or short means none: a schedule step replaces `bounds` only.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ActiveWeights {
     pub bounds: Vec<Vec<u16>>,
+    pub tripped: Vec<bool>,
+}
+
+impl ActiveWeights {
+    /// Whether split `split`'s guard has tripped.
+    pub fn is_tripped(&self, split: usize) -> bool {
+        self.tripped.get(split).copied().unwrap_or(false)
+    }
 }
 
 impl Plan {
@@ -219,7 +233,10 @@ impl Plan {
                     .collect()
             })
             .collect();
-        ActiveWeights { bounds }
+        ActiveWeights {
+            bounds,
+            tripped: Vec::new(),
+        }
     }
 
     /// Whether any weight changes with time, so the shell must watch the clock.

@@ -11,8 +11,10 @@
 use std::cell::OnceCell;
 
 use super::abi::{self, handed_over, LogLevel, MapType, MetricType, OK};
+use super::metrics::Metrics;
 use crate::decide::RequestFacts;
-use crate::wire;
+use crate::flow::{self, Write};
+use crate::{stats, wire};
 
 /// A property path as the ABI takes it: the parts joined by NUL.
 pub struct PropertyPath(&'static [u8]);
@@ -21,16 +23,25 @@ pub const ROUTE_NAME: PropertyPath = PropertyPath(b"xds\0route_name");
 pub const RESPONSE_CODE: PropertyPath = PropertyPath(b"response\0code");
 pub const RESPONSE_CODE_DETAILS: PropertyPath = PropertyPath(b"response\0code_details");
 
-/// One request's facts as Envoy gives them, each read once, when first
-/// needed, and lent out in place.
-#[derive(Default)]
-pub struct Host {
+/// One request as Envoy gives it: each fact read once, when first
+/// needed, and lent out in place; the writes the core asks for; and the
+/// configuration's metrics, which count in the VM's memory.
+pub struct Host<'m> {
     /// The serialized request header map.
     headers: OnceCell<Vec<u8>>,
     route_name: OnceCell<Option<Vec<u8>>>,
+    metrics: &'m Metrics,
 }
 
-impl Host {
+impl<'m> Host<'m> {
+    pub fn new(metrics: &'m Metrics) -> Host<'m> {
+        Host {
+            headers: OnceCell::new(),
+            route_name: OnceCell::new(),
+            metrics,
+        }
+    }
+
     /// The first value of a request header (names are lowercase in Envoy).
     pub fn get(&self, name: &str) -> Option<&[u8]> {
         let buffer = self.headers.get_or_init(request_header_map);
@@ -38,7 +49,7 @@ impl Host {
     }
 }
 
-impl RequestFacts for Host {
+impl RequestFacts for Host<'_> {
     fn route_name(&self) -> Option<&[u8]> {
         self.route_name
             .get_or_init(|| property(ROUTE_NAME))
@@ -52,6 +63,36 @@ impl RequestFacts for Host {
     }
     fn header(&self, name: &str) -> Option<&[u8]> {
         self.get(name)
+    }
+}
+
+impl flow::Host for Host<'_> {
+    fn set_request_header(&self, name: &str, value: Option<&[u8]>, how: Write) {
+        set_header(MapType::RequestHeaders, name, value, how);
+    }
+    fn clear_route_cache(&self) {
+        clear_route_cache();
+    }
+    fn set_response_header(&self, name: &str, value: &[u8]) {
+        set_header(MapType::ResponseHeaders, name, Some(value), Write::Replace);
+    }
+    fn send_local_response(&self, status: u32, headers: &[(&str, &[u8])], body: &[u8]) {
+        send_local_response(status, headers, body);
+    }
+    fn monotonic_nanos(&self) -> u64 {
+        monotonic_nanos()
+    }
+    fn response_code(&self) -> Option<u64> {
+        property_u64(RESPONSE_CODE)
+    }
+    fn response_details_mean_reset(&self) -> bool {
+        property(RESPONSE_CODE_DETAILS).is_some_and(|d| stats::details_mean_reset(&d))
+    }
+    fn count(&self, counter: usize) {
+        self.metrics.count(counter);
+    }
+    fn record(&self, histogram: usize, value: u64) {
+        self.metrics.record(histogram, value);
     }
 }
 
@@ -80,15 +121,6 @@ pub fn property_u64(path: PropertyPath) -> Option<u64> {
     let bytes = property(path)?;
     let array: [u8; 8] = bytes.as_slice().try_into().ok()?;
     Some(u64::from_le_bytes(array))
-}
-
-/// How a header is written.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Write {
-    /// The map has no such header: add it (no lookup in the map).
-    Add,
-    /// Replace every value the header may have.
-    Replace,
 }
 
 /// Writes (`Some`) or removes (`None`) a header of the request or response.

@@ -5,8 +5,10 @@ use std::cell::{Cell, RefCell};
 
 use super::host;
 use super::metrics::Metrics;
+use crate::decide::Decision;
+use crate::flow::Shared;
 use crate::plan::{ActiveWeights, Plan};
-use crate::stats::StatsLayout;
+use crate::stats::{Class, StatsLayout};
 
 pub struct Runtime {
     pub plan: Plan,
@@ -16,9 +18,6 @@ pub struct Runtime {
     /// once from the host's entropy: one host call per configuration, not
     /// per request.
     rng: Cell<u64>,
-    /// Where the debug header is written, kept between requests so that
-    /// writing it allocates nothing once it has grown.
-    pub scratch: RefCell<Vec<u8>>,
 }
 
 impl Runtime {
@@ -31,11 +30,36 @@ impl Runtime {
             active,
             metrics,
             rng: Cell::new(seed),
-            scratch: RefCell::new(Vec::new()),
         }
     }
 
-    pub fn next_u64(&self) -> u64 {
+    /// The root's tick: publish the counters, and move to the schedule
+    /// step now in effect.
+    pub fn publish_and_follow_schedules(&self) {
+        self.metrics.publish();
+        if self.plan.has_schedules() {
+            let now = self.plan.weights_at(unix_now()).bounds;
+            if self.active.borrow().bounds != now {
+                self.active.borrow_mut().bounds = now;
+            }
+        }
+    }
+}
+
+impl Shared for Runtime {
+    fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    fn layout(&self) -> &StatsLayout {
+        &self.metrics.layout
+    }
+
+    fn with_active<R>(&self, f: impl FnOnce(&ActiveWeights) -> R) -> R {
+        f(&self.active.borrow())
+    }
+
+    fn next_u64(&self) -> u64 {
         let state = self.rng.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
         self.rng.set(state);
         let mut z = state;
@@ -44,25 +68,7 @@ impl Runtime {
         z ^ (z >> 31)
     }
 
-    pub fn random_bytes(&self) -> [u8; 24] {
-        let mut out = [0u8; 24];
-        for chunk in out.chunks_exact_mut(8) {
-            chunk.copy_from_slice(&self.next_u64().to_le_bytes());
-        }
-        out
-    }
-
-    /// The root's tick: publish the counters, and move to the schedule
-    /// step now in effect.
-    pub fn publish_and_follow_schedules(&self) {
-        self.metrics.publish();
-        if self.plan.has_schedules() {
-            let now = self.plan.weights_at(unix_now());
-            if *self.active.borrow() != now {
-                *self.active.borrow_mut() = now;
-            }
-        }
-    }
+    fn observe(&self, _decision: &Decision, _class: Class, _latency_ms: Option<u64>) {}
 }
 
 /// Seconds since the Unix epoch by Envoy's clock.
