@@ -133,6 +133,44 @@ fn precedence_rollback_pin_force_bucket() {
 }
 
 #[test]
+fn a_tripped_guard_beats_pin_force_and_bucket_but_not_rollback_or_mode() {
+    let force = |mut r: PlainRequest| {
+        r.headers
+            .push(("x-turnout-force".into(), b"fastapi".to_vec()));
+        r
+    };
+    fn route_tripped(p: &Plan, r: PlainRequest) -> Verdict<'_> {
+        let mut active = p.weights_at(0);
+        active.tripped = vec![true];
+        evaluate(p, &active, &r, || 0)
+    }
+    let p = users("100", "");
+    for r in [
+        request(Some("qa-1")),
+        force(request(Some("alice"))),
+        request(Some("alice")),
+        request(None),
+    ] {
+        match route_tripped(&p, r) {
+            Verdict::Route(d) => assert_eq!((d.cluster, d.reason), (0, Reason::Guard)),
+            other => panic!("not routed: {other:?}"),
+        }
+    }
+    let rolled = users("100", r#", "rollback": true"#);
+    match route_tripped(&rolled, request(Some("alice"))) {
+        Verdict::Route(d) => assert_eq!(d.reason, Reason::Rollback),
+        other => panic!("not routed: {other:?}"),
+    }
+    let closed = users("100", r#", "mode": "maintenance""#);
+    assert!(matches!(
+        route_tripped(&closed, request(Some("alice"))),
+        Verdict::Refuse(_)
+    ));
+    // Untripped, the same requests go where pin, force and bucket say.
+    assert_eq!(route(&p, request(Some("alice"))).reason, Reason::Bucket);
+}
+
+#[test]
 fn key_sources_in_order_first_non_empty_wins() {
     let p = users("50", "");
     let mut r = request(Some(""));
