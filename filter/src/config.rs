@@ -91,6 +91,14 @@ pub fn parse(text: &[u8]) -> Result<Plan, ConfigError> {
     }
 }
 
+/// XXH64 of a JSON value written canonically (object keys sorted, no
+/// spaces: `serde_json` without `preserve_order`), so text that differs
+/// only in layout or key order has the same fingerprint.
+fn fingerprint(value: &Value) -> u64 {
+    let canonical = serde_json::to_vec(value).unwrap_or_default();
+    xxhash_rust::xxh64::xxh64(&canonical, 0)
+}
+
 /// Walks the JSON tree, collecting problems.
 #[derive(Default)]
 struct Validator {
@@ -309,6 +317,7 @@ impl Validator {
         };
         let mode = resolve_mode(top_mode, &split_mode, Some(&name));
         Some(SplitPlan {
+            fingerprint: fingerprint(value),
             name,
             matcher,
             clusters,

@@ -47,6 +47,10 @@ pub enum Anonymous {
 #[derive(Clone, Debug)]
 pub struct SplitPlan {
     pub name: String,
+    /// The split's JSON object, fingerprinted as written canonically: the
+    /// guard keeps its counts and its trip under it, so a push that leaves
+    /// the split unchanged keeps them and one that changes it starts anew.
+    pub fingerprint: u64,
     pub matcher: Matcher,
     /// `clusters[0]` is stable; `clusters[1..]` are the targets in config
     /// order. A decision names a cluster by its index here.

@@ -401,3 +401,30 @@ fn a_refused_weight_does_not_also_refuse_the_pins_of_its_cluster() {
         "splits[0].targets[0].weight: 140 is not between 0 and 100"
     );
 }
+
+#[test]
+fn a_split_is_fingerprinted_by_its_own_json_not_its_layout() {
+    let fp = |json: &str| -> Vec<u64> {
+        parse(json.as_bytes())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .splits
+            .iter()
+            .map(|s| s.fingerprint)
+            .collect()
+    };
+    let base = fp(r#"{"splits": [
+        {"name": "a", "match": {"route": "a"}, "stable": "s", "targets": [{"cluster": "t", "weight": 5}]},
+        {"name": "b", "match": {"route": "b"}, "stable": "s", "targets": []}]}"#);
+    // Key order and spaces do not matter; other fields of the document do not either.
+    let relaid = fp(r#"{"debug": true, "splits": [
+        {"targets":[{"weight":5,"cluster":"t"}],"stable":"s","match":{"route":"a"},"name":"a"},
+        {"name": "b", "match": {"route": "b"}, "stable": "s", "targets": []}]}"#);
+    assert_eq!(base, relaid);
+    // A change to a split changes its fingerprint only.
+    let ramped = fp(r#"{"splits": [
+        {"name": "a", "match": {"route": "a"}, "stable": "s", "targets": [{"cluster": "t", "weight": 6}]},
+        {"name": "b", "match": {"route": "b"}, "stable": "s", "targets": []}]}"#);
+    assert_ne!(base[0], ramped[0]);
+    assert_eq!(base[1], ramped[1]);
+    assert_ne!(base[0], base[1]);
+}

@@ -22,6 +22,10 @@ use std::ptr::NonNull;
 /// A host call's result (only `Ok` is read; anything else is "not done").
 pub type Status = u32;
 pub const OK: Status = 0;
+/// `proxy_get_shared_data`: no value under the key yet.
+pub const NOT_FOUND: Status = 1;
+/// `proxy_set_shared_data`: another worker wrote the key since it was read.
+pub const CAS_MISMATCH: Status = 8;
 
 /// The header maps of the ABI.
 #[derive(Clone, Copy)]
@@ -45,6 +49,7 @@ pub enum MetricType {
 #[repr(u32)]
 pub enum LogLevel {
     Info = 2,
+    Warn = 3,
     Error = 4,
 }
 
@@ -115,6 +120,20 @@ extern "C" {
         id: *mut u32,
     ) -> Status;
     pub fn proxy_increment_metric(id: u32, offset: i64) -> Status;
+    pub fn proxy_get_shared_data(
+        key: *const u8,
+        key_size: usize,
+        data: *mut *mut u8,
+        size: *mut usize,
+        cas: *mut u32,
+    ) -> Status;
+    pub fn proxy_set_shared_data(
+        key: *const u8,
+        key_size: usize,
+        value: *const u8,
+        value_size: usize,
+        cas: u32,
+    ) -> Status;
     pub fn proxy_record_metric(id: u32, value: u64) -> Status;
 }
 

@@ -256,3 +256,46 @@ pub fn send_local_response(status: u32, headers: &[(&str, &[u8])], body: &[u8]) 
         )
     };
 }
+
+/// A value of Envoy's shared data (one store per VM id, shared by every
+/// worker's VM) and the compare-and-swap token of its version: `None` if
+/// the host cannot say; an absent key is an empty value with token 0.
+pub fn shared_data(key: &str) -> Option<(Vec<u8>, u32)> {
+    let mut cas = 0u32;
+    let mut status = OK;
+    // SAFETY: the key is a valid slice; the host writes the buffer's
+    // pointers only on success, and one u32 through a valid pointer.
+    let value = unsafe {
+        handed_over(|data, size| {
+            status = abi::proxy_get_shared_data(key.as_ptr(), key.len(), data, size, &mut cas);
+            status
+        })
+    };
+    match (value, status) {
+        (Some(value), _) => Some((value, cas)),
+        (None, OK | abi::NOT_FOUND) => Some((Vec::new(), cas)),
+        (None, _) => None,
+    }
+}
+
+/// How a shared-data write ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum SharedWrite {
+    Written,
+    /// Another worker wrote the key since `cas` was read: read it again.
+    Stale,
+    Failed,
+}
+
+/// Writes a shared-data value if its version is still `cas` (0: write
+/// whatever is there).
+pub fn set_shared_data(key: &str, value: &[u8], cas: u32) -> SharedWrite {
+    // SAFETY: key and value are valid slices for the call's duration.
+    match unsafe {
+        abi::proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas)
+    } {
+        OK => SharedWrite::Written,
+        abi::CAS_MISMATCH => SharedWrite::Stale,
+        _ => SharedWrite::Failed,
+    }
+}
