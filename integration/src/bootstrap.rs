@@ -308,6 +308,53 @@ pub fn ecds_resource(name: &str, wasm: &Path, config_json: &str) -> String {
     )
 }
 
+const NATIVE_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter";
+
+/// The `typed_config` of the native build (a `DynamicModuleFilter`):
+/// module `turnout_native` (found in `ENVOY_DYNAMIC_MODULES_SEARCH_PATH`),
+/// filter `turnout`, `config_json` as a `StringValue`.
+fn native_typed_config(config_json: &str) -> String {
+    format!(
+        "\"@type\": {NATIVE_TYPE}\n\
+         dynamic_module_config:\n  \
+           name: {}\n\
+         filter_name: turnout\n\
+         filter_config:\n  \
+           \"@type\": type.googleapis.com/google.protobuf.StringValue\n  \
+           value: {}\n",
+        crate::native::MODULE_NAME,
+        quote(config_json),
+    )
+}
+
+/// The HTTP filter entry for the native build with an inline configuration.
+pub fn native_filter_inline(config_json: &str) -> String {
+    format!(
+        "name: envoy.filters.http.dynamic_modules\ntyped_config:\n{}",
+        indent(&native_typed_config(config_json), 2)
+    )
+}
+
+/// The native build's HTTP filter entry whose configuration comes by ECDS
+/// from `resource_file` (as `wasm_filter_ecds`, with the
+/// `DynamicModuleFilter` type URL).
+pub fn native_filter_ecds(name: &str, watched_dir: &Path, resource_file: &Path) -> String {
+    wasm_filter_ecds(name, watched_dir, resource_file).replace(WASM_TYPE, NATIVE_TYPE)
+}
+
+/// An ECDS resource file holding the native build's filter config.
+pub fn native_ecds_resource(name: &str, config_json: &str) -> String {
+    format!(
+        "resources:\n\
+         - \"@type\": type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig\n  \
+           name: {}\n  \
+           typed_config:\n{}",
+        quote(name),
+        indent(&native_typed_config(config_json), 4)
+    )
+}
+
 /// Replaces `path` with `contents` atomically: a temporary file in the same
 /// directory, fsync, then rename over `path`. Readers (Envoy) never see a
 /// half-written file, and the rename is the "moved into the watched

@@ -64,6 +64,22 @@ impl Envoy {
     /// fail-closed plugin that cannot load as a fatal bootstrap error) is an
     /// `Err` holding its log. Not being ready in 30 s still panics.
     pub fn try_start(bootstrap_yaml: &str, concurrency: u32) -> Result<Envoy, StartError> {
+        Envoy::try_start_with_modules(bootstrap_yaml, concurrency, None)
+    }
+
+    /// Like `start`, with `ENVOY_DYNAMIC_MODULES_SEARCH_PATH` set to
+    /// `modules`: where Envoy finds a dynamic module's `lib<name>.so`.
+    pub fn start_with_modules(bootstrap_yaml: &str, concurrency: u32, modules: &Path) -> Envoy {
+        Envoy::try_start_with_modules(bootstrap_yaml, concurrency, Some(modules))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// `try_start`, with the dynamic modules' directory when given.
+    pub fn try_start_with_modules(
+        bootstrap_yaml: &str,
+        concurrency: u32,
+        modules: Option<&Path>,
+    ) -> Result<Envoy, StartError> {
         let dir = scratch_dir("envoy");
         let config = dir.join("bootstrap.yaml");
         fs::write(&config, bootstrap_yaml).expect("write bootstrap");
@@ -86,6 +102,9 @@ impl Envoy {
             .stdin(Stdio::null())
             .stdout(file("stdout.txt"))
             .stderr(file("stderr.txt"));
+        if let Some(modules) = modules {
+            cmd.env("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", modules);
+        }
         let child = spawn_tied(cmd).unwrap_or_else(|e| panic!("cannot start Envoy: {e}"));
         let mut envoy = Envoy {
             child,

@@ -7,10 +7,12 @@
 //! parent-death signal if the test process itself dies).
 
 pub mod bootstrap;
+pub mod build;
 pub mod client;
 pub mod envoy;
 pub mod envoy_bin;
 mod http;
+pub mod native;
 pub mod paths;
 pub mod process;
 pub mod prometheus;
@@ -20,12 +22,15 @@ pub mod upstream;
 pub mod wasm;
 
 pub use bootstrap::{
-    ecds_resource, wasm_filter_ecds, wasm_filter_inline, wasm_filter_inline_named,
-    write_atomically, Bootstrap, Listener, Route, RouteAction,
+    ecds_resource, native_ecds_resource, native_filter_ecds, native_filter_inline,
+    wasm_filter_ecds, wasm_filter_inline, wasm_filter_inline_named, write_atomically, Bootstrap,
+    Listener, Route, RouteAction,
 };
+pub use build::Build;
 pub use client::{admin_get, HttpClient, Response};
 pub use envoy::{ecds_stat, Envoy, StartError};
 pub use envoy_bin::envoy_binary;
+pub use native::{native_module_dir, native_panicky_module_dir};
 pub use paths::{scratch_dir, target_dir, workspace_root};
 pub use upstream::{Behavior, Upstream};
 pub use wasm::{build_wasm_package, filter_wasm, wasm_cargo};

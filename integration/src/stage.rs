@@ -13,14 +13,11 @@ use std::path::PathBuf;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use crate::bootstrap::{
-    ecds_resource, wasm_filter_ecds, wasm_filter_inline, write_atomically, Bootstrap, Listener,
-    Route, RouteAction,
-};
+use crate::bootstrap::{write_atomically, Bootstrap, Listener, Route, RouteAction};
+use crate::build::Build;
 use crate::client::{HttpClient, Response};
 use crate::envoy::{ecds_stat, Envoy};
 use crate::upstream::Upstream;
-use crate::wasm::filter_wasm;
 
 /// The header turnout writes by default and the routes read.
 pub const DECISION_HEADER: &str = "x-turnout-cluster";
@@ -32,6 +29,8 @@ pub struct Stage {
     pub envoy: Envoy,
     pub legacy: Upstream,
     pub fastapi: Upstream,
+    /// Which build of turnout this Envoy runs.
+    pub build: Build,
     /// The ECDS resource file, for stages whose config is pushed live.
     ecds_file: Option<PathBuf>,
     /// Configs Envoy has been given that it must accept (`update_success`
@@ -44,37 +43,48 @@ pub struct Stage {
 const PUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Stage {
-    /// Envoy with the config given inline in the bootstrap.
+    /// Envoy with the wasm build, its config given inline in the bootstrap.
     pub fn inline(config_json: &str, concurrency: u32) -> Stage {
+        Stage::inline_with(Build::Wasm, config_json, concurrency)
+    }
+
+    /// Envoy with `build`, its config given inline in the bootstrap.
+    pub fn inline_with(build: Build, config_json: &str, concurrency: u32) -> Stage {
         let (legacy, fastapi) = (Upstream::start("legacy"), Upstream::start("fastapi"));
-        let filter = wasm_filter_inline(&filter_wasm(), config_json);
-        let envoy = Envoy::start(&bootstrap(&filter, &legacy, &fastapi), concurrency);
+        let filter = build.filter_inline(config_json);
+        let yaml = bootstrap_for(build, &filter, &legacy, &fastapi);
+        let envoy = build.start_envoy(&yaml, concurrency);
         Stage {
             envoy,
             legacy,
             fastapi,
+            build,
             ecds_file: None,
             pushes: 0,
             rejections: 0,
         }
     }
 
-    /// Envoy with the config delivered by ECDS from a watched file, so
-    /// that `push` changes it live.
+    /// Envoy with the wasm build, its config delivered by ECDS from a
+    /// watched file, so that `push` changes it live.
     pub fn ecds(config_json: &str, concurrency: u32) -> Stage {
+        Stage::ecds_with(Build::Wasm, config_json, concurrency)
+    }
+
+    /// Envoy with `build`, its config delivered by ECDS.
+    pub fn ecds_with(build: Build, config_json: &str, concurrency: u32) -> Stage {
         let (legacy, fastapi) = (Upstream::start("legacy"), Upstream::start("fastapi"));
         let dir = crate::paths::scratch_dir("ecds");
         let file = dir.join("turnout.yaml");
-        write_atomically(
-            &file,
-            &ecds_resource(FILTER_NAME, &filter_wasm(), config_json),
-        );
-        let filter = wasm_filter_ecds(FILTER_NAME, &dir, &file);
-        let envoy = Envoy::start(&bootstrap(&filter, &legacy, &fastapi), concurrency);
+        write_atomically(&file, &build.ecds_resource(FILTER_NAME, config_json));
+        let filter = build.filter_ecds(FILTER_NAME, &dir, &file);
+        let yaml = bootstrap_for(build, &filter, &legacy, &fastapi);
+        let envoy = build.start_envoy(&yaml, concurrency);
         Stage {
             envoy,
             legacy,
             fastapi,
+            build,
             ecds_file: Some(file),
             pushes: 1,
             rejections: 0,
@@ -148,7 +158,7 @@ impl Stage {
     /// (taken just before it), not of the end of the write.
     fn replace_file(&self, config_json: &str) -> Instant {
         let file = self.ecds_file.as_ref().expect("push needs an ECDS stage");
-        let contents = ecds_resource(FILTER_NAME, &filter_wasm(), config_json);
+        let contents = self.build.ecds_resource(FILTER_NAME, config_json);
         let dir = file.parent().expect("the ECDS file has a directory");
         let tmp = dir.join(".turnout.yaml.push");
         let replace = || -> std::io::Result<Instant> {
@@ -183,6 +193,29 @@ impl Stage {
 
     pub fn client(&self) -> HttpClient {
         self.envoy.client("main")
+    }
+}
+
+/// The runtime flag a bootstrap running the native build sets, so that
+/// Envoy strips the dynamic modules' stat namespace in `/stats/prometheus`
+/// as it strips wasm's: both builds then show the same series.
+pub const NATIVE_RUNTIME: &str = "layered_runtime:\n  \
+     layers:\n  \
+     - name: turnout-native\n    \
+       static_layer:\n      \
+         envoy.reloadable_features.dynamic_modules_strip_custom_stat_prefix: true\n";
+
+/// The bootstrap of a stage around one turnout filter entry of `build`.
+pub fn bootstrap_for(
+    build: Build,
+    filter_yaml: &str,
+    legacy: &Upstream,
+    fastapi: &Upstream,
+) -> String {
+    let yaml = bootstrap(filter_yaml, legacy, fastapi);
+    match build {
+        Build::Wasm => yaml,
+        Build::Native => yaml + NATIVE_RUNTIME,
     }
 }
 

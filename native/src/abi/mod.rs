@@ -1,0 +1,399 @@
+//! Envoy 1.40's dynamic-module ABI, as much of it as turnout uses, spoken
+//! directly: the C types, the callbacks into Envoy declared by hand from
+//! `source/extensions/dynamic_modules/abi/abi.h` (no crate wraps it), and
+//! safe wrappers over them. The event hooks Envoy calls are in `hooks`.
+//!
+//! Every `unsafe` of the crate is here. The wrappers lend what Envoy
+//! hands over only for as long as the ABI says it stays valid: a header
+//! read is borrowed from a [`Stream`] that a write needs `&mut`, since a
+//! write may invalidate every buffer Envoy lent in the same hook.
+
+pub mod hooks;
+
+use std::ffi::c_void;
+use std::marker::PhantomData;
+
+/// The ABI version this module is built against. Envoy 1.40 accepts
+/// `v0.2.0` without a warning (`v0.1.0` loads, with a deprecation warning).
+pub const ABI_VERSION: &[u8] = b"v0.2.0\0";
+
+/// A buffer owned by Envoy (`envoy_dynamic_module_type_envoy_buffer`).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct EnvoyBuffer {
+    ptr: *const u8,
+    length: usize,
+}
+
+/// A buffer owned by the module (`envoy_dynamic_module_type_module_buffer`).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct ModuleBuffer {
+    ptr: *const u8,
+    length: usize,
+}
+
+impl ModuleBuffer {
+    fn of(bytes: &[u8]) -> ModuleBuffer {
+        ModuleBuffer {
+            ptr: bytes.as_ptr(),
+            length: bytes.len(),
+        }
+    }
+
+    /// The null buffer: "remove" to a header setter, "none" elsewhere.
+    const NULL: ModuleBuffer = ModuleBuffer {
+        ptr: std::ptr::null(),
+        length: 0,
+    };
+}
+
+/// A header owned by the module (`envoy_dynamic_module_type_module_http_header`).
+#[repr(C)]
+struct ModuleHeader {
+    key: ModuleBuffer,
+    value: ModuleBuffer,
+}
+
+/// A header owned by Envoy (`envoy_dynamic_module_type_envoy_http_header`),
+/// handed to the callout hooks turnout does not use.
+#[repr(C)]
+pub struct EnvoyHeader {
+    key: EnvoyBuffer,
+    value: EnvoyBuffer,
+}
+
+/// `envoy_dynamic_module_type_http_header_type`.
+#[derive(Clone, Copy)]
+#[repr(u32)]
+pub enum HeaderMap {
+    Request = 0,
+    Response = 2,
+}
+
+/// `envoy_dynamic_module_type_log_level`.
+#[derive(Clone, Copy)]
+#[repr(u32)]
+pub enum LogLevel {
+    Info = 2,
+    Error = 4,
+}
+
+/// `envoy_dynamic_module_type_attribute_id`, the ones turnout reads.
+#[derive(Clone, Copy)]
+#[repr(u32)]
+pub enum Attribute {
+    ResponseCode = 15,
+    ResponseCodeDetails = 16,
+    XdsRouteName = 61,
+}
+
+/// `…_on_http_filter_request_headers_status` (and the other phases'):
+/// 0 continues the filter chain in every phase.
+pub const CONTINUE: u32 = 0;
+/// `StopIteration`: the filter answered the request itself.
+pub const STOP_ITERATION: u32 = 1;
+
+/// `envoy_dynamic_module_type_metrics_result_Success`.
+const METRICS_OK: u32 = 0;
+
+type FilterEnvoyPtr = *mut c_void;
+type ConfigEnvoyPtr = *mut c_void;
+
+extern "C" {
+    fn envoy_dynamic_module_callback_log(level: LogLevel, message: ModuleBuffer);
+
+    fn envoy_dynamic_module_callback_http_get_header(
+        filter: FilterEnvoyPtr,
+        map: HeaderMap,
+        key: ModuleBuffer,
+        result: *mut EnvoyBuffer,
+        index: usize,
+        optional_size: *mut usize,
+    ) -> bool;
+    fn envoy_dynamic_module_callback_http_set_header(
+        filter: FilterEnvoyPtr,
+        map: HeaderMap,
+        key: ModuleBuffer,
+        value: ModuleBuffer,
+    ) -> bool;
+    fn envoy_dynamic_module_callback_http_add_header(
+        filter: FilterEnvoyPtr,
+        map: HeaderMap,
+        key: ModuleBuffer,
+        value: ModuleBuffer,
+    ) -> bool;
+    fn envoy_dynamic_module_callback_http_clear_route_cache(filter: FilterEnvoyPtr);
+    fn envoy_dynamic_module_callback_http_send_response(
+        filter: FilterEnvoyPtr,
+        status: u32,
+        headers: *mut ModuleHeader,
+        headers_len: usize,
+        body: ModuleBuffer,
+        details: ModuleBuffer,
+    );
+    fn envoy_dynamic_module_callback_http_filter_get_attribute_string(
+        filter: FilterEnvoyPtr,
+        id: Attribute,
+        result: *mut EnvoyBuffer,
+    ) -> bool;
+    fn envoy_dynamic_module_callback_http_filter_get_attribute_int(
+        filter: FilterEnvoyPtr,
+        id: Attribute,
+        result: *mut u64,
+    ) -> bool;
+
+    fn envoy_dynamic_module_callback_http_filter_config_define_counter(
+        config: ConfigEnvoyPtr,
+        name: ModuleBuffer,
+        label_names: *mut ModuleBuffer,
+        label_names_len: usize,
+        id: *mut usize,
+    ) -> u32;
+    fn envoy_dynamic_module_callback_http_filter_config_define_gauge(
+        config: ConfigEnvoyPtr,
+        name: ModuleBuffer,
+        label_names: *mut ModuleBuffer,
+        label_names_len: usize,
+        id: *mut usize,
+    ) -> u32;
+    fn envoy_dynamic_module_callback_http_filter_config_define_histogram(
+        config: ConfigEnvoyPtr,
+        name: ModuleBuffer,
+        label_names: *mut ModuleBuffer,
+        label_names_len: usize,
+        id: *mut usize,
+    ) -> u32;
+    fn envoy_dynamic_module_callback_http_filter_config_set_gauge(
+        config: ConfigEnvoyPtr,
+        id: usize,
+        label_values: *mut ModuleBuffer,
+        label_values_len: usize,
+        value: u64,
+    ) -> u32;
+    fn envoy_dynamic_module_callback_http_filter_increment_counter(
+        filter: FilterEnvoyPtr,
+        id: usize,
+        label_values: *mut ModuleBuffer,
+        label_values_len: usize,
+        value: u64,
+    ) -> u32;
+    fn envoy_dynamic_module_callback_http_filter_record_histogram_value(
+        filter: FilterEnvoyPtr,
+        id: usize,
+        label_values: *mut ModuleBuffer,
+        label_values_len: usize,
+        value: u64,
+    ) -> u32;
+}
+
+/// Writes `message` to Envoy's log (the `dynamic_modules` logger).
+pub fn log(level: LogLevel, message: &str) {
+    // SAFETY: the buffer is a valid slice for the call; Envoy copies it.
+    unsafe { envoy_dynamic_module_callback_log(level, ModuleBuffer::of(message.as_bytes())) }
+}
+
+/// An Envoy filter configuration being created (`config_new`): where the
+/// configuration's metrics are defined. Lives only inside that hook.
+pub struct ConfigEnvoy<'h> {
+    ptr: ConfigEnvoyPtr,
+    hook: PhantomData<&'h ()>,
+}
+
+/// What kind of metric to define.
+#[derive(Clone, Copy)]
+pub enum MetricKind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+impl ConfigEnvoy<'_> {
+    /// Defines an unlabelled metric; `None` if Envoy would not.
+    pub fn define(&self, kind: MetricKind, name: &str) -> Option<MetricId> {
+        let define = match kind {
+            MetricKind::Counter => envoy_dynamic_module_callback_http_filter_config_define_counter,
+            MetricKind::Gauge => envoy_dynamic_module_callback_http_filter_config_define_gauge,
+            MetricKind::Histogram => {
+                envoy_dynamic_module_callback_http_filter_config_define_histogram
+            }
+        };
+        let mut id = 0usize;
+        // SAFETY: `ptr` is the configuration Envoy handed to this hook;
+        // the name is a valid slice for the call; no labels (null, 0);
+        // `id` is a valid place for Envoy to write.
+        let result = unsafe {
+            define(
+                self.ptr,
+                ModuleBuffer::of(name.as_bytes()),
+                std::ptr::null_mut(),
+                0,
+                &mut id,
+            )
+        };
+        (result == METRICS_OK).then_some(MetricId(id))
+    }
+
+    /// Sets a gauge this configuration defined.
+    pub fn set_gauge(&self, gauge: MetricId, value: u64) {
+        // SAFETY: as in `define`; no label values (null, 0).
+        unsafe {
+            envoy_dynamic_module_callback_http_filter_config_set_gauge(
+                self.ptr,
+                gauge.0,
+                std::ptr::null_mut(),
+                0,
+                value,
+            );
+        }
+    }
+}
+
+/// A metric defined by a configuration, named by Envoy's id for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MetricId(usize);
+
+/// One HTTP stream's filter in Envoy, for the length of one event hook.
+/// Reads borrow from it and a write needs it mutably, so no buffer Envoy
+/// lent is used after a write could have invalidated it.
+pub struct Stream<'h> {
+    ptr: FilterEnvoyPtr,
+    hook: PhantomData<&'h ()>,
+}
+
+impl<'h> Stream<'h> {
+    /// The first value of a header, borrowed from Envoy's map.
+    pub fn header(&self, map: HeaderMap, name: &str) -> Option<&[u8]> {
+        let mut out = EnvoyBuffer {
+            ptr: std::ptr::null(),
+            length: 0,
+        };
+        // SAFETY: `ptr` is the filter Envoy handed to this hook; the key is
+        // a valid slice; `out` is a valid place to write; the size is
+        // optional (null).
+        let found = unsafe {
+            envoy_dynamic_module_callback_http_get_header(
+                self.ptr,
+                map,
+                ModuleBuffer::of(name.as_bytes()),
+                &mut out,
+                0,
+                std::ptr::null_mut(),
+            )
+        };
+        // SAFETY: Envoy's buffer stays valid until the end of this hook or
+        // the next setter call; the slice borrows `self`, and every setter
+        // takes `&mut self`, so it cannot outlive either.
+        (found && !out.ptr.is_null()).then(|| unsafe { lent(out) })
+    }
+
+    /// Writes (`Some`) or removes (`None`) a header; `add` appends a value
+    /// instead of replacing every value.
+    pub fn set_header(&mut self, map: HeaderMap, name: &[u8], value: Option<&[u8]>, add: bool) {
+        let key = ModuleBuffer::of(name);
+        let value = value.map_or(ModuleBuffer::NULL, ModuleBuffer::of);
+        // SAFETY: the filter is this hook's; key and value are valid slices
+        // (or the null buffer, which removes) for the call. A failure (the
+        // map is gone) leaves nothing to do.
+        unsafe {
+            if add && !value.ptr.is_null() {
+                envoy_dynamic_module_callback_http_add_header(self.ptr, map, key, value);
+            } else {
+                envoy_dynamic_module_callback_http_set_header(self.ptr, map, key, value);
+            }
+        }
+    }
+
+    /// Makes Envoy match the route again.
+    pub fn clear_route_cache(&mut self) {
+        // SAFETY: the filter is this hook's.
+        unsafe { envoy_dynamic_module_callback_http_clear_route_cache(self.ptr) }
+    }
+
+    /// Answers the request locally. Envoy may run this filter's response
+    /// hooks before it returns: the caller holds no borrow of the filter.
+    pub fn send_response(&mut self, status: u32, headers: &[(&[u8], &[u8])], body: &[u8]) {
+        let mut headers: Vec<ModuleHeader> = headers
+            .iter()
+            .map(|(k, v)| ModuleHeader {
+                key: ModuleBuffer::of(k),
+                value: ModuleBuffer::of(v),
+            })
+            .collect();
+        // SAFETY: the filter is this hook's; the header array and body are
+        // valid for the call, and Envoy copies them; no details (null).
+        unsafe {
+            envoy_dynamic_module_callback_http_send_response(
+                self.ptr,
+                status,
+                headers.as_mut_ptr(),
+                headers.len(),
+                ModuleBuffer::of(body),
+                ModuleBuffer::NULL,
+            );
+        }
+    }
+
+    /// A string attribute (`xds.route_name`, `response.code_details`).
+    pub fn attribute_string(&self, id: Attribute) -> Option<&[u8]> {
+        let mut out = EnvoyBuffer {
+            ptr: std::ptr::null(),
+            length: 0,
+        };
+        // SAFETY: the filter is this hook's; `out` is a valid place.
+        let found = unsafe {
+            envoy_dynamic_module_callback_http_filter_get_attribute_string(self.ptr, id, &mut out)
+        };
+        // SAFETY: as for headers: valid during the hook, borrowed from `self`.
+        (found && !out.ptr.is_null()).then(|| unsafe { lent(out) })
+    }
+
+    /// An integer attribute (`response.code`).
+    pub fn attribute_int(&self, id: Attribute) -> Option<u64> {
+        let mut out = 0u64;
+        // SAFETY: the filter is this hook's; `out` is a valid place.
+        let found = unsafe {
+            envoy_dynamic_module_callback_http_filter_get_attribute_int(self.ptr, id, &mut out)
+        };
+        found.then_some(out)
+    }
+
+    /// Adds one to a counter of the filter's configuration. Metrics touch
+    /// no header map, so this needs no `&mut`.
+    pub fn increment(&self, counter: MetricId) {
+        // SAFETY: the filter is this hook's; no label values (null, 0).
+        unsafe {
+            envoy_dynamic_module_callback_http_filter_increment_counter(
+                self.ptr,
+                counter.0,
+                std::ptr::null_mut(),
+                0,
+                1,
+            );
+        }
+    }
+
+    /// Records a value in a histogram of the filter's configuration.
+    pub fn record(&self, histogram: MetricId, value: u64) {
+        // SAFETY: as in `increment`.
+        unsafe {
+            envoy_dynamic_module_callback_http_filter_record_histogram_value(
+                self.ptr,
+                histogram.0,
+                std::ptr::null_mut(),
+                0,
+                value,
+            );
+        }
+    }
+}
+
+/// The bytes of a buffer Envoy lent.
+///
+/// # Safety
+/// `buffer.ptr` is non-null and points at `buffer.length` readable bytes
+/// that stay valid and unchanged for the returned lifetime.
+unsafe fn lent<'a>(buffer: EnvoyBuffer) -> &'a [u8] {
+    // SAFETY: the caller's contract.
+    unsafe { std::slice::from_raw_parts(buffer.ptr, buffer.length) }
+}

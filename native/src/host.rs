@@ -1,0 +1,211 @@
+//! The core's [`Host`] for one event hook of a native stream: reads go
+//! straight to Envoy's header map and attributes, lent in place; counters
+//! and histograms go straight to Envoy's metrics (atomic, and a plain
+//! function call natively); writes wait in [`Pending`] and are made when
+//! the flow has returned.
+//!
+//! Why writes wait: a header Envoy lends stays valid only until the next
+//! write, and the core may hold what it read while it writes (the trait's
+//! reads and writes both take `&self`). Made afterwards, in order, the
+//! writes meet no borrowed header, which `abi::Stream` checks at compile
+//! time. Reads see the request as it reached the hook, as in the wasm
+//! build, whose reads come from a copy of the header map.
+
+use std::cell::{Cell, RefCell};
+use std::ops::Range;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use turnout::decide::RequestFacts;
+use turnout::flow::{self, Write};
+use turnout::stats;
+
+use crate::abi::{Attribute, HeaderMap, Stream};
+use crate::config::FilterConfig;
+
+/// The writes a hook's flow asked for, in order, with their bytes.
+#[derive(Default)]
+pub struct Pending {
+    ops: Vec<Op>,
+    bytes: Vec<u8>,
+    /// The local reply's headers (name, value), when there is one.
+    reply_headers: Vec<(Range<usize>, Range<usize>)>,
+}
+
+enum Op {
+    Header {
+        map: HeaderMap,
+        name: Range<usize>,
+        value: Option<Range<usize>>,
+        add: bool,
+    },
+    ClearRouteCache,
+    Reply {
+        status: u32,
+        body: Range<usize>,
+    },
+}
+
+thread_local! {
+    /// One `Pending` per worker, reused so that a request's writes
+    /// allocate nothing once the worker has warmed up.
+    static SPARE: Cell<Pending> = Cell::default();
+}
+
+impl Pending {
+    /// The worker's spare (empty) buffers.
+    pub fn take() -> Pending {
+        SPARE.with(Cell::take)
+    }
+
+    /// Makes the writes, in order, and gives the buffers back to the worker.
+    /// Returns whether a local reply was sent.
+    pub fn apply(mut self, envoy: &mut Stream<'_>) -> bool {
+        let mut replied = false;
+        let bytes = &self.bytes;
+        for op in &self.ops {
+            match op {
+                Op::Header {
+                    map,
+                    name,
+                    value,
+                    add,
+                } => {
+                    let value = value.as_ref().map(|v| &bytes[v.clone()]);
+                    envoy.set_header(*map, &bytes[name.clone()], value, *add);
+                }
+                Op::ClearRouteCache => envoy.clear_route_cache(),
+                Op::Reply { status, body } => {
+                    let headers: Vec<(&[u8], &[u8])> = self
+                        .reply_headers
+                        .iter()
+                        .map(|(n, v)| (&bytes[n.clone()], &bytes[v.clone()]))
+                        .collect();
+                    replied = true;
+                    envoy.send_response(*status, &headers, &bytes[body.clone()]);
+                }
+            }
+        }
+        self.ops.clear();
+        self.bytes.clear();
+        self.reply_headers.clear();
+        SPARE.with(|spare| spare.set(self));
+        replied
+    }
+
+    fn keep(&mut self, bytes: &[u8]) -> Range<usize> {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(bytes);
+        start..self.bytes.len()
+    }
+}
+
+/// One hook's view of its stream, for the core's flow.
+pub struct Host<'a, 'h> {
+    envoy: &'a Stream<'h>,
+    config: &'a FilterConfig,
+    pending: RefCell<Pending>,
+}
+
+impl<'a, 'h> Host<'a, 'h> {
+    pub fn new(envoy: &'a Stream<'h>, config: &'a FilterConfig, pending: Pending) -> Self {
+        Host {
+            envoy,
+            config,
+            pending: RefCell::new(pending),
+        }
+    }
+
+    /// The writes the flow asked for, to be applied.
+    pub fn into_pending(self) -> Pending {
+        self.pending.into_inner()
+    }
+
+    fn header_op(&self, map: HeaderMap, name: &str, value: Option<&[u8]>, add: bool) {
+        let mut pending = self.pending.borrow_mut();
+        let name = pending.keep(name.as_bytes());
+        let value = value.map(|v| pending.keep(v));
+        pending.ops.push(Op::Header {
+            map,
+            name,
+            value,
+            add,
+        });
+    }
+}
+
+impl RequestFacts for Host<'_, '_> {
+    fn route_name(&self) -> Option<&[u8]> {
+        self.envoy.attribute_string(Attribute::XdsRouteName)
+    }
+    fn path(&self) -> Option<&[u8]> {
+        self.envoy.header(HeaderMap::Request, ":path")
+    }
+    fn method(&self) -> Option<&[u8]> {
+        self.envoy.header(HeaderMap::Request, ":method")
+    }
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.envoy.header(HeaderMap::Request, name)
+    }
+}
+
+impl flow::Host for Host<'_, '_> {
+    fn set_request_header(&self, name: &str, value: Option<&[u8]>, how: Write) {
+        self.header_op(HeaderMap::Request, name, value, how == Write::Add);
+    }
+
+    fn clear_route_cache(&self) {
+        self.pending.borrow_mut().ops.push(Op::ClearRouteCache);
+    }
+
+    fn set_response_header(&self, name: &str, value: &[u8]) {
+        self.header_op(HeaderMap::Response, name, Some(value), false);
+    }
+
+    fn send_local_response(&self, status: u32, headers: &[(&str, &[u8])], body: &[u8]) {
+        let mut pending = self.pending.borrow_mut();
+        for (name, value) in headers {
+            let name = pending.keep(name.as_bytes());
+            let value = pending.keep(value);
+            pending.reply_headers.push((name, value));
+        }
+        let body = pending.keep(body);
+        pending.ops.push(Op::Reply { status, body });
+    }
+
+    fn monotonic_nanos(&self) -> u64 {
+        monotonic_nanos()
+    }
+
+    fn response_code(&self) -> Option<u64> {
+        self.envoy.attribute_int(Attribute::ResponseCode)
+    }
+
+    fn response_details_mean_reset(&self) -> bool {
+        self.envoy
+            .attribute_string(Attribute::ResponseCodeDetails)
+            .is_some_and(stats::details_mean_reset)
+    }
+
+    fn count(&self, counter: usize) {
+        if let Some(Some(id)) = self.config.counters.get(counter) {
+            self.envoy.increment(*id);
+        }
+    }
+
+    fn record(&self, histogram: usize, value: u64) {
+        if let Some(Some(id)) = self.config.histograms.get(histogram) {
+            self.envoy.record(*id, value);
+        }
+    }
+}
+
+/// Nanoseconds on a monotonic clock, from the module's first reading
+/// (never 0, which the flow reads as "no clock").
+fn monotonic_nanos() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let start = START.get_or_init(Instant::now);
+    u64::try_from(start.elapsed().as_nanos())
+        .unwrap_or(u64::MAX)
+        .saturating_add(1)
+}
