@@ -9,6 +9,7 @@ pub mod bucket;
 pub mod config;
 pub mod decide;
 pub mod flow;
+pub mod guard;
 pub mod keys;
 pub mod plan;
 pub mod schedule;
