@@ -10,7 +10,7 @@
 //! (u64), flags (bit 0: a current slot follows, bit 1: a trip), the
 //! current slot (i64), the trip (target u16, rule u8, measured f64, limit
 //! f64), per target its test (flag u8, first minute i64 if the flag is 1,
-//! started u64, one f64 per alternative), then the count of non-empty slots
+//! started u64, target responses u64, one f64 per alternative), then the count of non-empty slots
 //! and each one, youngest first: its age in slots, then per cluster responses, errors,
 //! timed, slow and the histogram (a count, or 0 and the length of a run of
 //! empty buckets), all as LEB128 varints.
@@ -56,6 +56,7 @@ impl Merged {
                 None => out.push(0),
             }
             out.extend_from_slice(&test.started.to_le_bytes());
+            out.extend_from_slice(&test.target_responses.to_le_bytes());
             for log_a in test.log_started {
                 out.extend_from_slice(&log_a.to_le_bytes());
             }
@@ -154,6 +155,7 @@ fn error_ratio_test(r: &mut Reader<'_>) -> Option<ErrorRatioTest> {
             _ => return None,
         },
         started: r.u64()?,
+        target_responses: r.u64()?,
         ..ErrorRatioTest::default()
     };
     for log_a in &mut test.log_started {

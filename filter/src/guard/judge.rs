@@ -66,13 +66,17 @@ fn target_limits(window: &Window, target: usize) -> Option<Trip> {
     None
 }
 
-/// The first target whose sequential test rejects. `alpha` is shared
+/// The first target whose sequential test rejects, once it has
+/// `min_requests` responses in all. `alpha` is shared
 /// among the targets (each is tested at `alpha / targets`), so the split's
 /// chance of a false alarm stays at most `alpha`.
 pub(super) fn error_ratio(window: &Window, tests: &[ErrorRatioTest]) -> Option<Trip> {
     let limit = window.plan.max_error_ratio?;
     let alpha = window.plan.alpha / tests.len().max(1) as f64;
-    let rejected = tests.iter().position(|t| t.rejects(alpha))?;
+    let min = u64::from(window.plan.min_requests);
+    let rejected = tests
+        .iter()
+        .position(|t| t.target_responses() >= min && t.rejects(alpha))?;
     let target = rejected + 1;
     Some(Trip {
         target,

@@ -87,6 +87,10 @@ pub struct ErrorRatioTest {
     /// Per alternative: ln of the weighted sum of the started ratios
     /// (`-inf` before the first batch).
     pub(super) log_started: [f64; MULTIPLIERS.len()],
+    /// The target's responses folded so far: like every rule, the test
+    /// trips no target before `min_requests` of them (which only removes
+    /// alarms, so the bound holds).
+    pub(super) target_responses: u64,
 }
 
 impl Default for ErrorRatioTest {
@@ -95,6 +99,7 @@ impl Default for ErrorRatioTest {
             first_epoch: None,
             started: 0,
             log_started: [f64::NEG_INFINITY; MULTIPLIERS.len()],
+            target_responses: 0,
         }
     }
 }
@@ -124,6 +129,7 @@ impl ErrorRatioTest {
             stable_responses: n_s,
             stable_errors: e_s,
         } = batch;
+        self.target_responses = self.target_responses.saturating_add(n_t);
         let errors = e_t.saturating_add(e_s);
         if n_t == 0 || n_s == 0 || errors == 0 || k.is_nan() || k <= 0.0 {
             return;
@@ -153,6 +159,11 @@ impl ErrorRatioTest {
     /// Whether the evidence reached `1 / alpha`.
     pub fn rejects(&self, alpha: f64) -> bool {
         self.log_evidence() >= -alpha.ln()
+    }
+
+    /// The target's responses folded so far.
+    pub fn target_responses(&self) -> u64 {
+        self.target_responses
     }
 }
 
