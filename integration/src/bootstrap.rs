@@ -361,28 +361,6 @@ fn list_item(yaml: &str, n: usize) -> String {
     format!("{}- {}", " ".repeat(n), &body[n + 2..])
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quote_survives_awkward_json() {
-        let json = "{\"a\": \"x\\\"y\\\\z\",\n \"b\": \"é\t\"}";
-        let q = quote(json);
-        assert!(!q.contains('\n'));
-        let back: String = serde_json::from_str(&q).unwrap();
-        assert_eq!(back, json);
-    }
-
-    #[test]
-    fn list_item_indents_continuation_lines() {
-        assert_eq!(
-            list_item("a: 1\nb:\n  c: 2", 2),
-            "  - a: 1\n    b:\n      c: 2\n"
-        );
-    }
-}
-
 /// Envoy's fault filter, for requests whose `header` is `value` (turnout's
 /// decision): answers `abort_bp` in 10,000 of them 503 itself and holds
 /// `delay_bp` in 10,000 of them `delay_ms` before they go on. Placed after
@@ -424,4 +402,26 @@ pub fn fault_filter(
         quote(value)
     ));
     y
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quote_survives_awkward_json() {
+        let json = "{\"a\": \"x\\\"y\\\\z\",\n \"b\": \"é\t\"}";
+        let q = quote(json);
+        assert!(!q.contains('\n'));
+        let back: String = serde_json::from_str(&q).unwrap();
+        assert_eq!(back, json);
+    }
+
+    #[test]
+    fn list_item_indents_continuation_lines() {
+        assert_eq!(
+            list_item("a: 1\nb:\n  c: 2", 2),
+            "  - a: 1\n    b:\n      c: 2\n"
+        );
+    }
 }
