@@ -12,11 +12,13 @@ use std::fmt;
 use serde_json::{Map, Value};
 
 use crate::bucket::BUCKETS;
+use crate::guard::{ErrorClasses, GuardPlan};
 use crate::plan::{
     Anonymous, KeySource, MatchOn, Matcher, Mode, ModePolicy, Plan, SplitIndex, SplitPlan,
     TraceSettings, Weight,
 };
 use crate::schedule::{self, Step};
+use crate::stats::Class;
 
 /// The configuration version this filter reads.
 pub const VERSION: u64 = 1;
@@ -127,6 +129,31 @@ const TOP_FIELDS: &[&str] = &[
     "trace",
     "debug",
 ];
+const GUARD_FIELDS: &[&str] = &[
+    "window_s",
+    "min_requests",
+    "errors",
+    "max_error_rate",
+    "max_p99_ms",
+    "max_p95_ratio",
+    "max_error_ratio",
+    "alpha",
+];
+/// The guard's limits: a guard must set at least one.
+const GUARD_LIMITS: &[&str] = &[
+    "max_error_rate",
+    "max_p99_ms",
+    "max_p95_ratio",
+    "max_error_ratio",
+];
+/// The response classes a guard may count as errors.
+const ERROR_CLASSES: [Class; 3] = [Class::ClientError, Class::ServerError, Class::Reset];
+const MAX_GUARD_WINDOW_S: u64 = 3600;
+const MAX_MIN_REQUESTS: u64 = 1_000_000_000;
+/// An hour: a p99 limit above it could never be told from a hung request.
+const MAX_P99_MS: f64 = 3_600_000.0;
+const MAX_RATIO: f64 = 1000.0;
+const MAX_ALPHA: f64 = 0.5;
 const SPLIT_FIELDS: &[&str] = &[
     "name",
     "match",
@@ -274,12 +301,6 @@ impl Validator {
     fn split(&mut self, value: &Value, path: &str, top_mode: &ModeFields) -> Option<SplitPlan> {
         let obj = self.object(value, path)?;
         self.known_fields(obj, path, SPLIT_FIELDS);
-        if obj.contains_key("guard") {
-            self.fail(
-                &format!("{path}.guard"),
-                "the in-proxy guard is not supported yet by this filter version; remove the field",
-            );
-        }
         let name = self
             .required(obj, path, "name")
             .and_then(|v| self.label(v, &format!("{path}.name")));
@@ -307,6 +328,9 @@ impl Validator {
             .get("force_header")
             .and_then(|v| self.header_name(v, &format!("{path}.force_header")));
         let split_mode = self.mode_fields(obj, path);
+        let guard = obj
+            .get("guard")
+            .and_then(|v| self.guard(v, &format!("{path}.guard")));
 
         let (name, matcher, stable, salt) = (name?, matcher?, stable?, salt?);
         let mut clusters = vec![stable];
@@ -327,6 +351,7 @@ impl Validator {
             pins,
             force_header,
             mode,
+            guard,
         })
     }
 
@@ -564,6 +589,91 @@ impl Validator {
         pins
     }
 
+    /// `splits[].guard`: every field optional, at least one limit.
+    fn guard(&mut self, value: &Value, path: &str) -> Option<GuardPlan> {
+        let obj = self.object(value, path)?;
+        self.known_fields(obj, path, GUARD_FIELDS);
+        if !GUARD_LIMITS.iter().any(|l| obj.contains_key(*l)) {
+            self.fail(
+                path,
+                format!(
+                    "sets no limit, so it would judge nothing; give at least one of {}",
+                    GUARD_LIMITS.join(", ")
+                ),
+            );
+        }
+        let field = |name: &str| format!("{path}.{name}");
+        let defaults = GuardPlan::default();
+        // Every field is checked before any refusal returns, so that all
+        // of a guard's problems are reported at once.
+        let window_s = match obj.get("window_s") {
+            Some(v) => self.whole_in(v, &field("window_s"), 1, MAX_GUARD_WINDOW_S),
+            None => Some(u64::from(defaults.window_s)),
+        };
+        let min_requests = match obj.get("min_requests") {
+            Some(v) => self.whole_in(v, &field("min_requests"), 1, MAX_MIN_REQUESTS),
+            None => Some(u64::from(defaults.min_requests)),
+        };
+        let errors = match obj.get("errors") {
+            Some(v) => self.error_classes(v, &field("errors")),
+            None => Some(defaults.errors),
+        };
+        let mut limit = |name: &str, max: f64| match obj.get(name) {
+            Some(v) => self.positive_up_to(v, &field(name), max).map(Some),
+            None => Some(None),
+        };
+        let max_error_rate = limit("max_error_rate", 1.0);
+        let max_p99_ms = limit("max_p99_ms", MAX_P99_MS);
+        let max_p95_ratio = limit("max_p95_ratio", MAX_RATIO);
+        let max_error_ratio = limit("max_error_ratio", MAX_RATIO);
+        let alpha = limit("alpha", MAX_ALPHA);
+        Some(GuardPlan {
+            window_s: u32::try_from(window_s?).ok()?,
+            min_requests: u32::try_from(min_requests?).ok()?,
+            errors: errors?,
+            max_error_rate: max_error_rate?,
+            max_p99_ms: max_p99_ms?,
+            max_p95_ratio: max_p95_ratio?,
+            max_error_ratio: max_error_ratio?,
+            alpha: alpha?.unwrap_or(defaults.alpha),
+        })
+    }
+
+    fn error_classes(&mut self, value: &Value, path: &str) -> Option<ErrorClasses> {
+        let items = self.array(value, path)?;
+        if items.is_empty() {
+            self.fail(
+                path,
+                "is empty; give at least one of \"4xx\", \"5xx\", \"reset\"",
+            );
+            return None;
+        }
+        let mut classes = ErrorClasses::NONE;
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            let ipath = format!("{path}[{i}]");
+            let Some(name) = self.string(item, &ipath) else {
+                ok = false;
+                continue;
+            };
+            match ERROR_CLASSES.into_iter().find(|c| c.as_str() == name) {
+                Some(class) if classes.contains(class) => {
+                    self.fail(&ipath, format!("{name:?} is listed twice"));
+                    ok = false;
+                }
+                Some(class) => classes = classes.with(class),
+                None => {
+                    self.fail(
+                        &ipath,
+                        format!("{name:?} is not \"4xx\", \"5xx\" or \"reset\""),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(classes)
+    }
+
     fn trace(&mut self, value: &Value) -> TraceSettings {
         let mut trace = TraceSettings::default();
         let Some(obj) = self.object(value, "trace") else {
@@ -749,6 +859,33 @@ impl Validator {
                 None
             }
         }
+    }
+
+    /// A whole number in `lo..=hi`.
+    fn whole_in(&mut self, value: &Value, path: &str, lo: u64, hi: u64) -> Option<u64> {
+        let n = self.whole_number(value, path)?;
+        if !(lo..=hi).contains(&n) {
+            self.fail(path, format!("{value} is not between {lo} and {hi}"));
+            return None;
+        }
+        Some(n)
+    }
+
+    /// A number above 0 and at most `max`. `None` when refused.
+    fn positive_up_to(&mut self, value: &Value, path: &str, max: f64) -> Option<f64> {
+        let Some(x) = value.as_f64() else {
+            self.fail(path, format!("{} is not a number", short(value)));
+            return None;
+        };
+        if x.is_nan() || x <= 0.0 {
+            self.fail(path, format!("{value} is not above 0"));
+            return None;
+        }
+        if x > max {
+            self.fail(path, format!("{value} is not between 0 and {max}"));
+            return None;
+        }
+        Some(x)
     }
 
     fn header_name(&mut self, value: &Value, path: &str) -> Option<String> {

@@ -9,11 +9,13 @@ pub mod bucket;
 pub mod config;
 pub mod decide;
 pub mod flow;
+pub mod guard;
 pub mod keys;
 pub mod plan;
 pub mod schedule;
 pub mod stats;
 pub mod trace;
+pub mod watch;
 pub mod wire;
 
 #[cfg(all(target_arch = "wasm32", target_os = "wasi", not(test)))]

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::guard::GuardPlan;
 use crate::schedule::{self, Step};
 
 /// A validated configuration, ready for the request path.
@@ -64,6 +65,8 @@ pub struct SplitPlan {
     /// Lowercase header name through which a request may pick a cluster.
     pub force_header: Option<String>,
     pub mode: ModePolicy,
+    /// The limits that trip the split back to stable, when configured.
+    pub guard: Option<GuardPlan>,
 }
 
 /// The splits grouped by how they match, each group in config order.

@@ -2,8 +2,10 @@
 //! the field of everything refused.
 
 use turnout::config::parse;
+use turnout::guard::{ErrorClasses, GuardPlan};
 use turnout::plan::{Anonymous, KeySource, MatchOn, Mode, Weight};
 use turnout::schedule::Step;
+use turnout::stats::Class;
 
 fn refused(json: &str) -> String {
     match parse(json.as_bytes()) {
@@ -301,11 +303,124 @@ fn schedules_may_not_add_up_past_100_at_any_step() {
 }
 
 #[test]
-fn the_guard_is_refused_until_it_exists() {
+fn the_design_guard_is_accepted() {
+    let plan = parse(
+        split(
+            r#", "guard": {"window_s": 30, "min_requests": 50, "errors": ["5xx", "reset"], "max_error_rate": 0.01,
+            "max_p99_ms": 500, "max_p95_ratio": 2.0, "max_error_ratio": 2.0, "alpha": 0.001}"#,
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let guard = plan.splits[0].guard.unwrap();
+    assert_eq!(guard.window_s, 30);
+    assert_eq!(guard.min_requests, 50);
+    assert_eq!(guard.errors, ErrorClasses::DEFAULT);
+    assert_eq!(guard.max_error_rate, Some(0.01));
+    assert_eq!(guard.max_p99_ms, Some(500.0));
+    assert_eq!(guard.max_p95_ratio, Some(2.0));
+    assert_eq!(guard.max_error_ratio, Some(2.0));
+    assert_eq!(guard.alpha, 0.001);
+    // No guard, no judging.
+    assert_eq!(parse(split("").as_bytes()).unwrap().splits[0].guard, None);
+}
+
+#[test]
+fn guard_fields_default_and_an_absent_limit_is_not_judged() {
+    let plan = parse(split(r#", "guard": {"max_error_rate": 0.05}"#).as_bytes()).unwrap();
     assert_eq!(
-        refused(&split(r#", "guard": {"window_s": 10}"#)),
-        "splits[0].guard: the in-proxy guard is not supported yet by this filter version; remove the field"
+        plan.splits[0].guard,
+        Some(GuardPlan {
+            max_error_rate: Some(0.05),
+            ..GuardPlan::default()
+        })
     );
+    let d = GuardPlan::default();
+    assert_eq!((d.window_s, d.min_requests, d.alpha), (30, 50, 0.001));
+    assert_eq!(
+        (
+            d.max_error_rate,
+            d.max_p99_ms,
+            d.max_p95_ratio,
+            d.max_error_ratio
+        ),
+        (None, None, None, None)
+    );
+}
+
+#[test]
+fn guard_numbers_may_be_istio_floats() {
+    let plan = parse(
+        split(r#", "guard": {"window_s": 30.0, "min_requests": 20.0, "max_p99_ms": 250.5, "errors": ["4xx"]}"#)
+            .as_bytes(),
+    )
+    .unwrap();
+    let guard = plan.splits[0].guard.unwrap();
+    assert_eq!((guard.window_s, guard.min_requests), (30, 20));
+    assert_eq!(guard.max_p99_ms, Some(250.5));
+    assert!(guard.errors.contains(Class::ClientError));
+    assert!(!guard.errors.contains(Class::ServerError));
+}
+
+#[test]
+fn guard_fields_out_of_range_name_their_path() {
+    let cases = [
+        (r#""alpha": 2, "max_error_ratio": 2"#, "splits[0].guard.alpha: 2 is not between 0 and 0.5"),
+        (r#""alpha": 0, "max_error_ratio": 2"#, "splits[0].guard.alpha: 0 is not above 0"),
+        (r#""window_s": 0, "max_error_rate": 0.1"#, "splits[0].guard.window_s: 0 is not between 1 and 3600"),
+        (r#""window_s": 3601, "max_error_rate": 0.1"#, "splits[0].guard.window_s: 3601 is not between 1 and 3600"),
+        (r#""window_s": 2.5, "max_error_rate": 0.1"#, "splits[0].guard.window_s: 2.5 is not a whole number"),
+        (r#""min_requests": 0, "max_error_rate": 0.1"#, "splits[0].guard.min_requests: 0 is not between 1 and 1000000000"),
+        (r#""max_error_rate": 1.5"#, "splits[0].guard.max_error_rate: 1.5 is not between 0 and 1"),
+        (r#""max_error_rate": 0"#, "splits[0].guard.max_error_rate: 0 is not above 0"),
+        (r#""max_error_rate": "1%""#, "splits[0].guard.max_error_rate: \"1%\" is not a number"),
+        (r#""max_p99_ms": -5"#, "splits[0].guard.max_p99_ms: -5 is not above 0"),
+        (r#""max_p95_ratio": 0.0"#, "splits[0].guard.max_p95_ratio: 0.0 is not above 0"),
+        (r#""max_error_ratio": 1001"#, "splits[0].guard.max_error_ratio: 1001 is not between 0 and 1000"),
+        (r#""errors": [], "max_error_rate": 0.1"#, "splits[0].guard.errors: is empty; give at least one of \"4xx\", \"5xx\", \"reset\""),
+        (r#""errors": ["5xx", "2xx"], "max_error_rate": 0.1"#, "splits[0].guard.errors[1]: \"2xx\" is not \"4xx\", \"5xx\" or \"reset\""),
+        (r#""errors": ["reset", "reset"], "max_error_rate": 0.1"#, "splits[0].guard.errors[1]: \"reset\" is listed twice"),
+        (r#""errors": "5xx", "max_error_rate": 0.1"#, "splits[0].guard.errors: \"5xx\" is not an array"),
+        (r#""max_error_rate": 0.1, "max_latency": 5"#, "splits[0].guard.max_latency: unknown field; expected one of window_s, min_requests, errors, max_error_rate, max_p99_ms, max_p95_ratio, max_error_ratio, alpha"),
+    ];
+    for (fields, expected) in cases {
+        assert_eq!(
+            refused(&split(&format!(r#", "guard": {{{fields}}}"#))),
+            expected,
+            "{fields}"
+        );
+    }
+}
+
+#[test]
+fn a_guard_that_judges_nothing_is_refused() {
+    for guard in [
+        r#"{}"#,
+        r#"{"window_s": 10, "alpha": 0.01, "errors": ["5xx"]}"#,
+    ] {
+        assert_eq!(
+            refused(&split(&format!(r#", "guard": {guard}"#))),
+            "splits[0].guard: sets no limit, so it would judge nothing; give at least one of max_error_rate, max_p99_ms, max_p95_ratio, max_error_ratio",
+            "{guard}"
+        );
+    }
+    assert_eq!(
+        refused(&split(r#", "guard": null"#)),
+        "splits[0].guard: null is not an object"
+    );
+}
+
+#[test]
+fn every_problem_of_a_guard_is_reported_at_once() {
+    let message = refused(&split(
+        r#", "guard": {"window_s": 0, "max_error_rate": 2, "alpha": 1, "errors": ["2xx"]}"#,
+    ));
+    for field in ["window_s", "max_error_rate", "alpha", "errors[0]"] {
+        assert!(
+            message.contains(&format!("splits[0].guard.{field}: ")),
+            "{field}: {message}"
+        );
+    }
 }
 
 #[test]

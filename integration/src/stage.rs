@@ -45,14 +45,31 @@ const PUSH_TIMEOUT: Duration = Duration::from_secs(10);
 impl Stage {
     /// Envoy with the wasm build, its config given inline in the bootstrap.
     pub fn inline(config_json: &str, concurrency: u32) -> Stage {
-        Stage::inline_with(Build::Wasm, config_json, concurrency)
+        Stage::inline_before(config_json, concurrency, &[])
+    }
+
+    /// [`Stage::inline`] with more HTTP filters (raw YAML entries) between
+    /// turnout and the router: a fault filter that fails one cluster.
+    pub fn inline_before(config_json: &str, concurrency: u32, after: &[String]) -> Stage {
+        Stage::inline_with_before(Build::Wasm, config_json, concurrency, after)
     }
 
     /// Envoy with `build`, its config given inline in the bootstrap.
     pub fn inline_with(build: Build, config_json: &str, concurrency: u32) -> Stage {
+        Stage::inline_with_before(build, config_json, concurrency, &[])
+    }
+
+    /// [`Stage::inline_with`] with more HTTP filters before the router.
+    pub fn inline_with_before(
+        build: Build,
+        config_json: &str,
+        concurrency: u32,
+        after: &[String],
+    ) -> Stage {
         let (legacy, fastapi) = (Upstream::start("legacy"), Upstream::start("fastapi"));
-        let filter = build.filter_inline(config_json);
-        let yaml = bootstrap_for(build, &filter, &legacy, &fastapi);
+        let mut filters = vec![build.filter_inline(config_json)];
+        filters.extend_from_slice(after);
+        let yaml = bootstrap_for(build, &filters, &legacy, &fastapi);
         let envoy = build.start_envoy(&yaml, concurrency);
         Stage {
             envoy,
@@ -68,17 +85,33 @@ impl Stage {
     /// Envoy with the wasm build, its config delivered by ECDS from a
     /// watched file, so that `push` changes it live.
     pub fn ecds(config_json: &str, concurrency: u32) -> Stage {
-        Stage::ecds_with(Build::Wasm, config_json, concurrency)
+        Stage::ecds_before(config_json, concurrency, &[])
+    }
+
+    /// [`Stage::ecds`] with more HTTP filters between turnout and the router.
+    pub fn ecds_before(config_json: &str, concurrency: u32, after: &[String]) -> Stage {
+        Stage::ecds_with_before(Build::Wasm, config_json, concurrency, after)
     }
 
     /// Envoy with `build`, its config delivered by ECDS.
     pub fn ecds_with(build: Build, config_json: &str, concurrency: u32) -> Stage {
+        Stage::ecds_with_before(build, config_json, concurrency, &[])
+    }
+
+    /// [`Stage::ecds_with`] with more HTTP filters before the router.
+    pub fn ecds_with_before(
+        build: Build,
+        config_json: &str,
+        concurrency: u32,
+        after: &[String],
+    ) -> Stage {
         let (legacy, fastapi) = (Upstream::start("legacy"), Upstream::start("fastapi"));
         let dir = crate::paths::scratch_dir("ecds");
         let file = dir.join("turnout.yaml");
         write_atomically(&file, &build.ecds_resource(FILTER_NAME, config_json));
-        let filter = build.filter_ecds(FILTER_NAME, &dir, &file);
-        let yaml = bootstrap_for(build, &filter, &legacy, &fastapi);
+        let mut filters = vec![build.filter_ecds(FILTER_NAME, &dir, &file)];
+        filters.extend_from_slice(after);
+        let yaml = bootstrap_for(build, &filters, &legacy, &fastapi);
         let envoy = build.start_envoy(&yaml, concurrency);
         Stage {
             envoy,
@@ -205,14 +238,15 @@ pub const NATIVE_RUNTIME: &str = "layered_runtime:\n  \
        static_layer:\n      \
          envoy.reloadable_features.dynamic_modules_strip_custom_stat_prefix: true\n";
 
-/// The bootstrap of a stage around one turnout filter entry of `build`.
+/// The bootstrap of a stage of `build` whose listener has these HTTP
+/// filters (turnout first) before the router.
 pub fn bootstrap_for(
     build: Build,
-    filter_yaml: &str,
+    filters: &[String],
     legacy: &Upstream,
     fastapi: &Upstream,
 ) -> String {
-    let yaml = bootstrap(filter_yaml, legacy, fastapi);
+    let yaml = bootstrap_of(filters, legacy, fastapi);
     match build {
         Build::Wasm => yaml,
         Build::Native => yaml + NATIVE_RUNTIME,
@@ -221,11 +255,19 @@ pub fn bootstrap_for(
 
 /// The bootstrap of a stage around one turnout filter entry.
 pub fn bootstrap(filter_yaml: &str, legacy: &Upstream, fastapi: &Upstream) -> String {
+    bootstrap_of(&[filter_yaml.to_string()], legacy, fastapi)
+}
+
+/// The bootstrap of a stage whose listener has these HTTP filters (turnout
+/// first) before the router.
+fn bootstrap_of(filters: &[String], legacy: &Upstream, fastapi: &Upstream) -> String {
     let by_decision = || RouteAction::ClusterHeader(DECISION_HEADER.into());
+    let listener = filters
+        .iter()
+        .fold(Listener::new("main"), |l, f| l.filter(f));
     Bootstrap::new()
         .listener(
-            Listener::new("main")
-                .filter(filter_yaml)
+            listener
                 .route(Route::new("users", "/users", by_decision()))
                 .route(Route::new("orders", "/orders", by_decision()))
                 .route(Route::new(

@@ -131,7 +131,7 @@ impl Shared for FilterConfig {
         z ^ (z >> 31)
     }
 
-    fn observe(&self, _decision: &Decision, _class: Class, _latency_ms: Option<u64>) {}
+    fn observe(&self, _decision: &Decision, _class: Class, _latency_ms: Option<u64>, _now: u64) {}
 }
 
 /// Seconds since the Unix epoch (0 if the clock is before it).
