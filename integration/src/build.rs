@@ -23,6 +23,15 @@ pub enum Build {
 impl Build {
     pub const ALL: [Build; 2] = [Build::Wasm, Build::Native];
 
+    /// The prefix Envoy's `/stats` puts before turnout's metric names
+    /// (`wasmcustom.turnout.requests_total.…`).
+    pub fn stats_namespace(self) -> &'static str {
+        match self {
+            Build::Wasm => "wasmcustom",
+            Build::Native => "dynamicmodulescustom",
+        }
+    }
+
     /// The HTTP filter entry with `config_json` inline.
     pub fn filter_inline(self, config_json: &str) -> String {
         match self {
@@ -68,4 +77,18 @@ impl Build {
     ) -> Result<Envoy, StartError> {
         Envoy::try_start_with_modules(bootstrap_yaml, concurrency, self.modules().as_deref())
     }
+}
+
+/// Declares each named test function, which takes a [`Build`], as two
+/// tests: `wasm::<name>` and `native::<name>`.
+#[macro_export]
+macro_rules! for_each_build {
+    ($($test:ident),+ $(,)?) => {
+        mod wasm {
+            $( #[test] fn $test() { super::$test($crate::Build::Wasm) } )+
+        }
+        mod native {
+            $( #[test] fn $test() { super::$test($crate::Build::Native) } )+
+        }
+    };
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use integration::bootstrap::fault_filter;
 use integration::stage::{Stage, DECISION_HEADER};
+use integration::Build;
 use integration::HttpClient;
 
 /// Two workers, each with its own VM: the guard must act on both.
@@ -108,9 +109,10 @@ fn last_canary(answers: &[Answer]) -> Option<&Answer> {
 }
 
 fn tripped_gauge(stage: &Stage) -> Option<u64> {
-    stage
-        .envoy
-        .stat("wasmcustom.turnout.guard_tripped.split.users")
+    stage.envoy.stat(&format!(
+        "{}.turnout.guard_tripped.split.users",
+        stage.build.stats_namespace()
+    ))
 }
 
 /// After a trip: once every worker has had a tick to follow it, requests
@@ -139,9 +141,9 @@ fn trip_lines(stage: &Stage) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn a_canary_answering_503_trips_within_200_requests_and_2_seconds_on_every_worker() {
-    let stage = Stage::inline_before(
+fn a_canary_answering_503_trips_within_200_requests_and_2_seconds_on_every_worker(build: Build) {
+    let stage = Stage::inline_with_before(
+        build,
         &guarded(50, r#"{"min_requests": 20, "max_error_rate": 0.05}"#),
         WORKERS,
         &[fault("fastapi", 10_000, 0, 0)],
@@ -170,9 +172,9 @@ fn a_canary_answering_503_trips_within_200_requests_and_2_seconds_on_every_worke
     }
 }
 
-#[test]
-fn a_slow_canary_trips_max_p99_ms() {
-    let stage = Stage::inline_before(
+fn a_slow_canary_trips_max_p99_ms(build: Build) {
+    let stage = Stage::inline_with_before(
+        build,
         &guarded(50, r#"{"min_requests": 20, "max_p99_ms": 200}"#),
         WORKERS,
         &[fault("fastapi", 0, 10_000, 300)],
@@ -189,9 +191,9 @@ fn a_slow_canary_trips_max_p99_ms() {
     assert!(trip_lines(&stage)[0].contains("rule=p99_ms"));
 }
 
-#[test]
-fn a_canary_slower_than_stable_trips_max_p95_ratio() {
-    let stage = Stage::inline_before(
+fn a_canary_slower_than_stable_trips_max_p95_ratio(build: Build) {
+    let stage = Stage::inline_with_before(
+        build,
         &guarded(50, r#"{"min_requests": 20, "max_p95_ratio": 2.0}"#),
         WORKERS,
         &[fault("fastapi", 0, 10_000, 60)],
@@ -208,10 +210,10 @@ fn a_canary_slower_than_stable_trips_max_p95_ratio() {
     assert!(trip_lines(&stage)[0].contains("rule=p95_ratio"));
 }
 
-#[test]
-fn noise_below_the_limits_and_too_few_requests_never_trip() {
+fn noise_below_the_limits_and_too_few_requests_never_trip(build: Build) {
     // 0.5 % errors against a 1 % limit, over 10,000 requests.
-    let stage = Stage::inline_before(
+    let stage = Stage::inline_with_before(
+        build,
         &guarded(50, r#"{"max_error_rate": 0.01}"#),
         WORKERS,
         &[fault("fastapi", 50, 0, 0)],
@@ -223,7 +225,8 @@ fn noise_below_the_limits_and_too_few_requests_never_trip() {
     drop(stage);
 
     // Every canary request fails, but fewer than min_requests arrive.
-    let stage = Stage::inline_before(
+    let stage = Stage::inline_with_before(
+        build,
         &guarded(50, r#"{"min_requests": 1000, "max_error_rate": 0.01}"#),
         WORKERS,
         &[fault("fastapi", 10_000, 0, 0)],
@@ -236,11 +239,11 @@ fn noise_below_the_limits_and_too_few_requests_never_trip() {
     assert_eq!(tripped_gauge(&stage), Some(0));
 }
 
-#[test]
-fn the_error_ratio_test_trips_at_ten_times_stable_and_not_at_equal_rates() {
+fn the_error_ratio_test_trips_at_ten_times_stable_and_not_at_equal_rates(build: Build) {
     let ratio = r#"{"max_error_ratio": 2.0, "alpha": 0.001}"#;
     // Both sides at 2 %, 20,000 requests: no evidence against the ratio.
-    let stage = Stage::inline_before(
+    let stage = Stage::inline_with_before(
+        build,
         &guarded(50, ratio),
         WORKERS,
         &[fault("fastapi", 200, 0, 0), fault("legacy", 200, 0, 0)],
@@ -254,7 +257,8 @@ fn the_error_ratio_test_trips_at_ten_times_stable_and_not_at_equal_rates() {
     drop(stage);
 
     // The canary at 10 %, stable at 1 %: tripped.
-    let stage = Stage::inline_before(
+    let stage = Stage::inline_with_before(
+        build,
         &guarded(50, ratio),
         WORKERS,
         &[fault("fastapi", 1000, 0, 0), fault("legacy", 100, 0, 0)],
@@ -271,10 +275,12 @@ fn the_error_ratio_test_trips_at_ten_times_stable_and_not_at_equal_rates() {
     assert!(trip_lines(&stage)[0].contains("rule=error_ratio"));
 }
 
-#[test]
-fn the_latch_holds_across_a_push_that_keeps_the_split_and_ends_with_one_that_changes_it() {
+fn the_latch_holds_across_a_push_that_keeps_the_split_and_ends_with_one_that_changes_it(
+    build: Build,
+) {
     let guard = r#"{"min_requests": 20, "max_error_rate": 0.05}"#;
-    let mut stage = Stage::ecds_before(
+    let mut stage = Stage::ecds_with_before(
+        build,
         &guarded(50, guard),
         WORKERS,
         &[fault("fastapi", 10_000, 0, 0)],
@@ -308,3 +314,12 @@ fn the_latch_holds_across_a_push_that_keeps_the_split_and_ends_with_one_that_cha
         "{answers:?}"
     );
 }
+
+integration::for_each_build!(
+    a_canary_answering_503_trips_within_200_requests_and_2_seconds_on_every_worker,
+    a_slow_canary_trips_max_p99_ms,
+    a_canary_slower_than_stable_trips_max_p95_ratio,
+    noise_below_the_limits_and_too_few_requests_never_trip,
+    the_error_ratio_test_trips_at_ten_times_stable_and_not_at_equal_rates,
+    the_latch_holds_across_a_push_that_keeps_the_split_and_ends_with_one_that_changes_it,
+);

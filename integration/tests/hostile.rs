@@ -18,6 +18,7 @@
 use std::time::{Duration, Instant};
 
 use integration::stage::{bootstrap, served_by, upstream_saw, Stage, DECISION_HEADER};
+use integration::Build;
 use integration::{build_wasm_package, wasm_filter_inline, Envoy, HttpClient, Response, Upstream};
 use turnout::bucket::Bucket;
 
@@ -100,6 +101,8 @@ fn wasm_failures(log: &str) -> Vec<&str> {
                 || l_lower.contains("panicked")
                 || l.contains("unreachable")
                 || (l.contains("Function: proxy_on") && l.contains("failed"))
+                || l.contains("turnout: panic caught")
+                || l.contains("the filter failed")
         })
         .filter(|l| !l.contains("configuration refused"))
         .collect()
@@ -123,9 +126,8 @@ fn assert_healthy(stage: &Stage) {
     );
 }
 
-#[test]
-fn non_utf8_bytes_in_every_header_the_filter_reads() {
-    let stage = Stage::inline(CONFIG, 2);
+fn non_utf8_bytes_in_every_header_the_filter_reads(build: Build) {
+    let stage = Stage::inline_with(build, CONFIG, 2);
     let mut client = stage.client();
     let key: &[u8] = b"\xff\xfe\xc3\x28user\x80\xa0";
 
@@ -172,9 +174,8 @@ fn non_utf8_bytes_in_every_header_the_filter_reads() {
     assert_healthy(&stage);
 }
 
-#[test]
-fn an_8_kib_user_key_is_hashed_as_is() {
-    let stage = Stage::inline(CONFIG, 1);
+fn an_8_kib_user_key_is_hashed_as_is(build: Build) {
+    let stage = Stage::inline_with(build, CONFIG, 1);
     let mut client = stage.client();
     for len in [8 * 1024, 16 * 1024] {
         let key: Vec<u8> = (0..len).map(|i| b"abcdefghij-0123456789"[i % 21]).collect();
@@ -189,9 +190,8 @@ fn an_8_kib_user_key_is_hashed_as_is() {
     assert_healthy(&stage);
 }
 
-#[test]
-fn two_hundred_malformed_cookies_and_the_key_is_still_found() {
-    let stage = Stage::inline(CONFIG, 1);
+fn two_hundred_malformed_cookies_and_the_key_is_still_found(build: Build) {
+    let stage = Stage::inline_with(build, CONFIG, 1);
     let mut client = stage.client();
     let junk: Vec<String> = (0..200)
         .map(|i| match i % 5 {
@@ -225,9 +225,8 @@ fn two_hundred_malformed_cookies_and_the_key_is_still_found() {
     assert_healthy(&stage);
 }
 
-#[test]
-fn empty_and_duplicated_user_headers() {
-    let stage = Stage::inline(CONFIG, 1);
+fn empty_and_duplicated_user_headers(build: Build) {
+    let stage = Stage::inline_with(build, CONFIG, 1);
     let mut client = stage.client();
     // Empty: no key from the header; the next source (cookie) is used.
     assert_eq!(
@@ -273,9 +272,8 @@ fn empty_and_duplicated_user_headers() {
     assert_healthy(&stage);
 }
 
-#[test]
-fn force_headers_with_separators_or_junk_are_ignored() {
-    let stage = Stage::inline(CONFIG, 1);
+fn force_headers_with_separators_or_junk_are_ignored(build: Build) {
+    let stage = Stage::inline_with(build, CONFIG, 1);
     let mut client = stage.client();
     let junk_5k: Vec<u8> = (0..5 * 1024)
         .map(|i| b"fastapi,; \t=legacy"[i % 18])
@@ -319,9 +317,8 @@ fn force_headers_with_separators_or_junk_are_ignored() {
     assert_healthy(&stage);
 }
 
-#[test]
-fn long_paths_and_queries_up_to_envoys_limits() {
-    let stage = Stage::inline(CONFIG, 1);
+fn long_paths_and_queries_up_to_envoys_limits(build: Build) {
+    let stage = Stage::inline_with(build, CONFIG, 1);
     let mut client = stage.client();
     // A query near Envoy's 60 KiB header limit: the key is found at its end.
     let filler = "a=".to_string() + &"x".repeat(50 * 1024);
@@ -365,9 +362,8 @@ fn long_paths_and_queries_up_to_envoys_limits() {
     assert_healthy(&stage);
 }
 
-#[test]
-fn control_bytes_and_an_inbound_decision_header() {
-    let stage = Stage::inline(CONFIG, 1);
+fn control_bytes_and_an_inbound_decision_header(build: Build) {
+    let stage = Stage::inline_with(build, CONFIG, 1);
     let mut client = stage.client();
     // Control bytes (other than a tab) in a header value: Envoy's HTTP/1
     // codec refuses the request with 400 before any filter runs.
@@ -786,3 +782,13 @@ fn jwt_authn_sanitizes_its_claim_header_but_nothing_strips_the_force_header() {
     let force = [("x-turnout-force", &b"fastapi"[..])];
     assert_eq!(decided(&mut client, "/users", &force).0.reason, "force");
 }
+
+integration::for_each_build!(
+    non_utf8_bytes_in_every_header_the_filter_reads,
+    an_8_kib_user_key_is_hashed_as_is,
+    two_hundred_malformed_cookies_and_the_key_is_still_found,
+    empty_and_duplicated_user_headers,
+    force_headers_with_separators_or_junk_are_ignored,
+    long_paths_and_queries_up_to_envoys_limits,
+    control_bytes_and_an_inbound_decision_header,
+);

@@ -5,6 +5,7 @@
 //! see a request the filter refused.
 
 use integration::stage::{served_by, Stage};
+use integration::Build;
 use integration::{HttpClient, Response};
 use serde_json::Value;
 
@@ -104,10 +105,9 @@ impl Probe {
     }
 }
 
-#[test]
-fn read_only_refuses_writes_with_a_503_that_says_why_and_lets_reads_through() {
+fn read_only_refuses_writes_with_a_503_that_says_why_and_lets_reads_through(build: Build) {
     let top = r#", "mode": "read_only", "retry_after_s": 17"#;
-    let mut stage = Stage::ecds(&config(top, "", ""), 2);
+    let mut stage = Stage::ecds_with(build, &config(top, "", ""), 2);
     let mut probe = Probe::new(&stage);
     // `/` matches no split: the top-level mode applies to it too.
     for path in ["/users", "/orders", "/", "/users/42?x=1"] {
@@ -135,14 +135,13 @@ fn read_only_refuses_writes_with_a_503_that_says_why_and_lets_reads_through() {
     probe.check_upstreams(&stage);
 }
 
-#[test]
-fn maintenance_answers_every_request_but_allow_paths_with_the_configured_body() {
+fn maintenance_answers_every_request_but_allow_paths_with_the_configured_body(build: Build) {
     let body = "Down for the cutover. Back at 10:00 UTC.";
     let top = format!(
         r#", "mode": "maintenance", "retry_after_s": 120,
         "allow_paths": ["/healthz", "/users/healthz"], "maintenance_body": "{body}""#
     );
-    let mut stage = Stage::ecds(&config(&top, "", ""), 2);
+    let mut stage = Stage::ecds_with(build, &config(&top, "", ""), 2);
     let mut probe = Probe::new(&stage);
     for path in [
         "/users",
@@ -177,12 +176,12 @@ fn maintenance_answers_every_request_but_allow_paths_with_the_configured_body() 
     probe.check_upstreams(&stage);
 }
 
-#[test]
-fn a_splits_mode_wins_over_the_top_level_one() {
+fn a_splits_mode_wins_over_the_top_level_one(build: Build) {
     // Top level in maintenance; `users` normal, `orders` read-only with its
     // own Retry-After.
     let top = r#", "mode": "maintenance", "retry_after_s": 60"#;
-    let mut stage = Stage::ecds(
+    let mut stage = Stage::ecds_with(
+        build,
         &config(
             top,
             r#", "mode": "normal""#,
@@ -230,3 +229,9 @@ fn a_splits_mode_wins_over_the_top_level_one() {
     }
     probe.check_upstreams(&stage);
 }
+
+integration::for_each_build!(
+    read_only_refuses_writes_with_a_503_that_says_why_and_lets_reads_through,
+    maintenance_answers_every_request_but_allow_paths_with_the_configured_body,
+    a_splits_mode_wins_over_the_top_level_one,
+);

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use integration::stage::{served_by, Stage};
+use integration::Build;
 use integration::{Behavior, HttpClient, Response};
 use turnout::bucket::Bucket;
 
@@ -68,9 +69,8 @@ fn responses(cluster: &str, class: &str) -> String {
     format!(r#"turnout_responses_total{{split="users",cluster="{cluster}",class="{class}"}}"#)
 }
 
-#[test]
-fn prometheus_shows_exact_counts_per_label() {
-    let stage = Stage::inline(CONFIG, 2);
+fn prometheus_shows_exact_counts_per_label(build: Build) {
+    let stage = Stage::inline_with(build, CONFIG, 2);
     let mut client = stage.client();
     let users: Vec<String> = (0..300).map(|i| format!("user-{i}")).collect();
     let on_new = users.iter().filter(|u| on_fastapi(u)).count();
@@ -154,9 +154,8 @@ fn prometheus_shows_exact_counts_per_label() {
     );
 }
 
-#[test]
-fn failures_are_classed_5xx_4xx_and_reset() {
-    let stage = Stage::inline(CONFIG, 2);
+fn failures_are_classed_5xx_4xx_and_reset(build: Build) {
+    let stage = Stage::inline_with(build, CONFIG, 2);
     let mut client = stage.client();
     let canary_user = canary_user();
     let user = [("x-user-id", canary_user.as_str())];
@@ -200,9 +199,8 @@ fn failures_are_classed_5xx_4xx_and_reset() {
 /// The latency runs from the request reaching the filter to the end of
 /// the response: an upstream that takes 150 ms lands in (100, 250] ms, a
 /// prompt one under 100 ms.
-#[test]
-fn latency_spans_the_upstream_answer() {
-    let stage = Stage::inline(CONFIG, 1);
+fn latency_spans_the_upstream_answer(build: Build) {
+    let stage = Stage::inline_with(build, CONFIG, 1);
     let mut client = stage.client();
     let canary_user = canary_user();
     let user = ("x-user-id", canary_user.as_str());
@@ -229,9 +227,8 @@ fn latency_spans_the_upstream_answer() {
     );
 }
 
-#[test]
-fn a_client_that_leaves_before_the_answer_is_a_reset() {
-    let stage = Stage::inline(CONFIG, 1);
+fn a_client_that_leaves_before_the_answer_is_a_reset(build: Build) {
+    let stage = Stage::inline_with(build, CONFIG, 1);
     let canary_user = canary_user();
     stage
         .fastapi
@@ -252,8 +249,7 @@ fn a_client_that_leaves_before_the_answer_is_a_reset() {
     );
 }
 
-#[test]
-fn mode_answers_are_counted_per_split_and_mode() {
+fn mode_answers_are_counted_per_split_and_mode(build: Build) {
     let config = CONFIG
         .replace(
             r#""debug": true,"#,
@@ -263,7 +259,7 @@ fn mode_answers_are_counted_per_split_and_mode() {
             r#""force_header": "x-turnout-force""#,
             r#""force_header": "x-turnout-force", "mode": "read_only""#,
         );
-    let stage = Stage::inline(&config, 1);
+    let stage = Stage::inline_with(build, &config, 1);
     let mut client = stage.client();
     for _ in 0..3 {
         assert_eq!(
@@ -321,9 +317,8 @@ fn is_valid_generated(tp: &str) -> bool {
         && parts[3] == "01"
 }
 
-#[test]
-fn traceparent_is_kept_generated_or_replaced_and_echoed() {
-    let stage = Stage::inline(CONFIG, 2);
+fn traceparent_is_kept_generated_or_replaced_and_echoed(build: Build) {
+    let stage = Stage::inline_with(build, CONFIG, 2);
     let mut client = stage.client();
     let valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let r = client.get(
@@ -387,13 +382,12 @@ fn traceparent_is_kept_generated_or_replaced_and_echoed() {
     assert_eq!(ids.len(), 1000, "trace ids repeat");
 }
 
-#[test]
-fn tracestate_and_a_custom_trace_header_when_configured() {
+fn tracestate_and_a_custom_trace_header_when_configured(build: Build) {
     let config = CONFIG.replace(
         r#""debug": true,"#,
         r#""trace": {"response_header": "x-b3-like", "tracestate": true},"#,
     );
-    let stage = Stage::inline(&config, 1);
+    let stage = Stage::inline_with(build, &config, 1);
     let mut client = stage.client();
     let valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let r = client.get(
@@ -418,9 +412,8 @@ fn tracestate_and_a_custom_trace_header_when_configured() {
     assert_eq!(r.header("x-turnout-decision"), None, "debug is off");
 }
 
-#[test]
-fn the_debug_header_explains_the_decision() {
-    let stage = Stage::inline(CONFIG, 1);
+fn the_debug_header_explains_the_decision(build: Build) {
+    let stage = Stage::inline_with(build, CONFIG, 1);
     let mut client = stage.client();
     let bucket = Bucket::of(b"users", b"alice").0;
     let r = client.get("/users", &[("x-user-id", "alice")]);
@@ -441,3 +434,14 @@ fn the_debug_header_explains_the_decision() {
     let r = client.get("/other", &[("x-user-id", "alice")]);
     assert_eq!(r.header("x-turnout-decision"), None);
 }
+
+integration::for_each_build!(
+    prometheus_shows_exact_counts_per_label,
+    failures_are_classed_5xx_4xx_and_reset,
+    latency_spans_the_upstream_answer,
+    a_client_that_leaves_before_the_answer_is_a_reset,
+    mode_answers_are_counted_per_split_and_mode,
+    traceparent_is_kept_generated_or_replaced_and_echoed,
+    tracestate_and_a_custom_trace_header_when_configured,
+    the_debug_header_explains_the_decision,
+);

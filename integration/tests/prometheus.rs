@@ -16,6 +16,7 @@ use std::time::Duration;
 use integration::prometheus::{run_promtool, scrape_config, Prometheus, Sample};
 use integration::stage::{served_by, Stage};
 use integration::workspace_root;
+use integration::Build;
 use serde_json::Value;
 
 const RULES: &str = "envoy/prometheus-rules.yaml";
@@ -323,9 +324,8 @@ fn wait_for_evaluation_after_now(prom: &Prometheus, group: &str) {
 /// error alert is pending for the canary only (the stable cluster also has
 /// errors, but is under the traffic floor), no rule failed to evaluate, and
 /// every dashboard query runs and returns data.
-#[test]
-fn prometheus_evaluates_the_rules_on_real_envoy_stats() {
-    let stage = Stage::inline(CONFIG, 2);
+fn prometheus_evaluates_the_rules_on_real_envoy_stats(build: Build) {
+    let stage = Stage::inline_with(build, CONFIG, 2);
     let rules: PathBuf = workspace_root().join(RULES);
     let prom = Prometheus::start(&scrape_config(
         stage.envoy.admin_port(),
@@ -494,3 +494,5 @@ fn prometheus_evaluates_the_rules_on_real_envoy_stats() {
         assert!(!result.is_empty(), "dashboard query returns nothing: {q}");
     }
 }
+
+integration::for_each_build!(prometheus_evaluates_the_rules_on_real_envoy_stats,);

@@ -11,6 +11,7 @@ use std::thread::{self, sleep};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use integration::stage::{served_by, Stage};
+use integration::Build;
 use integration::HttpClient;
 use turnout::bucket::Bucket;
 
@@ -184,9 +185,8 @@ fn check_all_served(runs: &[Run]) -> (u64, u64) {
     (legacy, fastapi)
 }
 
-#[test]
-fn a_pushed_weight_is_served_within_a_second_of_the_rename() {
-    let mut stage = Stage::ecds(&weighted(10), 2);
+fn a_pushed_weight_is_served_within_a_second_of_the_rename(build: Build) {
+    let mut stage = Stage::ecds_with(build, &weighted(10), 2);
     // A user who must move each time the weight goes between 10 and 40 %.
     let mover = user_in("mover", 1000..4000);
     // Several connections, so that the polls reach both workers.
@@ -243,10 +243,9 @@ fn a_pushed_weight_is_served_within_a_second_of_the_rename() {
     }
 }
 
-#[test]
-fn a_rollback_under_load_loses_no_request_and_ends_the_canary_at_the_ack() {
+fn a_rollback_under_load_loses_no_request_and_ends_the_canary_at_the_ack(build: Build) {
     const CLIENTS: usize = 16;
-    let mut stage = Stage::ecds(&weighted(50), 2);
+    let mut stage = Stage::ecds_with(build, &weighted(50), 2);
     let port = stage.envoy.listener_port("main");
     // Each client its own users: four on the canary, four on stable.
     let users: Vec<Vec<String>> = (0..CLIENTS)
@@ -356,10 +355,9 @@ fn a_rollback_under_load_loses_no_request_and_ends_the_canary_at_the_ack() {
     );
 }
 
-#[test]
-fn fifty_pushes_under_load_half_refused_keep_the_last_valid_config_serving() {
+fn fifty_pushes_under_load_half_refused_keep_the_last_valid_config_serving(build: Build) {
     const CLIENTS: usize = 4;
-    let mut stage = Stage::ecds(&weighted(10), 2);
+    let mut stage = Stage::ecds_with(build, &weighted(10), 2);
     let port = stage.envoy.listener_port("main");
     let users: Vec<Vec<String>> = (0..CLIENTS)
         .map(|c| (0..50).map(|n| format!("load-{c}-{n}")).collect())
@@ -498,10 +496,9 @@ fn schedule(steps: &[(u64, u16)]) -> String {
     format!(r#""schedule": [{}]"#, steps.join(", "))
 }
 
-#[test]
-fn schedule_steps_take_effect_at_their_times() {
+fn schedule_steps_take_effect_at_their_times(build: Build) {
     const CLIENTS: usize = 4;
-    let mut stage = Stage::ecds(&weighted(0), 2);
+    let mut stage = Stage::ecds_with(build, &weighted(0), 2);
     let clock = Clock::now();
     let (at1, at2) = (clock.second_after(3), clock.second_after(6));
     let (step1, step2) = (clock.instant_of(at1), clock.instant_of(at2));
@@ -639,9 +636,8 @@ fn schedule_steps_take_effect_at_their_times() {
     }
 }
 
-#[test]
-fn rollback_beats_a_schedule() {
-    let mut stage = Stage::ecds(&weighted(100), 2);
+fn rollback_beats_a_schedule(build: Build) {
+    let mut stage = Stage::ecds_with(build, &weighted(100), 2);
     let users: Vec<String> = (0..20).map(|n| format!("user-{n}")).collect();
     assert!(users.iter().any(|u| bucket(u) < 5000));
     let mut clients: Vec<HttpClient> = (0..2).map(|_| stage.client()).collect();
@@ -675,3 +671,11 @@ fn rollback_beats_a_schedule() {
     }
     eprintln!("{requests} requests through a schedule step under rollback, all to legacy");
 }
+
+integration::for_each_build!(
+    a_pushed_weight_is_served_within_a_second_of_the_rename,
+    a_rollback_under_load_loses_no_request_and_ends_the_canary_at_the_ack,
+    fifty_pushes_under_load_half_refused_keep_the_last_valid_config_serving,
+    schedule_steps_take_effect_at_their_times,
+    rollback_beats_a_schedule,
+);

@@ -5,6 +5,7 @@
 use std::thread;
 
 use integration::stage::{served_by, upstream_saw, Stage, DECISION_HEADER};
+use integration::Build;
 use integration::{Envoy, HttpClient};
 use turnout::bucket::Bucket;
 
@@ -72,9 +73,8 @@ fn get(
     (served_by(&r).expect("served by an upstream"), r)
 }
 
-#[test]
-fn ten_thousand_users_split_at_25_percent_exactly_where_the_core_says() {
-    let stage = Stage::inline(&users_config("25", ""), 2);
+fn ten_thousand_users_split_at_25_percent_exactly_where_the_core_says(build: Build) {
+    let stage = Stage::inline_with(build, &users_config("25", ""), 2);
     let users: Vec<String> = (0..10_000).map(user).collect();
     let served = clusters_of(&stage.envoy, &users, 4);
 
@@ -92,10 +92,12 @@ fn ten_thousand_users_split_at_25_percent_exactly_where_the_core_says() {
     assert_eq!(stage.legacy.requests() as usize, users.len() - to_new);
 }
 
-#[test]
-fn a_user_gets_the_same_cluster_on_every_request_and_every_proxy() {
+fn a_user_gets_the_same_cluster_on_every_request_and_every_proxy(build: Build) {
     let config = users_config("50", "");
-    let (a, b) = (Stage::inline(&config, 2), Stage::inline(&config, 2));
+    let (a, b) = (
+        Stage::inline_with(build, &config, 2),
+        Stage::inline_with(build, &config, 2),
+    );
     let users: Vec<String> = (0..2_000).map(user).collect();
     let first = clusters_of(&a.envoy, &users, 4);
     let again = clusters_of(&a.envoy, &users, 3);
@@ -106,9 +108,8 @@ fn a_user_gets_the_same_cluster_on_every_request_and_every_proxy() {
     assert!((900..=1100).contains(&to_new), "{to_new} of 2000 at 50 %");
 }
 
-#[test]
-fn ramp_5_25_50_100_never_moves_a_user_out_of_the_target() {
-    let mut stage = Stage::ecds(&users_config("5", ""), 2);
+fn ramp_5_25_50_100_never_moves_a_user_out_of_the_target(build: Build) {
+    let mut stage = Stage::ecds_with(build, &users_config("5", ""), 2);
     let users: Vec<String> = (0..2_000).map(user).collect();
     let mut in_target = vec![false; users.len()];
     for weight in ["5", "25", "50", "100"] {
@@ -133,9 +134,8 @@ fn ramp_5_25_50_100_never_moves_a_user_out_of_the_target() {
     );
 }
 
-#[test]
-fn rollback_sends_everyone_to_stable_pins_and_force_included() {
-    let stage = Stage::inline(&users_config("100", r#", "rollback": true"#), 2);
+fn rollback_sends_everyone_to_stable_pins_and_force_included(build: Build) {
+    let stage = Stage::inline_with(build, &users_config("100", r#", "rollback": true"#), 2);
     let mut client = stage.client();
     for u in ["alice", "bob", "qa-1", "user-1"] {
         assert_eq!(
@@ -154,9 +154,8 @@ fn rollback_sends_everyone_to_stable_pins_and_force_included() {
     assert_eq!(stage.fastapi.requests(), 0);
 }
 
-#[test]
-fn an_inbound_decision_header_is_ignored() {
-    let stage = Stage::inline(&users_config("0", ""), 2);
+fn an_inbound_decision_header_is_ignored(build: Build) {
+    let stage = Stage::inline_with(build, &users_config("0", ""), 2);
     let mut client = stage.client();
     // Matched split: the filter's decision replaces the client's.
     let (cluster, r) = get(
@@ -179,9 +178,8 @@ fn an_inbound_decision_header_is_ignored() {
     assert_eq!(stage.fastapi.requests(), 0);
 }
 
-#[test]
-fn the_force_header_names_only_the_splits_own_clusters() {
-    let stage = Stage::inline(&users_config("0", ""), 2);
+fn the_force_header_names_only_the_splits_own_clusters(build: Build) {
+    let stage = Stage::inline_with(build, &users_config("0", ""), 2);
     let mut client = stage.client();
     let force = |c| [("x-user-id", "alice"), ("x-turnout-force", c)];
     assert_eq!(get(&mut client, "/users", &force("fastapi")).0, "fastapi");
@@ -201,10 +199,9 @@ fn the_force_header_names_only_the_splits_own_clusters() {
     assert_eq!(get(&mut client, "/users", &pinned).0, "legacy");
 }
 
-#[test]
-fn pinned_users_go_to_their_cluster_at_any_weight() {
+fn pinned_users_go_to_their_cluster_at_any_weight(build: Build) {
     for (weight, extra) in [("0", ""), ("100", "")] {
-        let stage = Stage::inline(&users_config(weight, extra), 1);
+        let stage = Stage::inline_with(build, &users_config(weight, extra), 1);
         let mut client = stage.client();
         assert_eq!(
             get(&mut client, "/users", &[("x-user-id", "qa-1")]).0,
@@ -221,9 +218,8 @@ fn pinned_users_go_to_their_cluster_at_any_weight() {
     }
 }
 
-#[test]
-fn user_keys_from_header_cookie_and_query() {
-    let stage = Stage::inline(&users_config("50", ""), 1);
+fn user_keys_from_header_cookie_and_query(build: Build) {
+    let stage = Stage::inline_with(build, &users_config("50", ""), 1);
     let mut client = stage.client();
     // Find users on each side, then reach them by every key source.
     let on = |side| {
@@ -254,9 +250,8 @@ fn user_keys_from_header_cookie_and_query() {
     }
 }
 
-#[test]
-fn anonymous_requests_go_to_stable_or_split_at_random() {
-    let stage = Stage::inline(&users_config("50", ""), 1);
+fn anonymous_requests_go_to_stable_or_split_at_random(build: Build) {
+    let stage = Stage::inline_with(build, &users_config("50", ""), 1);
     let mut client = stage.client();
     for _ in 0..50 {
         assert_eq!(get(&mut client, "/users", &[]).0, "legacy");
@@ -266,7 +261,7 @@ fn anonymous_requests_go_to_stable_or_split_at_random() {
         r#""version": 1,"#,
         r#""version": 1, "anonymous": "random","#,
     );
-    let stage = Stage::inline(&random, 2);
+    let stage = Stage::inline_with(build, &random, 2);
     let mut client = stage.client();
     let to_new = (0..2_000)
         .filter(|_| get(&mut client, "/users", &[]).0 == "fastapi")
@@ -283,13 +278,12 @@ fn anonymous_requests_go_to_stable_or_split_at_random() {
     }
 }
 
-#[test]
-fn requests_no_split_takes_pass_untouched() {
+fn requests_no_split_takes_pass_untouched(build: Build) {
     let config = users_config("100", "").replace(
         r#"{"route": "users"}"#,
         r#"{"prefix": "/users", "methods": ["GET"]}"#,
     );
-    let stage = Stage::inline(&config, 1);
+    let stage = Stage::inline_with(build, &config, 1);
     let mut client = stage.client();
     let (cluster, r) = get(
         &mut client,
@@ -334,3 +328,16 @@ fn a_refused_config_at_startup_names_the_field_in_envoys_log() {
         err.log
     );
 }
+
+integration::for_each_build!(
+    ten_thousand_users_split_at_25_percent_exactly_where_the_core_says,
+    a_user_gets_the_same_cluster_on_every_request_and_every_proxy,
+    ramp_5_25_50_100_never_moves_a_user_out_of_the_target,
+    rollback_sends_everyone_to_stable_pins_and_force_included,
+    an_inbound_decision_header_is_ignored,
+    the_force_header_names_only_the_splits_own_clusters,
+    pinned_users_go_to_their_cluster_at_any_weight,
+    user_keys_from_header_cookie_and_query,
+    anonymous_requests_go_to_stable_or_split_at_random,
+    requests_no_split_takes_pass_untouched,
+);

@@ -202,7 +202,7 @@ impl flow::Host for Host<'_, '_> {
 
 /// Nanoseconds on a monotonic clock, from the module's first reading
 /// (never 0, which the flow reads as "no clock").
-fn monotonic_nanos() -> u64 {
+pub fn monotonic_nanos() -> u64 {
     static START: OnceLock<Instant> = OnceLock::new();
     let start = START.get_or_init(Instant::now);
     u64::try_from(start.elapsed().as_nanos())

@@ -17,4 +17,5 @@
 mod abi;
 mod config;
 mod filter;
+mod guard;
 mod host;

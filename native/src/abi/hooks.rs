@@ -15,8 +15,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe, UnwindSafe};
 use std::sync::Arc;
 
 use super::{
-    log, ConfigEnvoy, EnvoyBuffer, EnvoyHeader, LogLevel, Stream, ABI_VERSION, CONTINUE,
-    STOP_ITERATION,
+    log, ConfigEnvoy, ConfigHandle, EnvoyBuffer, EnvoyHeader, LogLevel, Stream, ABI_VERSION,
+    CONTINUE, STOP_ITERATION,
 };
 use crate::config::FilterConfig;
 use crate::filter::Filter;
@@ -82,7 +82,7 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
 ) -> *const c_void {
     guarded(std::ptr::null(), || {
         let envoy = ConfigEnvoy {
-            ptr: config_envoy,
+            handle: ConfigHandle { ptr: config_envoy },
             hook: PhantomData,
         };
         // SAFETY: Envoy's config buffer is valid for this hook.

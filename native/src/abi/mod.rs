@@ -76,6 +76,7 @@ pub enum HeaderMap {
 #[repr(u32)]
 pub enum LogLevel {
     Info = 2,
+    Warn = 3,
     Error = 4,
 }
 
@@ -196,7 +197,7 @@ pub fn log(level: LogLevel, message: &str) {
 /// An Envoy filter configuration being created (`config_new`): where the
 /// configuration's metrics are defined. Lives only inside that hook.
 pub struct ConfigEnvoy<'h> {
-    ptr: ConfigEnvoyPtr,
+    handle: ConfigHandle,
     hook: PhantomData<&'h ()>,
 }
 
@@ -224,7 +225,7 @@ impl ConfigEnvoy<'_> {
         // `id` is a valid place for Envoy to write.
         let result = unsafe {
             define(
-                self.ptr,
+                self.handle.ptr,
                 ModuleBuffer::of(name.as_bytes()),
                 std::ptr::null_mut(),
                 0,
@@ -234,9 +235,35 @@ impl ConfigEnvoy<'_> {
         (result == METRICS_OK).then_some(MetricId(id))
     }
 
+    /// The configuration, for the module's configuration built in this
+    /// hook to keep (and only for it: see [`ConfigHandle`]).
+    pub fn handle(&self) -> ConfigHandle {
+        ConfigHandle {
+            ptr: self.handle.ptr,
+        }
+    }
+}
+
+/// Envoy's filter configuration, kept by the module's configuration that
+/// its `config_new` built. Envoy's object outlives ours: its streams hold
+/// it while they hold ours, and Envoy calls `config_destroy`, where ours
+/// is dropped, before it destroys its own.
+pub struct ConfigHandle {
+    ptr: ConfigEnvoyPtr,
+}
+
+// SAFETY: Envoy shares the configuration object with every worker; the
+// only call made through a handle outside `config_new` sets a gauge,
+// which Envoy does atomically from any thread.
+unsafe impl Send for ConfigHandle {}
+// SAFETY: as for `Send`: `&ConfigHandle` only sets gauges.
+unsafe impl Sync for ConfigHandle {}
+
+impl ConfigHandle {
     /// Sets a gauge this configuration defined.
     pub fn set_gauge(&self, gauge: MetricId, value: u64) {
-        // SAFETY: as in `define`; no label values (null, 0).
+        // SAFETY: `ptr` is alive for as long as the handle (see the type);
+        // no label values (null, 0).
         unsafe {
             envoy_dynamic_module_callback_http_filter_config_set_gauge(
                 self.ptr,
