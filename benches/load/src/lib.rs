@@ -8,6 +8,7 @@
 //! | `floor` | the cheapest proxy-wasm filter that routes by header (`benches/floor`) |
 //! | `floor_clear` | the same, plus the explicit `clear_route_cache` call turnout makes |
 //! | `lua` | an Envoy Lua filter hashing the user into `x-turnout-cluster` ([`LUA_SOURCE`]) |
+//! | `turnout_native` | turnout's native build (`turnout-native`, a dynamic module), every feature on |
 //!
 //! Every listener's `/users` route but `native`'s picks its cluster with
 //! `cluster_header: x-turnout-cluster`; `/` goes to `legacy`. The clusters
@@ -19,7 +20,7 @@
 
 use std::path::{Path, PathBuf};
 
-use integration::stage::DECISION_HEADER;
+use integration::stage::{DECISION_HEADER, NATIVE_RUNTIME};
 use integration::{Bootstrap, Envoy, Listener, Route, RouteAction, Upstream};
 
 mod hostcalls;
@@ -48,15 +49,19 @@ pub enum Variant {
     FloorClear,
     /// (d) a hash split written by hand in Envoy's Lua filter.
     Lua,
+    /// (e) turnout's native build, an Envoy dynamic module, with the
+    /// same configuration as (b).
+    TurnoutNative,
 }
 
 impl Variant {
-    pub const ALL: [Variant; 5] = [
+    pub const ALL: [Variant; 6] = [
         Variant::Native,
         Variant::Turnout,
         Variant::Floor,
         Variant::FloorClear,
         Variant::Lua,
+        Variant::TurnoutNative,
     ];
 
     /// The listener's name (and the HCM's stat prefix).
@@ -67,6 +72,7 @@ impl Variant {
             Variant::Floor => "floor",
             Variant::FloorClear => "floor_clear",
             Variant::Lua => "lua",
+            Variant::TurnoutNative => "turnout_native",
         }
     }
 
@@ -78,6 +84,7 @@ impl Variant {
             Variant::Floor => "(c) floor: wasm, 1 header read + 1 write",
             Variant::FloorClear => "(c') floor + clear_route_cache",
             Variant::Lua => "(d) Lua hash split",
+            Variant::TurnoutNative => "(e) turnout-native (dynamic module), every feature",
         }
     }
 }
@@ -284,6 +291,7 @@ pub fn proxy_bootstrap(
                 "clear_route_cache",
             )),
             Variant::Lua => l.filter(&lua_filter()),
+            Variant::TurnoutNative => l.filter(&integration::native_filter_inline(TURNOUT_CONFIG)),
         };
         l.route(Route::new("users", "/users", by_header()))
             .route(other())
@@ -323,6 +331,7 @@ pub fn proxy_bootstrap(
         .cluster("legacy", legacy)
         .cluster("fastapi", fastapi)
         .repo_stats_tags()
+        .extra(NATIVE_RUNTIME)
         .to_yaml()
 }
 
@@ -356,7 +365,7 @@ pub struct LoadStage {
 }
 
 impl LoadStage {
-    /// Builds both wasm modules, starts the upstreams and the proxy Envoy
+    /// Builds both wasm modules and the native one, starts the upstreams and the proxy Envoy
     /// with `concurrency` workers.
     pub fn start(upstream: UpstreamKind, concurrency: u32) -> LoadStage {
         LoadStage::with_extras(upstream, concurrency, &[])
@@ -368,9 +377,10 @@ impl LoadStage {
         let floor_wasm = integration::build_wasm_package("turnout-floor");
         let upstreams = Upstreams::start(upstream);
         let (legacy, fastapi) = upstreams.ports();
-        let envoy = Envoy::start(
+        let envoy = Envoy::start_with_modules(
             &proxy_bootstrap(&turnout_wasm, &floor_wasm, extras, legacy, fastapi),
             concurrency,
+            &integration::native_module_dir(),
         );
         LoadStage {
             envoy,

@@ -25,11 +25,13 @@ fn check(stage: &LoadStage) {
             let cluster = cluster_of(&mut client, user);
             let expected = match variant {
                 Variant::Native => None,
-                Variant::Turnout => Some(if Bucket::of(b"users", user.as_bytes()).0 < 5000 {
-                    "fastapi"
-                } else {
-                    "legacy"
-                }),
+                Variant::Turnout | Variant::TurnoutNative => {
+                    Some(if Bucket::of(b"users", user.as_bytes()).0 < 5000 {
+                        "fastapi"
+                    } else {
+                        "legacy"
+                    })
+                }
                 Variant::Floor | Variant::FloorClear => Some(floor_cluster(user.as_bytes())),
                 Variant::Lua => Some(lua_cluster(user.as_bytes())),
             };
@@ -51,10 +53,12 @@ fn check(stage: &LoadStage) {
         let response = client.get("/health", &[(USER_HEADER, "u1")]);
         assert_eq!(response.header("x-upstream").as_deref(), Some("legacy"));
     }
-    // Turnout answers with its trace id; the floor does not.
-    let mut turnout = HttpClient::new(stage.port(Variant::Turnout));
-    let response = turnout.get("/users", &[(USER_HEADER, "u1")]);
-    assert_eq!(response.header("x-trace-id").map(|t| t.len()), Some(32));
+    // Turnout answers with its trace id, in both builds; the floor does not.
+    for variant in [Variant::Turnout, Variant::TurnoutNative] {
+        let mut turnout = HttpClient::new(stage.port(variant));
+        let response = turnout.get("/users", &[(USER_HEADER, "u1")]);
+        assert_eq!(response.header("x-trace-id").map(|t| t.len()), Some(32));
+    }
 }
 
 #[test]

@@ -338,6 +338,7 @@ fn main() {
         Variant::Floor => "c",
         Variant::FloorClear => "c'",
         Variant::Lua => "d",
+        Variant::TurnoutNative => "e",
     };
     let cases: Vec<(String, String, String)> = Variant::ALL
         .iter()
@@ -674,6 +675,25 @@ fn main() {
                 rps_of(i),
             ));
         }
+    }
+    // Issue 18's figures for the native build (e): what it adds over (a)
+    // against what Lua (d) and the wasm floor (c) add, and its requests/s
+    // against (a)'s.
+    let (d, e) = (index("lua"), index("turnout_native"));
+    if let (Some(d), Some(e)) = (d, e) {
+        figures.push(ratio(
+            "((e) − (a)) / ((d) − (a)), native turnout over Lua".into(),
+            added(e),
+            added(d),
+        ));
+        if let Some(c) = c {
+            figures.push(ratio(
+                "((e) − (a)) / ((c) − (a)), native turnout over the wasm floor".into(),
+                added(e),
+                added(c),
+            ));
+        }
+        figures.push(ratio("requests/s (e) / (a)".into(), rps_of(e), rps_of(a)));
     }
     // Each extra's own R: what it adds over (a) against what the floor
     // adds, and its difference from (b), raw and steal-adjusted: to
