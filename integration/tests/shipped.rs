@@ -5,7 +5,9 @@
 use std::fs;
 
 use integration::stage::served_by;
-use integration::{filter_wasm, scratch_dir, workspace_root, Envoy, Upstream};
+use integration::{
+    filter_wasm, native_module_dir, scratch_dir, workspace_root, Build, Envoy, Upstream,
+};
 
 fn read(path: &str) -> String {
     fs::read_to_string(workspace_root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
@@ -26,7 +28,11 @@ fn tag_entries(yaml: &str) -> Vec<String> {
 #[test]
 fn every_bootstrap_carries_the_stats_tags() {
     let tags = tag_entries(&read("envoy/stats_tags.yaml"));
-    assert_eq!(tags.len(), 10, "5 tags, each a name and a regex");
+    assert_eq!(
+        tags.len(),
+        20,
+        "5 tags for each build's namespace, each a name and a regex"
+    );
     for entry in fs::read_dir(workspace_root().join("envoy")).unwrap() {
         let path = entry.unwrap().path();
         let text = fs::read_to_string(&path).unwrap_or_default();
@@ -36,18 +42,18 @@ fn every_bootstrap_carries_the_stats_tags() {
     }
 }
 
-#[test]
-fn the_standalone_bootstrap_and_its_ecds_file_split_as_documented() {
-    let (legacy, fastapi) = (Upstream::start("legacy"), Upstream::start("fastapi"));
+/// A shipped bootstrap, its ECDS directory and ports moved to this test's.
+fn shipped(
+    bootstrap: &str,
+    ecds_dir: &str,
+    resource: String,
+    legacy: &Upstream,
+    fastapi: &Upstream,
+) -> String {
     let dir = scratch_dir("shipped");
-    let wasm = filter_wasm();
-    let resource = read("envoy/ecds/turnout.json").replace(
-        "target/wasm32-wasip1/release/turnout.wasm",
-        &wasm.to_string_lossy(),
-    );
     fs::write(dir.join("turnout.json"), resource).unwrap();
-    let yaml = read("envoy/standalone.yaml")
-        .replace("envoy/ecds", &dir.to_string_lossy())
+    read(bootstrap)
+        .replace(ecds_dir, &dir.to_string_lossy())
         .replace("port_value: 9901", "port_value: 0")
         .replace("port_value: 10000", "port_value: 0")
         .replace(
@@ -57,8 +63,39 @@ fn the_standalone_bootstrap_and_its_ecds_file_split_as_documented() {
         .replace(
             "port_value: 18082",
             &format!("port_value: {}", fastapi.port()),
-        );
-    let envoy = Envoy::start(&yaml, 2);
+        )
+}
+
+fn the_standalone_bootstrap_and_its_ecds_file_split_as_documented(build: Build) {
+    let (legacy, fastapi) = (Upstream::start("legacy"), Upstream::start("fastapi"));
+    let envoy = match build {
+        Build::Wasm => {
+            let wasm = filter_wasm();
+            let resource = read("envoy/ecds/turnout.json").replace(
+                "target/wasm32-wasip1/release/turnout.wasm",
+                &wasm.to_string_lossy(),
+            );
+            let yaml = shipped(
+                "envoy/standalone.yaml",
+                "envoy/ecds",
+                resource,
+                &legacy,
+                &fastapi,
+            );
+            Envoy::start(&yaml, 2)
+        }
+        Build::Native => {
+            let resource = read("envoy/ecds-native/turnout.json");
+            let yaml = shipped(
+                "envoy/standalone-native.yaml",
+                "envoy/ecds-native",
+                resource,
+                &legacy,
+                &fastapi,
+            );
+            Envoy::start_with_modules(&yaml, 2, &native_module_dir())
+        }
+    };
     let mut client = envoy.client("turnout");
 
     // The README's examples: alice (bucket 201) is in the 25 %, bob (4352)
@@ -85,3 +122,26 @@ fn the_standalone_bootstrap_and_its_ecds_file_split_as_documented() {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
+
+#[test]
+fn the_native_ecds_file_holds_the_same_configuration_as_the_wasm_one() {
+    let value = |path: &str, pointer: &str| -> String {
+        let json: serde_json::Value = serde_json::from_str(&read(path)).unwrap();
+        json.pointer(pointer)
+            .and_then(|v| v.as_str())
+            .unwrap_or_else(|| panic!("{path}: no {pointer}"))
+            .to_string()
+    };
+    assert_eq!(
+        value(
+            "envoy/ecds/turnout.json",
+            "/resources/0/typed_config/config/configuration/value"
+        ),
+        value(
+            "envoy/ecds-native/turnout.json",
+            "/resources/0/typed_config/filter_config/value"
+        )
+    );
+}
+
+integration::for_each_build!(the_standalone_bootstrap_and_its_ecds_file_split_as_documented);
