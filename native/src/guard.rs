@@ -94,10 +94,13 @@ impl Guard {
 /// compare-and-swap: what Envoy's shared data is to the wasm build.
 struct ProcessStore;
 
-static RECORDS: Mutex<Option<HashMap<String, (Vec<u8>, u32)>>> = Mutex::new(None);
+/// A record's bytes and its version.
+type Record = (Vec<u8>, u32);
+
+static RECORDS: Mutex<Option<HashMap<String, Record>>> = Mutex::new(None);
 
 impl SharedStore for ProcessStore {
-    fn get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+    fn get(&self, key: &str) -> Option<Record> {
         let records = RECORDS.lock().unwrap_or_else(PoisonError::into_inner);
         let found = records.as_ref().and_then(|r| r.get(key)).cloned();
         Some(found.unwrap_or_default())
