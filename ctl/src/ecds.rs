@@ -3,8 +3,10 @@
 //!
 //! A file is a discovery response: `{"resources": [TypedExtensionConfig…]}`,
 //! each resource a `Wasm` filter config whose plugin configuration is a
-//! `StringValue` holding turnout's JSON config as a string. Envoy picks the
-//! parser by file extension, so these files are JSON and end in `.json`.
+//! `StringValue` holding turnout's JSON config as a string, or (the native
+//! build) a `DynamicModuleFilter` whose `filter_config` is that `StringValue`.
+//! Envoy picks the parser by file extension, so these files are JSON and end
+//! in `.json`.
 
 use std::io::Write;
 use std::path::Path;
@@ -20,6 +22,18 @@ use crate::write;
 pub const RESOURCE_TYPE: &str = "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig";
 pub const WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
 pub const STRING_VALUE: &str = "type.googleapis.com/google.protobuf.StringValue";
+pub const NATIVE_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter";
+
+/// Where each build's filter config keeps turnout's configuration (the
+/// `StringValue`), under `typed_config`, by the filter config's `@type`.
+fn config_path(filter_type: &str) -> Option<&'static [&'static str]> {
+    match filter_type {
+        WASM_TYPE => Some(&["config", "configuration"]),
+        NATIVE_TYPE => Some(&["filter_config"]),
+        _ => None,
+    }
+}
 
 /// One turnout filter config found in an ECDS file.
 #[derive(Clone, Debug)]
@@ -64,17 +78,22 @@ pub fn resources(doc: &Value) -> Result<Vec<Resource>, Vec<Problem>> {
             continue;
         };
         let typed = item.get("typed_config");
-        if text(typed.and_then(|t| t.get("@type"))).as_deref() != Some(WASM_TYPE) {
+        let filter_type = text(typed.and_then(|t| t.get("@type"))).unwrap_or_default();
+        let Some(keys) = config_path(&filter_type) else {
             fail(
                 format!("{path}.typed_config.@type"),
-                format!("is not {WASM_TYPE}"),
+                format!("is not {WASM_TYPE} or {NATIVE_TYPE}"),
             );
             continue;
-        }
-        let config = match typed.and_then(|t| t.get("config")?.get("configuration")) {
+        };
+        let any = keys
+            .iter()
+            .try_fold(typed, |v, k| v.map(|v| v.get(*k)))
+            .flatten();
+        let config = match any {
             None => String::new(),
             Some(any) => {
-                let cpath = format!("{path}.typed_config.config.configuration");
+                let cpath = format!("{path}.typed_config.{}", keys.join("."));
                 if text(any.get("@type")).as_deref() != Some(STRING_VALUE) {
                     fail(format!("{cpath}.@type"), format!("is not {STRING_VALUE}"));
                     continue;
@@ -104,19 +123,22 @@ pub fn resources(doc: &Value) -> Result<Vec<Resource>, Vec<Problem>> {
 
 /// The file `text` with the config of resource `index` replaced by
 /// `config`; every other byte of the file is kept. `None` if the resource
-/// has no `configuration.value` to replace.
+/// has no configuration `value` to replace (in either build's place).
 pub fn replace_config(text: &str, index: usize, config: &str) -> Option<String> {
-    let span = jsontext::find(
-        text,
-        &[
+    let at = |keys: &[&'static str]| {
+        let mut path = vec![
             Seg::Key("resources"),
             Seg::Index(index),
             Seg::Key("typed_config"),
-            Seg::Key("config"),
-            Seg::Key("configuration"),
-            Seg::Key("value"),
-        ],
-    )?;
+        ];
+        path.extend(keys.iter().map(|k| Seg::Key(k)));
+        path.push(Seg::Key("value"));
+        jsontext::find(text, &path)
+    };
+    let span = [WASM_TYPE, NATIVE_TYPE]
+        .iter()
+        .filter_map(|t| config_path(t))
+        .find_map(|keys| at(keys))?;
     let quoted = serde_json::to_string(config).ok()?;
     Some(jsontext::replace(text, &span, &quoted))
 }
@@ -242,6 +264,26 @@ mod tests {
                 format!("resources[0].@type: is not {RESOURCE_TYPE}"),
                 "resources[1].typed_config.config.configuration.value: is not a string".into(),
             ]
+        );
+    }
+
+    #[test]
+    fn the_native_builds_file_reads_back_and_edits_in_place() {
+        let text = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../envoy/ecds-native/turnout.json"),
+        )
+        .unwrap();
+        let doc: Value = serde_json::from_str(&text).unwrap();
+        let found = resources(&doc).unwrap();
+        assert_eq!(found[0].name, "turnout");
+        assert!(found[0].config.contains("\"fastapi\""));
+        let edited = replace_config(&text, 0, "{}").unwrap();
+        let doc: Value = serde_json::from_str(&edited).unwrap();
+        assert_eq!(resources(&doc).unwrap()[0].config, "{}");
+        assert_eq!(
+            doc["resources"][0]["typed_config"]["dynamic_module_config"]["name"],
+            "turnout_native"
         );
     }
 }

@@ -28,8 +28,8 @@
 //! `--cycles` and `--slice-seconds`. A slice during which other processes
 //! used more than 25 % of a core (the "other CPU" column: all busy time in
 //! /proc/stat, steal included, but Envoy's, wrk's and the upstreams') is
-//! measured again, up to 3 times. `--only b,c` (letters a b c c' d, or
-//! listener names native turnout floor floor_clear lua) runs only those
+//! measured again, up to 3 times. `--only b,c` (letters a b c c' d e, or
+//! listener names native turnout floor floor_clear lua turnout_native) runs only those
 //! variants and (a), which is always run. For experiments, `--extra
 //! NAME=floor:WORDS` (repeatable) adds a listener running the floor filter
 //! with extra hostcalls (WORDS, comma-separated: see
@@ -87,6 +87,7 @@ fn listener_of(word: &str) -> Option<&'static str> {
         "c" | "floor" => "floor",
         "c'" | "c2" | "floor_clear" => "floor_clear",
         "d" | "lua" => "lua",
+        "e" | "turnout_native" => "turnout_native",
         _ => return None,
     })
 }
@@ -191,7 +192,7 @@ fn options() -> Options {
                 None if o.extras.iter().any(|e| e.name == word) => {}
                 None => {
                     eprintln!(
-                        "--only takes a b c c' d (or native turnout floor floor_clear lua), not {word:?}"
+                        "--only takes a b c c' d e (or native turnout floor floor_clear lua turnout_native), not {word:?}"
                     );
                     exit(2)
                 }
