@@ -138,7 +138,7 @@ pub fn replace_config(text: &str, index: usize, config: &str) -> Option<String> 
     let span = [WASM_TYPE, NATIVE_TYPE]
         .iter()
         .filter_map(|t| config_path(t))
-        .find_map(|keys| at(keys))?;
+        .find_map(at)?;
     let quoted = serde_json::to_string(config).ok()?;
     Some(jsontext::replace(text, &span, &quoted))
 }
