@@ -642,7 +642,10 @@ impl Validator {
     fn error_classes(&mut self, value: &Value, path: &str) -> Option<ErrorClasses> {
         let items = self.array(value, path)?;
         if items.is_empty() {
-            self.fail(path, "is empty; give at least one of \"4xx\", \"5xx\", \"reset\"");
+            self.fail(
+                path,
+                "is empty; give at least one of \"4xx\", \"5xx\", \"reset\"",
+            );
             return None;
         }
         let mut classes = ErrorClasses::NONE;

@@ -338,7 +338,12 @@ fn guard_fields_default_and_an_absent_limit_is_not_judged() {
     let d = GuardPlan::default();
     assert_eq!((d.window_s, d.min_requests, d.alpha), (30, 50, 0.001));
     assert_eq!(
-        (d.max_error_rate, d.max_p99_ms, d.max_p95_ratio, d.max_error_ratio),
+        (
+            d.max_error_rate,
+            d.max_p99_ms,
+            d.max_p95_ratio,
+            d.max_error_ratio
+        ),
         (None, None, None, None)
     );
 }
@@ -379,13 +384,20 @@ fn guard_fields_out_of_range_name_their_path() {
         (r#""max_error_rate": 0.1, "max_latency": 5"#, "splits[0].guard.max_latency: unknown field; expected one of window_s, min_requests, errors, max_error_rate, max_p99_ms, max_p95_ratio, max_error_ratio, alpha"),
     ];
     for (fields, expected) in cases {
-        assert_eq!(refused(&split(&format!(r#", "guard": {{{fields}}}"#))), expected, "{fields}");
+        assert_eq!(
+            refused(&split(&format!(r#", "guard": {{{fields}}}"#))),
+            expected,
+            "{fields}"
+        );
     }
 }
 
 #[test]
 fn a_guard_that_judges_nothing_is_refused() {
-    for guard in [r#"{}"#, r#"{"window_s": 10, "alpha": 0.01, "errors": ["5xx"]}"#] {
+    for guard in [
+        r#"{}"#,
+        r#"{"window_s": 10, "alpha": 0.01, "errors": ["5xx"]}"#,
+    ] {
         assert_eq!(
             refused(&split(&format!(r#", "guard": {guard}"#))),
             "splits[0].guard: sets no limit, so it would judge nothing; give at least one of max_error_rate, max_p99_ms, max_p95_ratio, max_error_ratio",
@@ -404,7 +416,10 @@ fn every_problem_of_a_guard_is_reported_at_once() {
         r#", "guard": {"window_s": 0, "max_error_rate": 2, "alpha": 1, "errors": ["2xx"]}"#,
     ));
     for field in ["window_s", "max_error_rate", "alpha", "errors[0]"] {
-        assert!(message.contains(&format!("splits[0].guard.{field}: ")), "{field}: {message}");
+        assert!(
+            message.contains(&format!("splits[0].guard.{field}: ")),
+            "{field}: {message}"
+        );
     }
 }
 

@@ -240,7 +240,10 @@ fn half_the_error_rate_limit_does_not_trip_over_10000_requests() {
         for seed in 1..=5 {
             let mut fleet = Fleet::new(guard, workers, seed);
             let tripped = fleet.run(traffic, 10_000);
-            assert!(tripped.is_none(), "{workers} workers, seed {seed}: {tripped:?}");
+            assert!(
+                tripped.is_none(),
+                "{workers} workers, seed {seed}: {tripped:?}"
+            );
             assert!(fleet.merged().window().counts(1).responses > 500);
         }
     }
@@ -536,7 +539,9 @@ fn the_sequential_tests_false_alarm_rate_is_at_most_alpha() {
         (0.01, 2.0, "ratio exactly k, 1 % and 2 %"),
     ] {
         let rate = false_alarm_rate(runs, requests, alpha, stable, ratio);
-        println!("false alarms, {what}, alpha {alpha}: {rate} ({runs} runs of {requests} requests)");
+        println!(
+            "false alarms, {what}, alpha {alpha}: {rate} ({runs} runs of {requests} requests)"
+        );
         assert!(rate <= bound, "{what}: {rate} > {bound}");
     }
 }
@@ -553,7 +558,26 @@ fn the_sequential_tests_false_alarm_rate_at_alpha_0_001() {
         (0.05, 2.0, "ratio exactly k, 5 % and 10 %"),
     ] {
         let rate = false_alarm_rate(runs, requests, alpha, stable, ratio);
-        println!("false alarms, {what}, alpha {alpha}: {rate} ({runs} runs of {requests} requests)");
+        println!(
+            "false alarms, {what}, alpha {alpha}: {rate} ({runs} runs of {requests} requests)"
+        );
+        assert!(rate <= alpha + noise_margin(alpha, runs), "{what}: {rate}");
+    }
+}
+
+#[test]
+#[ignore = "long: the false-alarm rate over runs of 500,000 requests (run with --release)"]
+fn the_sequential_tests_false_alarm_rate_over_long_runs() {
+    // About 40 minutes of batches a second: 40 start points begin.
+    let (runs, requests, alpha) = (10_000, 500_000, 0.01);
+    for (stable, ratio, what) in [
+        (0.01, 2.0, "ratio exactly k, 1 % and 2 %"),
+        (0.05, 2.0, "ratio exactly k, 5 % and 10 %"),
+    ] {
+        let rate = false_alarm_rate(runs, requests, alpha, stable, ratio);
+        println!(
+            "false alarms, {what}, alpha {alpha}: {rate} ({runs} runs of {requests} requests)"
+        );
         assert!(rate <= alpha + noise_margin(alpha, runs), "{what}: {rate}");
     }
 }
@@ -605,10 +629,7 @@ fn merged_deltas_equal_recording_everything_in_one_window() {
         let (one, merged, _) = one_and_merged(workers, 11);
         assert_eq!(merged.window(), &one, "{workers} workers");
         assert!(merged.window().counts(1).responses > 1_000);
-        assert_eq!(
-            merged.window().quantile(1, 0.99),
-            one.quantile(1, 0.99)
-        );
+        assert_eq!(merged.window().quantile(1, 0.99), one.quantile(1, 0.99));
     }
 }
 
@@ -617,9 +638,25 @@ fn the_sequential_test_does_not_depend_on_how_batches_are_cut_when_no_errors() {
     // Batches without errors carry no evidence however they are cut.
     let mut a = ErrorRatioTest::default();
     let mut b = ErrorRatioTest::default();
-    a.fold(START, 2.0, Batch { target_responses: 10, stable_responses: 10, ..Batch::default() });
+    a.fold(
+        START,
+        2.0,
+        Batch {
+            target_responses: 10,
+            stable_responses: 10,
+            ..Batch::default()
+        },
+    );
     for _ in 0..10 {
-        b.fold(START, 2.0, Batch { target_responses: 1, stable_responses: 1, ..Batch::default() });
+        b.fold(
+            START,
+            2.0,
+            Batch {
+                target_responses: 1,
+                stable_responses: 1,
+                ..Batch::default()
+            },
+        );
     }
     assert_eq!(a.log_evidence(), b.log_evidence());
     assert_eq!(a.target_responses(), b.target_responses());
@@ -726,7 +763,10 @@ fn a_trip_makes_one_clear_log_line() {
         measured: 0.35,
         limit: 0.01,
     };
-    assert_eq!(trip.to_string(), "target=1 rule=error_rate measured=0.35 limit=0.01");
+    assert_eq!(
+        trip.to_string(),
+        "target=1 rule=error_rate measured=0.35 limit=0.01"
+    );
     let clusters = ["legacy".to_string(), "fastapi".to_string()];
     assert_eq!(
         trip.log_line("users", &clusters),

@@ -307,9 +307,7 @@ mod tests {
             assert_eq!(r.varint(), Some(value));
             assert!(r.bytes.is_empty());
         }
-        let mut r = Reader {
-            bytes: &[0xff; 10],
-        };
+        let mut r = Reader { bytes: &[0xff; 10] };
         assert_eq!(r.varint(), None);
         let mut r = Reader {
             bytes: &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02],

@@ -223,7 +223,8 @@ mod tests {
             for x in 0..=e {
                 let choose: f64 = (0..x).map(|i| (e - i) as f64 / (i + 1) as f64).product();
                 let pr = choose * p0.powi(x as i32) * (1.0 - p0).powi((e - x) as i32);
-                let log_l = x as f64 * m.ln() + e as f64 * ((k * n_t + n_s) / (m * k * n_t + n_s)).ln();
+                let log_l =
+                    x as f64 * m.ln() + e as f64 * ((k * n_t + n_s) / (m * k * n_t + n_s)).ln();
                 mean += pr * log_l.exp();
             }
             assert!((mean - 1.0).abs() < 1e-9, "m {m}: {mean}");
