@@ -59,8 +59,9 @@ pub trait Shared {
     /// A uniform random number (anonymous draws, new trace ids).
     fn next_u64(&self) -> u64;
     /// A routed request's response, for the guard: `latency_ms` is `None`
-    /// when the clock could not be read.
-    fn observe(&self, decision: &Decision, class: Class, latency_ms: Option<u64>);
+    /// when the clock could not be read; `now_nanos` is the stream's end
+    /// on the host's monotonic clock (0 if it could not be read).
+    fn observe(&self, decision: &Decision, class: Class, latency_ms: Option<u64>, now_nanos: u64);
 }
 
 /// What the host does with the stream after a request callback.
@@ -181,7 +182,7 @@ impl Stream {
         if let Some(ms) = latency_ms {
             host.record(layout.latency(d.split, d.cluster), ms);
         }
-        shared.observe(&d, class, latency_ms);
+        shared.observe(&d, class, latency_ms, end);
     }
 
     /// Keeps a valid inbound `traceparent`, or writes a new one (dropping

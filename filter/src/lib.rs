@@ -15,6 +15,7 @@ pub mod plan;
 pub mod schedule;
 pub mod stats;
 pub mod trace;
+pub mod watch;
 pub mod wire;
 
 #[cfg(all(target_arch = "wasm32", target_os = "wasi", not(test)))]

@@ -44,7 +44,7 @@ impl Shared for Config {
     fn next_u64(&self) -> u64 {
         0x0123_4567_89ab_cdef
     }
-    fn observe(&self, decision: &Decision, class: Class, latency_ms: Option<u64>) {
+    fn observe(&self, decision: &Decision, class: Class, latency_ms: Option<u64>, _now: u64) {
         self.observed
             .borrow_mut()
             .push((*decision, class, latency_ms));

@@ -361,6 +361,49 @@ fn list_item(yaml: &str, n: usize) -> String {
     format!("{}- {}", " ".repeat(n), &body[n + 2..])
 }
 
+/// Envoy's fault filter, for requests whose `header` is `value` (turnout's
+/// decision): answers `abort_bp` in 10,000 of them 503 itself and holds
+/// `delay_bp` in 10,000 of them `delay_ms` before they go on. Placed after
+/// turnout, so turnout counts and times what the fault filter does, as it
+/// would a failing upstream's answers.
+pub fn fault_filter(
+    header: &str,
+    value: &str,
+    abort_bp: u32,
+    delay_bp: u32,
+    delay_ms: u32,
+) -> String {
+    let mut y = String::from(
+        "name: envoy.filters.http.fault\n\
+         typed_config:\n  \
+           \"@type\": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault\n  \
+           max_active_faults: 100000\n",
+    );
+    if abort_bp > 0 {
+        y.push_str(&format!(
+            "  abort:\n    \
+                 http_status: 503\n    \
+                 percentage: {{numerator: {abort_bp}, denominator: TEN_THOUSAND}}\n"
+        ));
+    }
+    if delay_bp > 0 && delay_ms > 0 {
+        y.push_str(&format!(
+            "  delay:\n    \
+                 fixed_delay: {}s\n    \
+                 percentage: {{numerator: {delay_bp}, denominator: TEN_THOUSAND}}\n",
+            f64::from(delay_ms) / 1000.0
+        ));
+    }
+    y.push_str(&format!(
+        "  headers:\n  \
+         - name: {}\n    \
+           string_match: {{exact: {}}}\n",
+        quote(header),
+        quote(value)
+    ));
+    y
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -46,9 +46,16 @@ const PUSH_TIMEOUT: Duration = Duration::from_secs(10);
 impl Stage {
     /// Envoy with the config given inline in the bootstrap.
     pub fn inline(config_json: &str, concurrency: u32) -> Stage {
+        Stage::inline_before(config_json, concurrency, &[])
+    }
+
+    /// [`Stage::inline`] with more HTTP filters (raw YAML entries) between
+    /// turnout and the router: a fault filter that fails one cluster.
+    pub fn inline_before(config_json: &str, concurrency: u32, after: &[String]) -> Stage {
         let (legacy, fastapi) = (Upstream::start("legacy"), Upstream::start("fastapi"));
-        let filter = wasm_filter_inline(&filter_wasm(), config_json);
-        let envoy = Envoy::start(&bootstrap(&filter, &legacy, &fastapi), concurrency);
+        let mut filters = vec![wasm_filter_inline(&filter_wasm(), config_json)];
+        filters.extend_from_slice(after);
+        let envoy = Envoy::start(&bootstrap_of(&filters, &legacy, &fastapi), concurrency);
         Stage {
             envoy,
             legacy,
@@ -62,6 +69,11 @@ impl Stage {
     /// Envoy with the config delivered by ECDS from a watched file, so
     /// that `push` changes it live.
     pub fn ecds(config_json: &str, concurrency: u32) -> Stage {
+        Stage::ecds_before(config_json, concurrency, &[])
+    }
+
+    /// [`Stage::ecds`] with more HTTP filters between turnout and the router.
+    pub fn ecds_before(config_json: &str, concurrency: u32, after: &[String]) -> Stage {
         let (legacy, fastapi) = (Upstream::start("legacy"), Upstream::start("fastapi"));
         let dir = crate::paths::scratch_dir("ecds");
         let file = dir.join("turnout.yaml");
@@ -69,8 +81,9 @@ impl Stage {
             &file,
             &ecds_resource(FILTER_NAME, &filter_wasm(), config_json),
         );
-        let filter = wasm_filter_ecds(FILTER_NAME, &dir, &file);
-        let envoy = Envoy::start(&bootstrap(&filter, &legacy, &fastapi), concurrency);
+        let mut filters = vec![wasm_filter_ecds(FILTER_NAME, &dir, &file)];
+        filters.extend_from_slice(after);
+        let envoy = Envoy::start(&bootstrap_of(&filters, &legacy, &fastapi), concurrency);
         Stage {
             envoy,
             legacy,
@@ -188,11 +201,19 @@ impl Stage {
 
 /// The bootstrap of a stage around one turnout filter entry.
 pub fn bootstrap(filter_yaml: &str, legacy: &Upstream, fastapi: &Upstream) -> String {
+    bootstrap_of(&[filter_yaml.to_string()], legacy, fastapi)
+}
+
+/// The bootstrap of a stage whose listener has these HTTP filters (turnout
+/// first) before the router.
+fn bootstrap_of(filters: &[String], legacy: &Upstream, fastapi: &Upstream) -> String {
     let by_decision = || RouteAction::ClusterHeader(DECISION_HEADER.into());
+    let listener = filters
+        .iter()
+        .fold(Listener::new("main"), |l, f| l.filter(f));
     Bootstrap::new()
         .listener(
-            Listener::new("main")
-                .filter(filter_yaml)
+            listener
                 .route(Route::new("users", "/users", by_decision()))
                 .route(Route::new("orders", "/orders", by_decision()))
                 .route(Route::new(

@@ -19,6 +19,8 @@ pub struct Metrics {
     pub layout: StatsLayout,
     counters: Vec<u32>,
     histograms: Vec<u32>,
+    /// `guard_tripped`, per split.
+    guards: Vec<u32>,
     /// Counts not yet published, by counter index.
     pending: RefCell<Vec<u64>>,
     /// Histogram values not yet recorded: (Envoy's metric id, value).
@@ -46,9 +48,15 @@ impl Metrics {
             .iter()
             .map(|n| define(MetricType::Histogram, n))
             .collect();
-        for gauge in &layout.gauges {
-            // The guard does not exist yet: its state is "not tripped".
-            host::record(define(MetricType::Gauge, gauge), 0);
+        // A new configuration starts untripped; a trip it keeps is set
+        // again when its runtime restores it.
+        let guards: Vec<u32> = layout
+            .gauges
+            .iter()
+            .map(|gauge| define(MetricType::Gauge, gauge))
+            .collect();
+        for &gauge in &guards {
+            host::record(gauge, 0);
         }
         for (gauge, stable) in &layout.stable_info {
             host::record(define(MetricType::Gauge, gauge), u64::from(*stable));
@@ -59,6 +67,7 @@ impl Metrics {
             layout,
             counters,
             histograms,
+            guards,
             pending,
             samples,
         }
@@ -78,6 +87,13 @@ impl Metrics {
         samples.push((id, value));
         if samples.len() >= SAMPLES_HELD {
             record_all(&mut samples);
+        }
+    }
+
+    /// Shows split `split`'s guard as tripped.
+    pub fn set_guard_tripped(&self, split: usize) {
+        if let Some(&gauge) = self.guards.get(split) {
+            host::record(gauge, 1);
         }
     }
 

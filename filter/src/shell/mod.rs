@@ -79,11 +79,16 @@ impl Root {
             Ok(plan) => {
                 let splits = plan.splits.len();
                 // The old runtime publishes its last counts when the last
-                // request holding it ends.
+                // request holding it ends; its guard counts go to the
+                // shared record now, where a split left unchanged finds them.
+                self.runtime.merge_guard();
                 self.runtime = Rc::new(Runtime::new(plan, runtime::unix_now()));
                 // Every second: publish the counters (a top-level mode
-                // counts rejections even with no split) and follow schedules.
-                host::set_tick_period(1000);
+                // counts rejections even with no split) and follow
+                // schedules; twice a second with a guard, so every worker
+                // follows a trip within half a second of its recording.
+                let period = if self.runtime.guarded() { 500 } else { 1000 };
+                host::set_tick_period(period);
                 host::log(
                     LogLevel::Info,
                     &format!("configuration applied ({splits} splits)"),
@@ -98,13 +103,14 @@ impl Root {
     }
 
     fn on_tick(&self) {
-        self.runtime.publish_and_follow_schedules();
+        self.runtime.tick();
     }
 
     /// The plugin or the VM is stopping: publish what is counted. The
     /// root is dropped after; requests still running keep its runtime.
     fn on_done(self) {
         self.runtime.metrics.publish();
+        self.runtime.merge_guard();
     }
 }
 

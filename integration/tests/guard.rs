@@ -1,0 +1,310 @@
+//! The in-proxy guard in the real Envoy with two workers: a canary made to
+//! fail by Envoy's fault filter (placed after turnout, so turnout counts
+//! its aborts and delays as a failing upstream's) trips its split, every
+//! worker follows, and the latch holds until the split changes. Healthy or
+//! merely noisy canaries never trip.
+//!
+//! Figures are printed (`cargo test --test guard -- --nocapture`).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use integration::bootstrap::fault_filter;
+use integration::stage::{Stage, DECISION_HEADER};
+use integration::HttpClient;
+
+/// Two workers, each with its own VM: the guard must act on both.
+const WORKERS: u32 = 2;
+
+/// Generous bound for waits that end as soon as their condition holds.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Split `users` from `legacy` to `fastapi` at `weight` %, with `guard`
+/// (a JSON object) and the debug header, which says each request's
+/// cluster and reason.
+fn guarded(weight: u32, guard: &str) -> String {
+    format!(
+        r#"{{"debug": true, "splits": [{{"name": "users", "match": {{"route": "users"}},
+        "stable": "legacy", "targets": [{{"cluster": "fastapi", "weight": {weight}}}],
+        "guard": {guard}}}]}}"#
+    )
+}
+
+/// The fault filter for one cluster of the decision.
+fn fault(cluster: &str, abort_bp: u32, delay_bp: u32, delay_ms: u32) -> String {
+    fault_filter(DECISION_HEADER, cluster, abort_bp, delay_bp, delay_ms)
+}
+
+/// One answered request: its place in the run, when it was answered, and
+/// the cluster and reason of turnout's decision.
+#[derive(Clone, Debug)]
+struct Answer {
+    index: usize,
+    at: Duration,
+    cluster: String,
+    reason: String,
+}
+
+/// The decision's cluster and reason, from `x-turnout-decision`.
+fn decision_of(r: &integration::Response) -> (String, String) {
+    let header = r.header("x-turnout-decision").unwrap_or_default();
+    let field = |name: &str| {
+        header
+            .split("; ")
+            .find_map(|f| f.strip_prefix(name))
+            .unwrap_or_default()
+            .to_string()
+    };
+    (field("cluster="), field("reason="))
+}
+
+/// Sends `total` requests to `/users`, each from a new user, over
+/// `connections` concurrent connections (Envoy spreads connections over
+/// its workers), and returns the answers in the order they were sent.
+fn drive(stage: &Stage, connections: usize, total: usize, users: &str) -> Vec<Answer> {
+    let port = stage.envoy.listener_port("main");
+    let next = AtomicUsize::new(0);
+    let answers = Mutex::new(Vec::with_capacity(total));
+    let start = Instant::now();
+    thread::scope(|s| {
+        for _ in 0..connections {
+            s.spawn(|| {
+                let mut client = HttpClient::new(port);
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    if index >= total {
+                        break;
+                    }
+                    let user = format!("{users}-{index}");
+                    let r = client.get("/users", &[("x-user-id", &user)]);
+                    let (cluster, reason) = decision_of(&r);
+                    assert!(
+                        !cluster.is_empty(),
+                        "no decision: {} {}",
+                        r.status,
+                        r.body_str()
+                    );
+                    let answer = Answer {
+                        index,
+                        at: start.elapsed(),
+                        cluster,
+                        reason,
+                    };
+                    answers.lock().expect("answers").push(answer);
+                }
+            });
+        }
+    });
+    let mut answers = answers.into_inner().expect("answers");
+    answers.sort_by_key(|a| a.index);
+    answers
+}
+
+/// The last request sent to the canary, if any.
+fn last_canary(answers: &[Answer]) -> Option<&Answer> {
+    answers.iter().rev().find(|a| a.cluster == "fastapi")
+}
+
+fn tripped_gauge(stage: &Stage) -> Option<u64> {
+    stage
+        .envoy
+        .stat("wasmcustom.turnout.guard_tripped.split.users")
+}
+
+/// After a trip: once every worker has had a tick to follow it, requests
+/// over fresh connections (spread over both workers) all go to stable
+/// with reason `guard`.
+fn assert_everyone_on_stable(stage: &Stage, users: &str) {
+    std::thread::sleep(Duration::from_millis(1200));
+    for answer in drive(stage, 20, 200, users) {
+        assert_eq!(
+            (answer.cluster.as_str(), answer.reason.as_str()),
+            ("legacy", "guard"),
+            "{answer:?}"
+        );
+    }
+    assert_eq!(tripped_gauge(stage), Some(1));
+}
+
+/// The one warning line of a trip, from Envoy's log.
+fn trip_lines(stage: &Stage) -> Vec<String> {
+    stage
+        .envoy
+        .log()
+        .lines()
+        .filter(|l| l.contains("guard tripped"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_canary_answering_503_trips_within_200_requests_and_2_seconds_on_every_worker() {
+    let stage = Stage::inline_before(
+        &guarded(50, r#"{"min_requests": 20, "max_error_rate": 0.05}"#),
+        WORKERS,
+        &[fault("fastapi", 10_000, 0, 0)],
+    );
+    let answers = drive(&stage, 8, 1000, "a");
+    let last = last_canary(&answers).expect("the canary got requests first");
+    let canary = answers.iter().filter(|a| a.cluster == "fastapi").count();
+    println!(
+        "503 canary: last canary request #{} at {:.0} ms ({canary} canary requests)",
+        last.index,
+        last.at.as_secs_f64() * 1000.0
+    );
+    assert!(last.index < 200, "{last:?}");
+    assert!(last.at < Duration::from_secs(2), "{last:?}");
+    assert_everyone_on_stable(&stage, "a-after");
+    let lines = trip_lines(&stage);
+    assert!(!lines.is_empty(), "no trip logged:\n{}", stage.envoy.tail());
+    let line = &lines[0];
+    for needle in [
+        "split=users",
+        "cluster=fastapi",
+        "rule=error_rate",
+        "limit=0.05",
+    ] {
+        assert!(line.contains(needle), "{needle} not in {line}");
+    }
+}
+
+#[test]
+fn a_slow_canary_trips_max_p99_ms() {
+    let stage = Stage::inline_before(
+        &guarded(50, r#"{"min_requests": 20, "max_p99_ms": 200}"#),
+        WORKERS,
+        &[fault("fastapi", 0, 10_000, 300)],
+    );
+    let answers = drive(&stage, 16, 600, "p");
+    let last = last_canary(&answers).expect("the canary got requests first");
+    println!(
+        "300 ms canary: last canary request #{} at {:.0} ms",
+        last.index,
+        last.at.as_secs_f64() * 1000.0
+    );
+    assert!(last.index < 400, "{last:?}");
+    assert_everyone_on_stable(&stage, "p-after");
+    assert!(trip_lines(&stage)[0].contains("rule=p99_ms"));
+}
+
+#[test]
+fn a_canary_slower_than_stable_trips_max_p95_ratio() {
+    let stage = Stage::inline_before(
+        &guarded(50, r#"{"min_requests": 20, "max_p95_ratio": 2.0}"#),
+        WORKERS,
+        &[fault("fastapi", 0, 10_000, 60)],
+    );
+    let answers = drive(&stage, 16, 800, "r");
+    let last = last_canary(&answers).expect("the canary got requests first");
+    println!(
+        "60 ms canary beside a prompt stable: last canary request #{} at {:.0} ms",
+        last.index,
+        last.at.as_secs_f64() * 1000.0
+    );
+    assert!(last.index < 600, "{last:?}");
+    assert_everyone_on_stable(&stage, "r-after");
+    assert!(trip_lines(&stage)[0].contains("rule=p95_ratio"));
+}
+
+#[test]
+fn noise_below_the_limits_and_too_few_requests_never_trip() {
+    // 0.5 % errors against a 1 % limit, over 10,000 requests.
+    let stage = Stage::inline_before(
+        &guarded(50, r#"{"max_error_rate": 0.01}"#),
+        WORKERS,
+        &[fault("fastapi", 50, 0, 0)],
+    );
+    let answers = drive(&stage, 8, 10_000, "n");
+    let sent_back = answers.iter().filter(|a| a.reason == "guard").count();
+    assert_eq!(sent_back, 0, "tripped on noise:\n{:?}", trip_lines(&stage));
+    assert_eq!(tripped_gauge(&stage), Some(0));
+    drop(stage);
+
+    // Every canary request fails, but fewer than min_requests arrive.
+    let stage = Stage::inline_before(
+        &guarded(50, r#"{"min_requests": 1000, "max_error_rate": 0.01}"#),
+        WORKERS,
+        &[fault("fastapi", 10_000, 0, 0)],
+    );
+    let answers = drive(&stage, 8, 1200, "m");
+    let canary = answers.iter().filter(|a| a.cluster == "fastapi").count();
+    assert!(canary > 400 && canary < 1000, "{canary}");
+    assert!(answers.iter().all(|a| a.reason != "guard"));
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(tripped_gauge(&stage), Some(0));
+}
+
+#[test]
+fn the_error_ratio_test_trips_at_ten_times_stable_and_not_at_equal_rates() {
+    let ratio = r#"{"max_error_ratio": 2.0, "alpha": 0.001}"#;
+    // Both sides at 2 %, 20,000 requests: no evidence against the ratio.
+    let stage = Stage::inline_before(
+        &guarded(50, ratio),
+        WORKERS,
+        &[fault("fastapi", 200, 0, 0), fault("legacy", 200, 0, 0)],
+    );
+    let answers = drive(&stage, 8, 20_000, "e");
+    assert!(
+        answers.iter().all(|a| a.reason != "guard"),
+        "{:?}",
+        trip_lines(&stage)
+    );
+    drop(stage);
+
+    // The canary at 10 %, stable at 1 %: tripped.
+    let stage = Stage::inline_before(
+        &guarded(50, ratio),
+        WORKERS,
+        &[fault("fastapi", 1000, 0, 0), fault("legacy", 100, 0, 0)],
+    );
+    let answers = drive(&stage, 8, 12_000, "t");
+    let last = last_canary(&answers).expect("the canary got requests first");
+    println!(
+        "10 % canary beside 1 % stable: last canary request #{} at {:.0} ms",
+        last.index,
+        last.at.as_secs_f64() * 1000.0
+    );
+    assert!(last.index < 10_000, "{last:?}");
+    assert_everyone_on_stable(&stage, "t-after");
+    assert!(trip_lines(&stage)[0].contains("rule=error_ratio"));
+}
+
+#[test]
+fn the_latch_holds_across_a_push_that_keeps_the_split_and_ends_with_one_that_changes_it() {
+    let guard = r#"{"min_requests": 20, "max_error_rate": 0.05}"#;
+    let mut stage = Stage::ecds_before(
+        &guarded(50, guard),
+        WORKERS,
+        &[fault("fastapi", 10_000, 0, 0)],
+    );
+    drive(&stage, 8, 400, "l");
+    assert_everyone_on_stable(&stage, "l-tripped");
+
+    // Another split added, this one untouched (its JSON laid out anew):
+    // still latched, on both workers.
+    let same = format!(
+        r#"{{"debug": true, "splits": [
+        {{"guard": {guard}, "targets": [{{"weight": 50, "cluster": "fastapi"}}],
+          "stable": "legacy", "match": {{"route": "users"}}, "name": "users"}},
+        {{"name": "orders", "match": {{"route": "orders"}}, "stable": "legacy", "targets": []}}]}}"#
+    );
+    stage.push(&same);
+    assert_everyone_on_stable(&stage, "l-kept");
+
+    // The operator decides to go on: the split changes, the latch ends.
+    stage.push(&guarded(49, guard));
+    let deadline = Instant::now() + TIMEOUT;
+    while tripped_gauge(&stage) != Some(0) {
+        assert!(Instant::now() < deadline, "the gauge stayed at 1");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let answers = drive(&stage, 1, 10, "l-resumed");
+    assert!(
+        answers
+            .iter()
+            .any(|a| a.cluster == "fastapi" && a.reason == "bucket"),
+        "{answers:?}"
+    );
+}
