@@ -157,51 +157,15 @@ fn escape(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::serve::catalog::Template;
-    use crate::serve::state::Ask;
-    use std::path::PathBuf;
+    use crate::serve::fixture::{answer, catalog, subscribe};
 
     #[test]
     fn series_follow_the_registry() {
-        let t = Template {
-            wasm: "m".into(),
-            runtime: "r".into(),
-        };
-        let mut c = Catalog::default();
-        c.serve(
-            "turnout",
-            PathBuf::from("t.json"),
-            "v1".into(),
-            t.resource("turnout", "{}"),
-            1,
-        );
+        let c = catalog("v1", 1);
         let mut r = Registry::default();
-        let names = vec!["turnout".to_string()];
         for (node, error) in [("a", None), ("b\"x", Some("no"))] {
-            let id = r.open("ecds", "p", 1);
-            r.on_request(
-                id,
-                &Ask {
-                    node: Some((node, "fleet")),
-                    names: &names,
-                    ..Ask::default()
-                },
-                &c.versions(),
-                2,
-            );
-            let version = if error.is_some() { "" } else { "v1" };
-            r.on_request(
-                id,
-                &Ask {
-                    version_info: version,
-                    nonce: "1",
-                    names: &names,
-                    error,
-                    ..Ask::default()
-                },
-                &c.versions(),
-                3,
-            );
+            let id = subscribe(&mut r, node, &c, 2);
+            answer(&mut r, id, &c, "1", error, 3);
         }
         let text = render(&c, &r);
         for want in [

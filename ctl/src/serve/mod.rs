@@ -15,6 +15,8 @@
 
 mod catalog;
 pub mod client;
+#[cfg(test)]
+mod fixture;
 mod http;
 mod hub;
 mod metrics;
@@ -60,7 +62,7 @@ pub fn run(dir: &Path, listen: &str, template: Template, poll: Duration) -> Resu
 async fn serve(mut scanner: watch::Scanner, addr: SocketAddr, poll: Duration) -> Result<(), Fail> {
     let hub = Hub::new(scanner.catalog().clone());
     let incoming = TcpIncoming::bind(addr)
-        .map_err(|e| Fail::Refused(format!("cannot listen on {addr}: {e}")))?
+        .map_err(|e| Fail::Usage(format!("cannot listen on {addr}: {e}")))?
         .with_nodelay(Some(true));
     let bound = incoming.local_addr().unwrap_or(addr);
     let xds = xds::Xds::new(hub.clone());
@@ -93,7 +95,12 @@ async fn serve(mut scanner: watch::Scanner, addr: SocketAddr, poll: Duration) ->
             }
         }
     });
+    // HTTP/2 pings find a proxy that vanished without closing its
+    // connection (a host that died): its stream ends and it stops counting
+    // as connected within about 25 s.
     Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(15)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .accept_http1(true)
         .add_routes(Routes::from(router))
         .serve_with_incoming(incoming)

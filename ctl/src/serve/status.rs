@@ -191,50 +191,25 @@ fn columns(rows: &[Vec<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::serve::catalog::Template;
-    use crate::serve::state::{Ask, Registry};
+    use crate::serve::fixture::{answer, catalog, subscribe};
+    use crate::serve::state::Registry;
     use std::path::PathBuf;
 
     #[test]
     fn the_document_and_its_table_show_served_refused_and_each_proxy() {
-        let t = Template {
-            wasm: "m".into(),
-            runtime: "r".into(),
-        };
-        let mut c = Catalog::default();
-        c.serve(
-            "turnout",
-            PathBuf::from("/d/turnout.json"),
-            "v1".into(),
-            t.resource("turnout", "{}"),
-            1_000,
-        );
+        let mut c = catalog("v1", 1_000);
+        let file = PathBuf::from("/d/turnout.json");
         c.refuse(
             "turnout",
-            PathBuf::from("/d/turnout.json"),
+            file,
             Some("v2".into()),
             vec!["weight: bad".into()],
             2_000,
         );
         let mut r = Registry::default();
-        let names = vec!["turnout".to_string()];
         for (node, error) in [("a", None), ("b", Some("Failed to load"))] {
-            let id = r.open("ecds", "127.0.0.1:9", 1_000);
-            let subscribe = Ask {
-                node: Some((node, "fleet")),
-                names: &names,
-                ..Ask::default()
-            };
-            r.on_request(id, &subscribe, &c.versions(), 1_500);
-            let version = if error.is_some() { "" } else { "v1" };
-            let answer = Ask {
-                version_info: version,
-                nonce: "1",
-                names: &names,
-                error,
-                ..Ask::default()
-            };
-            r.on_request(id, &answer, &c.versions(), 1_600);
+            let id = subscribe(&mut r, node, &c, 1_500);
+            answer(&mut r, id, &c, "1", error, 1_600);
         }
         let doc = document(&c, r.proxies(), 3_000);
         assert_eq!(doc["resources"][0]["version"], "v1");

@@ -208,7 +208,8 @@ pub fn judge<'a>(
 mod tests {
     use super::*;
     use crate::serve::catalog::Template;
-    use crate::serve::state::{Ask, Registry};
+    use crate::serve::fixture::{answer, catalog, subscribe};
+    use crate::serve::state::Registry;
     use std::path::PathBuf;
 
     fn want(version: &str, proxies: usize) -> Want {
@@ -219,62 +220,16 @@ mod tests {
         }
     }
 
-    fn catalog(version: &str) -> Catalog {
-        let t = Template {
-            wasm: "m".into(),
-            runtime: "r".into(),
-        };
-        let mut c = Catalog::default();
-        c.serve(
-            "turnout",
-            PathBuf::from("t.json"),
-            version.into(),
-            t.resource("turnout", "{}"),
-            1,
-        );
-        c
-    }
-
-    /// Proxies `nodes` subscribed to turnout, each sent `served`'s version.
+    /// Proxies `nodes` subscribed to turnout, each sent what `c` serves.
     fn fleet(nodes: &[&str], c: &Catalog) -> (Registry, Vec<u64>) {
         let mut r = Registry::default();
-        let names = vec!["turnout".to_string()];
-        let ids = nodes
-            .iter()
-            .map(|node| {
-                let id = r.open("ecds", "127.0.0.1:9", 1);
-                let ask = Ask {
-                    node: Some((node, "fleet")),
-                    names: &names,
-                    ..Ask::default()
-                };
-                r.on_request(id, &ask, &c.versions(), 2);
-                id
-            })
-            .collect();
+        let ids = nodes.iter().map(|n| subscribe(&mut r, n, c, 2)).collect();
         (r, ids)
-    }
-
-    fn answer(r: &mut Registry, id: u64, c: &Catalog, nonce: &str, error: Option<&str>) {
-        let names = vec!["turnout".to_string()];
-        let version = if error.is_some() {
-            "old".to_string()
-        } else {
-            c.versions()["turnout"].clone()
-        };
-        let ask = Ask {
-            version_info: &version,
-            nonce,
-            names: &names,
-            error,
-            ..Ask::default()
-        };
-        r.on_request(id, &ask, &c.versions(), 3);
     }
 
     #[test]
     fn acked_only_when_every_subscribed_proxy_and_enough_of_them_have_it() {
-        let c = catalog("v1");
+        let c = catalog("v1", 1);
         let (mut r, ids) = fleet(&["a", "b"], &c);
         let v = judge(&c, r.proxies(), &want("v1", 1));
         assert_eq!(
@@ -284,8 +239,8 @@ mod tests {
                 note: "2 of 2 proxies have not ACKed".into()
             }
         );
-        answer(&mut r, ids[0], &c, "1", None);
-        answer(&mut r, ids[1], &c, "1", None);
+        answer(&mut r, ids[0], &c, "1", None, 3);
+        answer(&mut r, ids[1], &c, "1", None, 3);
         assert_eq!(
             judge(&c, r.proxies(), &want("v1", 2)),
             Verdict::Acked {
@@ -308,10 +263,10 @@ mod tests {
 
     #[test]
     fn a_nack_of_the_version_is_final_and_names_the_proxy() {
-        let c = catalog("v1");
+        let c = catalog("v1", 1);
         let (mut r, ids) = fleet(&["a", "b"], &c);
-        answer(&mut r, ids[0], &c, "1", None);
-        answer(&mut r, ids[1], &c, "1", Some("Failed to load Wasm code"));
+        answer(&mut r, ids[0], &c, "1", None, 3);
+        answer(&mut r, ids[1], &c, "1", Some("Failed to load Wasm code"), 3);
         let v = judge(&c, r.proxies(), &want("v1", 1));
         assert_eq!(
             v,
@@ -326,7 +281,7 @@ mod tests {
 
     #[test]
     fn unread_refused_and_superseded_versions() {
-        let mut c = catalog("v1");
+        let mut c = catalog("v1", 1);
         let (r, _) = fleet(&["a"], &c);
         let v = judge(&c, r.proxies(), &want("v2", 1));
         assert!(

@@ -319,13 +319,45 @@ pub fn fleet_yaml(
     yaml
 }
 
-/// The upstreams of a fleet test and the served directory with
-/// `turnout.json` holding `config(weight, false)`.
-pub fn setup(weight: u32) -> ((Upstream, Upstream), PathBuf) {
+/// What a fleet test runs on: the upstreams, and the served directory
+/// with `turnout.json` holding `config(weight, false)`.
+pub struct Stage {
+    pub upstreams: (Upstream, Upstream),
+    pub dir: PathBuf,
+    pub file: PathBuf,
+}
+
+pub fn setup(weight: u32) -> Stage {
     let upstreams = (Upstream::start("legacy"), Upstream::start("fastapi"));
     let dir = scratch_dir("fleet-dir");
-    write(&dir.join("turnout.json"), &config(weight, false));
-    (upstreams, dir)
+    let file = dir.join("turnout.json");
+    write(&file, &config(weight, false));
+    Stage {
+        upstreams,
+        dir,
+        file,
+    }
+}
+
+/// A stage, its server (serving module `wasm`) and its proxies, every one
+/// of which has ACKed the first config.
+pub struct Fleet {
+    pub stage: Stage,
+    pub server: Server,
+    pub proxies: Vec<Proxy>,
+}
+
+impl Fleet {
+    pub fn start(stage: Stage, wasm: &str, nodes: &[(&str, Options)]) -> Fleet {
+        let server = Server::start(&stage.dir, wasm, 0);
+        let proxies = start_all(nodes, server.port, &stage.upstreams);
+        server.acked(&stage.file, nodes.len());
+        Fleet {
+            stage,
+            server,
+            proxies,
+        }
+    }
 }
 
 /// The status row of `node`'s subscription to `turnout`.

@@ -12,8 +12,8 @@ use std::thread::sleep;
 use std::time::Duration;
 
 use harness::{
-    config, ctl, median_worst, now_ms, served_version, setup, start_all, track, until_served,
-    write, Options, Proxy, Server,
+    config, ctl, median_worst, now_ms, served_version, setup, track, until_served, write, Fleet,
+    Options, Proxy, Server,
 };
 use integration::stage::served_by;
 use integration::{filter_wasm, scratch_dir, HttpClient};
@@ -31,6 +31,15 @@ fn wasm() -> String {
     filter_wasm().to_string_lossy().into_owned()
 }
 
+/// Proxies a, b and c, c over ADS if `ads`.
+fn three(ads: bool) -> [(&'static str, Options); 3] {
+    [
+        ("a", options(false)),
+        ("b", options(false)),
+        ("c", options(ads)),
+    ]
+}
+
 fn options(ads: bool) -> Options {
     Options {
         ads,
@@ -41,16 +50,12 @@ fn options(ads: bool) -> Options {
 
 #[test]
 fn a_push_reaches_every_proxy_and_how_fast() {
-    let (upstreams, dir) = setup(0);
-    let file = dir.join("turnout.json");
-    let server = Server::start(&dir, &wasm(), 0);
-    let nodes = [
-        ("a", options(false)),
-        ("b", options(false)),
-        ("c", options(true)),
-    ];
-    let proxies = start_all(&nodes, server.port, &upstreams);
-    server.acked(&file, 3);
+    let Fleet {
+        stage,
+        server,
+        proxies,
+    } = Fleet::start(setup(0), &wasm(), &three(true));
+    let file = stage.file.clone();
     let status = server.status();
     let apis: Vec<&str> = (0..3)
         .map(|i| status["proxies"][i]["api"].as_str().unwrap_or(""))
@@ -126,11 +131,10 @@ fn a_push_reaches_every_proxy_and_how_fast() {
 
 #[test]
 fn a_proxy_that_cannot_load_the_module_nacks_alone_and_keeps_its_config() {
-    let (upstreams, dir) = setup(0);
-    let file = dir.join("turnout.json");
+    let stage = setup(0);
+    let file = stage.file.clone();
     // The module by a relative path: each Envoy finds it in its own
     // working directory, as on three hosts; then it goes missing on one.
-    let server = Server::start(&dir, "turnout.wasm", 0);
     let nodes: Vec<(&str, Options)> = ["a", "b", "c"]
         .into_iter()
         .map(|node| {
@@ -144,8 +148,12 @@ fn a_proxy_that_cannot_load_the_module_nacks_alone_and_keeps_its_config() {
             (node, options)
         })
         .collect();
-    let proxies = start_all(&nodes, server.port, &upstreams);
-    server.acked(&file, 3);
+    // Bound, not `..`: the stage's upstreams must outlive the requests.
+    let Fleet {
+        stage: _stage,
+        server,
+        proxies,
+    } = Fleet::start(stage, "turnout.wasm", &nodes);
     let before = served_version(&server.status());
 
     let missing = nodes[2]
@@ -239,22 +247,18 @@ fn a_proxy_that_cannot_load_the_module_nacks_alone_and_keeps_its_config() {
 
 #[test]
 fn when_the_server_dies_the_fleet_keeps_serving_and_takes_the_current_version_when_it_returns() {
-    let (upstreams, dir) = setup(100);
-    let file = dir.join("turnout.json");
-    let mut server = Server::start(&dir, &wasm(), 0);
-    let nodes = [
-        ("a", options(false)),
-        ("b", options(false)),
-        ("c", options(true)),
-    ];
-    let proxies = start_all(&nodes, server.port, &upstreams);
-    server.acked(&file, 3);
+    let Fleet {
+        stage,
+        mut server,
+        proxies,
+    } = Fleet::start(setup(100), &wasm(), &three(true));
+    let (dir, file) = (&stage.dir, &stage.file);
     let first = served_version(&server.status());
     let pids: Vec<u32> = proxies.iter().map(|p| p.envoy.pid()).collect();
 
     server.kill();
     // Changed while the server is away: nobody gets it yet.
-    write(&file, &config(0, false));
+    write(file, &config(0, false));
     sleep(Duration::from_millis(300));
     for p in &proxies {
         for _ in 0..5 {
@@ -267,8 +271,8 @@ fn when_the_server_dies_the_fleet_keeps_serving_and_takes_the_current_version_wh
         }
     }
 
-    let back = Server::start(&dir, &wasm(), server.port);
-    back.acked(&file, 3);
+    let back = Server::start(dir, &wasm(), server.port);
+    back.acked(file, 3);
     let status = back.status();
     assert_ne!(served_version(&status), first);
     for p in &proxies {
@@ -298,16 +302,12 @@ fn when_the_server_dies_the_fleet_keeps_serving_and_takes_the_current_version_wh
 
 #[test]
 fn a_rollback_under_load_reaches_every_proxy_and_no_later_request_reaches_the_canary() {
-    let (upstreams, dir) = setup(50);
-    let file = dir.join("turnout.json");
-    let server = Server::start(&dir, &wasm(), 0);
-    let nodes = [
-        ("a", options(false)),
-        ("b", options(false)),
-        ("c", options(false)),
-    ];
-    let proxies = start_all(&nodes, server.port, &upstreams);
-    server.acked(&file, 3);
+    let Fleet {
+        stage,
+        server,
+        proxies,
+    } = Fleet::start(setup(50), &wasm(), &three(false));
+    let file = &stage.file;
 
     let stop = AtomicBool::new(false);
     let (answers, last_ack) = std::thread::scope(|s| {
@@ -334,7 +334,7 @@ fn a_rollback_under_load_reaches_every_proxy_and_no_later_request_reaches_the_ca
         sleep(Duration::from_millis(700));
         let run = ctl(&["rollback", &file.to_string_lossy(), "users"]);
         assert_eq!(run.code, 0, "{}", run.stderr);
-        server.acked(&file, 3);
+        server.acked(file, 3);
         let status = server.status();
         let last_ack = (0..3)
             .filter_map(|i| status["proxies"][i]["resources"][0]["acked_at_ms"].as_u64())
@@ -379,8 +379,7 @@ fn a_rollback_under_load_reaches_every_proxy_and_no_later_request_reaches_the_ca
 
 #[test]
 fn an_envoy_that_starts_while_the_server_is_down_serves_stable_then_takes_the_config() {
-    let (upstreams, dir) = setup(100);
-    let file = dir.join("turnout.json");
+    let stage = setup(100);
     // A port nothing listens on (yet).
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -390,7 +389,7 @@ fn an_envoy_that_starts_while_the_server_is_down_serves_stable_then_takes_the_co
         initial_fetch_timeout: Some("1s"),
         ..options(false)
     };
-    let proxy = Proxy::start("lonely", port, &upstreams, &options);
+    let proxy = Proxy::start("lonely", port, &stage.upstreams, &options);
     // After initial_fetch_timeout: the default config, every user on the
     // stable cluster, answered (not 500).
     assert_eq!(proxy.ecds_stat("init_fetch_timeout"), "1");
@@ -398,7 +397,7 @@ fn an_envoy_that_starts_while_the_server_is_down_serves_stable_then_takes_the_co
         assert_eq!(proxy.serves(user).as_deref(), Some("legacy"), "{user}");
     }
 
-    let server = Server::start(&dir, &wasm(), port);
-    server.acked(&file, 1);
+    let server = Server::start(&stage.dir, &wasm(), port);
+    server.acked(&stage.file, 1);
     until_served(std::slice::from_ref(&proxy), "alice", "fastapi");
 }
