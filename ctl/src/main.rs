@@ -50,7 +50,7 @@ use crate::fail::Fail;
 #[command(
     name = "turnoutctl",
     version,
-    about = "Check turnout configs, explain decisions, size cohorts and edit the ECDS files Envoy watches",
+    about = "Check turnout configs, explain decisions, size cohorts, edit the ECDS files Envoy watches, and serve configs to a fleet",
     after_help = "CONFIG is a turnout JSON config or an ECDS resource file (JSON) holding one.\n\
                   Exit codes: 0 ok, 1 refused or invalid, 2 usage."
 )]
@@ -181,7 +181,8 @@ enum Command {
         /// Wait until every proxy has ACKed this version of --resource.
         #[arg(long, requires = "resource")]
         wait_version: Option<String>,
-        #[arg(long)]
+        /// The resource (the served file's NAME) whose version to wait for.
+        #[arg(long, requires = "wait_version")]
         resource: Option<String>,
         /// Wait until every proxy has ACKed this file (in the served directory) as it is now.
         #[arg(long, conflicts_with = "resource")]

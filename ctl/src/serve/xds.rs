@@ -127,7 +127,8 @@ async fn run_stream(
                 }
                 Ok(Some(request)) => {
                     if !other_types {
-                        log(&format!("{peer} ({api}) asks for {}: only ECDS is served, ignored", request.type_url));
+                        let wants = &request.type_url;
+                        log(&format!("{peer} ({api}) asks for {wants}: only ECDS is served, ignored"));
                         other_types = true;
                     }
                     None
