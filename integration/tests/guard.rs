@@ -19,6 +19,14 @@ use integration::HttpClient;
 /// Two workers, each with its own VM: the guard must act on both.
 const WORKERS: u32 = 2;
 
+/// One guard test at a time: each drives thousands of requests through
+/// two workers and judges how soon a trip came, which two such tests
+/// sharing the machine's two cores (one per build) would skew.
+fn alone() -> std::sync::MutexGuard<'static, ()> {
+    static ONE: Mutex<()> = Mutex::new(());
+    ONE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Generous bound for waits that end as soon as their condition holds.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -178,6 +186,7 @@ fn assert_trips(
 }
 
 fn a_canary_answering_503_trips_within_200_requests_and_2_seconds_on_every_worker(build: Build) {
+    let _alone = alone();
     let (stage, last) = assert_trips(
         build,
         "503 canary",
@@ -194,6 +203,7 @@ fn a_canary_answering_503_trips_within_200_requests_and_2_seconds_on_every_worke
 }
 
 fn a_slow_canary_trips_max_p99_ms(build: Build) {
+    let _alone = alone();
     assert_trips(
         build,
         "300 ms canary",
@@ -207,6 +217,7 @@ fn a_slow_canary_trips_max_p99_ms(build: Build) {
 }
 
 fn a_canary_slower_than_stable_trips_max_p95_ratio(build: Build) {
+    let _alone = alone();
     assert_trips(
         build,
         "60 ms canary beside a prompt stable",
@@ -218,6 +229,7 @@ fn a_canary_slower_than_stable_trips_max_p95_ratio(build: Build) {
 }
 
 fn noise_below_the_limits_and_too_few_requests_never_trip(build: Build) {
+    let _alone = alone();
     // 0.5 % errors against a 1 % limit, over 10,000 requests.
     let stage = Stage::inline_with_before(
         build,
@@ -247,6 +259,7 @@ fn noise_below_the_limits_and_too_few_requests_never_trip(build: Build) {
 }
 
 fn the_error_ratio_test_trips_at_ten_times_stable_and_not_at_equal_rates(build: Build) {
+    let _alone = alone();
     let ratio = r#"{"max_error_ratio": 2.0, "alpha": 0.001}"#;
     // Both sides at 2 %, 20,000 requests: no evidence against the ratio.
     let stage = Stage::inline_with_before(
@@ -277,6 +290,7 @@ fn the_error_ratio_test_trips_at_ten_times_stable_and_not_at_equal_rates(build: 
 fn the_latch_holds_across_a_push_that_keeps_the_split_and_ends_with_one_that_changes_it(
     build: Build,
 ) {
+    let _alone = alone();
     let guard = r#"{"min_requests": 20, "max_error_rate": 0.05}"#;
     let mut stage = Stage::ecds_with_before(
         build,
