@@ -309,6 +309,15 @@ pub fn proxy_bootstrap(
                 wasm_filter(&e.name, &format!("turnout_{}", e.name), turnout, json)
             }
             ExtraModule::Bare(path) => wasm_filter(&e.name, "floor_bare", path, ""),
+            ExtraModule::Native(path) => {
+                let module = format!("turnout_native_{}", e.name);
+                let copy = integration::native_module_dir().join(format!("lib{module}.so"));
+                std::fs::copy(path, &copy).unwrap_or_else(|err| {
+                    panic!("copy {} to {}: {err}", path.display(), copy.display())
+                });
+                integration::native_filter_inline(TURNOUT_CONFIG)
+                    .replace(integration::native::MODULE_NAME, &module)
+            }
         };
         // A floor that writes no header cannot route by it.
         let users = match &e.module {
@@ -354,6 +363,10 @@ pub enum ExtraModule {
     Config(String),
     /// The floor without the SDK (`benches/floor-bare`), built at this path.
     Bare(PathBuf),
+    /// Another build of the native module (a `.so`), with
+    /// [`TURNOUT_CONFIG`]: copied beside this build's as
+    /// `libturnout_native_<name>.so`, since Envoy loads one module per name.
+    Native(PathBuf),
 }
 
 /// The benchmark's stage: the proxy Envoy and its upstreams.

@@ -35,7 +35,8 @@
 //! with extra hostcalls (WORDS, comma-separated: see
 //! `benches/floor/src/lib.rs`), `--extra NAME=turnout:PATH` one running
 //! another build of turnout (an older shell, another opt-level) with the
-//! same configuration, and `--extra NAME=config:JSON` this build of turnout
+//! same configuration, `--extra NAME=native:PATH` another build of the native
+//! module (a `.so`) with it, and `--extra NAME=config:JSON` this build of turnout
 //! with another configuration (path splits, `tracestate`, `debug`: what a
 //! feature costs), and `--extra NAME=bare` the floor without the SDK
 //! (`benches/floor-bare`, one exported callback); extras always run, and the report gives each one's
@@ -152,12 +153,15 @@ fn options() -> Options {
                     Some((_, spec)) if spec.starts_with("config:") => {
                         ExtraModule::Config(spec["config:".len()..].into())
                     }
+                    Some((_, spec)) if spec.starts_with("native:") => {
+                        ExtraModule::Native(spec["native:".len()..].into())
+                    }
                     Some((_, "bare")) => {
                         ExtraModule::Bare(integration::build_wasm_package("turnout-floor-bare"))
                     }
                     _ => {
                         eprintln!(
-                            "--extra NAME=floor:WORDS, NAME=turnout:PATH, NAME=config:JSON or NAME=bare"
+                            "--extra NAME=floor:WORDS, NAME=turnout:PATH, NAME=native:PATH, NAME=config:JSON or NAME=bare"
                         );
                         exit(2)
                     }
@@ -364,6 +368,9 @@ fn main() {
                 }
                 ExtraModule::Config(json) => format!("(x) {}: turnout with {json}", e.name),
                 ExtraModule::Bare(_) => format!("(x) {}: the floor without the SDK", e.name),
+                ExtraModule::Native(path) => {
+                    format!("(x) {}: turnout-native {}", e.name, path.display())
+                }
             };
             (e.name.clone(), e.name.clone(), label)
         }))
