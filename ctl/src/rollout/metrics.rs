@@ -61,8 +61,6 @@ pub struct Scrape {
     pub series: BTreeMap<Series, f64>,
     /// The proxies whose `turnout_guard_tripped` for the split is 1.
     pub tripped: Vec<String>,
-    /// How many proxies answered (admin) or reported the split (Prometheus).
-    pub proxies: usize,
 }
 
 impl Source {
@@ -84,7 +82,6 @@ impl Source {
                 for url in urls {
                     let text = http::get(url, "/stats/prometheus", TIMEOUT)?;
                     self.exposition(&url.to_string(), &text, &mut scrape);
-                    scrape.proxies += 1;
                 }
                 Ok(scrape)
             }
@@ -149,17 +146,15 @@ impl Source {
         let clusters = self.clusters.join("|");
         let selector = format!("split=\"{}\",cluster=~\"{clusters}\"", self.split);
         let mut scrape = Scrape::default();
-        let mut proxies = std::collections::BTreeSet::new();
         for (name, by) in [
             ("turnout_responses_total", "class"),
             ("turnout_latency_ms_bucket", "le"),
         ] {
-            let expr = format!("sum by (instance, cluster, {by}) ({name}{{{selector}}})");
+            let expr = format!("sum by (instance, split, cluster, {by}) ({name}{{{selector}}})");
             for (labels, value) in query(url, &expr)? {
                 let label = |n: &str| labels.get(n).cloned();
                 let proxy = labels.get("instance").cloned().unwrap_or_default();
                 if let Some(series) = self.series(name, &label, &proxy) {
-                    proxies.insert(proxy);
                     scrape.series.insert(series, value);
                 }
             }
@@ -175,12 +170,18 @@ impl Source {
                     .push(labels.get("instance").cloned().unwrap_or_default());
             }
         }
-        scrape.proxies = proxies.len();
         Ok(scrape)
     }
 }
 
 impl Scrape {
+    /// How many proxies report the split's series.
+    pub fn proxies(&self) -> usize {
+        let mut names: Vec<&str> = self.series.keys().map(|s| s.proxy.as_str()).collect();
+        names.dedup();
+        names.len()
+    }
+
     /// What happened between `earlier` and this scrape, series by series:
     /// a counter that went down was reset (its proxy restarted) and counts
     /// from 0, as does a series `earlier` did not have.
@@ -208,8 +209,14 @@ impl Scrape {
     }
 }
 
+/// A sample's labels, by name.
+type Labels = BTreeMap<String, String>;
+
+/// A sample's labels, in order, as the text exposition has them.
+type LabelPairs = Vec<(String, String)>;
+
 /// `/api/v1/query?query=EXPR`: the instant vector's labels and values.
-fn query(url: &Url, expr: &str) -> Result<Vec<(BTreeMap<String, String>, f64)>, String> {
+fn query(url: &Url, expr: &str) -> Result<Vec<(Labels, f64)>, String> {
     let body = http::get(
         url,
         &format!("/api/v1/query?query={}", url_encode(expr)),
@@ -238,7 +245,7 @@ fn query(url: &Url, expr: &str) -> Result<Vec<(BTreeMap<String, String>, f64)>, 
 }
 
 /// One sample line of the text exposition: `name{a="b",c="d"} value [ts]`.
-fn parse_sample(line: &str) -> Option<(&str, Vec<(String, String)>, f64)> {
+fn parse_sample(line: &str) -> Option<(&str, LabelPairs, f64)> {
     if line.starts_with('#') || line.trim().is_empty() {
         return None;
     }

@@ -76,6 +76,7 @@ pub fn run(plan_path: &Path, options: &Options) -> Result<(), Fail> {
         judge: Judge::new(plan.analysis),
         dry_run: options.dry_run,
         weight: stand.weight,
+        step: first,
         expected: stand,
         last: None,
         totals: Window::default(),
@@ -100,6 +101,8 @@ struct Rollout {
     expected: Stand,
     /// The target's weight: as written, or in a dry run as it would be.
     weight: u16,
+    /// The step being set or held.
+    step: usize,
     /// The last good scrape, which the next one is counted from.
     last: Option<Scrape>,
     /// Every count since the start, for the summary.
@@ -130,7 +133,7 @@ impl Rollout {
             Metrics::EnvoyAdmin(urls) => format!("{} Envoy admin endpoint(s)", urls.len()),
         };
         outln!(
-            "rollout {}: {} → {} (stable {}), judged every {} on {source}{}",
+            "rollout {}: {} through {} (stable {}), judged every {} on {source}{}",
             p.split,
             p.target,
             steps.join(" → "),
@@ -158,11 +161,21 @@ impl Rollout {
         );
         // The counts are taken from here; a failed read is retried at the
         // first interval.
-        self.last = self.source.scrape().ok();
+        let first = self.source.scrape();
+        match &first {
+            Ok(scrape) if scrape.proxies() == 0 => outln!(
+                "warning: no proxy reports the series of split {} for {} and {} yet (check the names, and that the proxies' stats_tags are envoy/stats_tags.yaml): no data, so steps will hold",
+                p.split, self.expected.stable, p.target
+            ),
+            Ok(_) => {}
+            Err(e) => outln!("warning: metrics unavailable: {e}"),
+        }
+        self.last = first.ok();
     }
 
     /// Sets and holds step `i`: `Ok` when it passed.
     fn step(&mut self, i: usize) -> Result<(), Fail> {
+        self.step = i;
         let step = self.plan.steps[i];
         if self.weight != step.weight {
             self.set_weight(i)?;
@@ -282,9 +295,11 @@ impl Rollout {
     fn stop(&mut self, what: &str) -> Fail {
         let p = &self.plan;
         outln!(
-            "rollout {}: STOPPED at {} {}: someone else changed the split: {what}. \
+            "rollout {}: STOPPED during step {}/{} ({} at {}): someone else changed the split: {what}. \
              The controller does not fight a person: see what they did; to go on, run the rollout again (it carries on from the weight in the config).",
             p.split,
+            self.step + 1,
+            p.steps.len(),
             p.target,
             show::pct(self.weight.into())
         );
@@ -352,8 +367,12 @@ impl Rollout {
                 .map(|said| said.unwrap_or_else(|| "rollback was already on".into()))
         };
         match said {
+            Ok(said) if self.dry_run => {
+                outln!("rollout {split}: WOULD ROLL BACK at {head}: {why} ({said})");
+                Fail::Failed(String::new())
+            }
             Ok(said) => {
-                outln!("{split}: {said}");
+                outln!("{said}");
                 outln!(
                     "rollout {split}: ROLLED BACK at {head}: {why}. Every request of {split} goes to {}; find the cause, then `turnoutctl resume {config} {split}` and run the rollout again.",
                     self.expected.stable
@@ -381,8 +400,13 @@ impl Rollout {
                 .map_or("-".into(), |r| format!("{:.2} %", r * 100.0))
         };
         outln!(
-            "rollout {}: DONE: {} reached {} in {} · {} target req · errors {} (stable {})",
+            "rollout {}: DONE{}: {} reached {} in {} · {} target req · errors {} (stable {})",
             self.plan.split,
+            if self.dry_run {
+                " (dry run, nothing written)"
+            } else {
+                ""
+            },
             self.plan.target,
             show::pct(self.weight.into()),
             report::duration(self.started.elapsed().as_secs()),

@@ -9,7 +9,6 @@ use turnout::plan::Weight;
 
 use crate::fail::Fail;
 use crate::input::{self, Input};
-use crate::show;
 
 /// The split as the config has it now.
 #[derive(Clone, Debug, PartialEq)]
