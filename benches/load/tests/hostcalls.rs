@@ -71,6 +71,37 @@ fn turnout_makes_nine_calls_and_three_buffer_handovers_per_request() {
     assert_eq!(lifecycle, strings(&TURNOUT_LIFECYCLE));
 }
 
+/// A guard judges every response in the VM's memory: a request of a
+/// guarded split makes exactly the calls of an unguarded one. (Its
+/// counts reach the other workers at the tick, by shared data.)
+#[test]
+fn a_guard_adds_no_call_to_the_request_path() {
+    let guarded = TURNOUT_CONFIG.replace(
+        r#""force_header": "x-turnout-force"}"#,
+        r#""force_header": "x-turnout-force", "guard": {"min_requests": 1,
+            "max_error_rate": 0.01, "max_p99_ms": 500, "max_p95_ratio": 2.0,
+            "max_error_ratio": 2.0}}"#,
+    );
+    assert_ne!(guarded, TURNOUT_CONFIG);
+    let plain = hostcalls(&filter_wasm(), TURNOUT_CONFIG).unwrap();
+    let h = hostcalls_after(&filter_wasm(), &guarded, 2, RootEvent::Tick).unwrap();
+    assert_eq!(h.calls, plain.calls);
+    assert_eq!(h.callbacks, plain.callbacks);
+    // The tick reads the shared record and writes the worker's counts.
+    assert_eq!(
+        end_count(&h, "proxy_get_shared_data"),
+        1,
+        "{:?}",
+        h.end_calls
+    );
+    assert_eq!(
+        end_count(&h, "proxy_set_shared_data"),
+        1,
+        "{:?}",
+        h.end_calls
+    );
+}
+
 fn count(calls: &[String], name: &str) -> usize {
     calls.iter().filter(|c| *c == name).count()
 }
