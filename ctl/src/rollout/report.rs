@@ -118,16 +118,21 @@ pub fn failure(f: &Failure, evidence: f64) -> String {
             measured,
             limit,
         } => match rule {
-            Rule::ErrorRate => format!(
-                "error_rate {:.2} % > {} %",
-                measured * 100.0,
-                limit * 100.0
-            ),
+            Rule::ErrorRate => {
+                format!("error_rate {:.2} % > {} %", measured * 100.0, limit * 100.0)
+            }
             Rule::P99 => format!("p99 {} > {limit} ms", ms(Some(*measured))),
             Rule::P95Ratio => format!("p95 {measured:.2}x stable's > {limit}x"),
-            Rule::ErrorRatio => format!(
-                "error_ratio: the error rate is over {limit}x stable's (sequential test, evidence e^{evidence:.1}; {measured:.1}x in this hold)"
-            ),
+            Rule::ErrorRatio => {
+                let seen = if measured.is_finite() {
+                    format!("{measured:.1}x in this hold")
+                } else {
+                    "stable had no errors in this hold".into()
+                };
+                format!(
+                    "error_ratio: the error rate is over {limit}x stable's (sequential test, evidence e^{evidence:.1}; {seen})"
+                )
+            }
         },
     }
 }
