@@ -538,6 +538,12 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_plan_parses_and_is_the_contract_example() {
+        let shipped = include_str!("../../../envoy/rollout-plan.json");
+        assert_eq!(parse(shipped), parse(PLAN));
+    }
+
+    #[test]
     fn weights_are_written_as_typed() {
         assert_eq!(weight_text(3000), "30");
         assert_eq!(weight_text(1250), "12.5");
