@@ -319,7 +319,7 @@ fn a_canary_failing_every_request_trips_within_a_few_dozen() {
         rate: 100,
     };
     for workers in [1, 2, 4] {
-        let mut worst = 0;
+        let (mut worst, mut seconds) = (0, 0);
         for seed in 1..=20 {
             let tripped = Fleet::new(guard, workers, seed)
                 .run(traffic, 1_000)
@@ -327,8 +327,9 @@ fn a_canary_failing_every_request_trips_within_a_few_dozen() {
             assert_eq!(tripped.trip.rule, Rule::ErrorRate);
             assert_eq!(tripped.trip.measured, 1.0);
             worst = worst.max(tripped.requests);
+            seconds = seconds.max(tripped.seconds + 1);
         }
-        println!("error_rate, 503 on every request, weight 50, min_requests 20, 100 requests/s, {workers} workers: at most {worst} requests (20 seeds)");
+        println!("error_rate, 503 on every request, weight 50, min_requests 20, 100 requests/s, {workers} workers: at most {worst} requests, within {seconds} s (20 seeds)");
         // One worker: its 20th target response, about 40 requests. More
         // workers: whichever comes first, a worker's 20th or the first
         // tick's merge of them all (100 requests in).
@@ -388,7 +389,7 @@ fn p95_ratio_trips_at_twice_the_stable_latency_and_not_at_equal() {
         target: latency(20, 120),
         rate: 200,
     };
-    for seed in 1..=5 {
+    for seed in 1..=3 {
         assert!(Fleet::new(guard, 2, seed).run(equal, 20_000).is_none());
     }
     // 1.5 times slower is within a 2.0 ratio.
@@ -441,18 +442,18 @@ fn equal_error_rates_never_trip_the_sequential_test() {
         target: errors(0.02),
         rate: 200,
     };
+    let mut seed = 0;
     for workers in [1, 2, 4] {
         for weight in [0.1, 0.5, 0.9] {
-            for seed in 1..=2 {
-                let mut fleet = Fleet::new(ratio_guard(), workers, seed);
-                let tripped = fleet.run(Traffic { weight, ..traffic }, 20_000);
-                assert!(
-                    tripped.is_none(),
-                    "{workers} workers, weight {weight}, seed {seed}: {tripped:?}"
-                );
-                let evidence = fleet.merged().tests()[0].log_evidence();
-                assert!(evidence < 1.0, "{evidence}");
-            }
+            seed += 1;
+            let mut fleet = Fleet::new(ratio_guard(), workers, seed);
+            let tripped = fleet.run(Traffic { weight, ..traffic }, 20_000);
+            assert!(
+                tripped.is_none(),
+                "{workers} workers, weight {weight}: {tripped:?}"
+            );
+            let evidence = fleet.merged().tests()[0].log_evidence();
+            assert!(evidence < 1.0, "{evidence}");
         }
     }
 }
@@ -467,24 +468,27 @@ fn ten_times_the_stable_error_rate_trips_the_sequential_test() {
     };
     for weight in [0.1, 0.5] {
         for workers in [1, 4] {
-            let mut runs: Vec<u64> = (1..=20)
+            let mut runs: Vec<(u64, i64)> = (1..=20)
                 .map(|seed| {
                     let tripped = Fleet::new(ratio_guard(), workers, seed)
                         .run(Traffic { weight, ..traffic }, 50_000)
                         .expect("tripped");
                     assert_eq!(tripped.trip.rule, Rule::ErrorRatio);
                     assert_eq!(tripped.seen, Seen::Merged);
-                    tripped.requests
+                    (tripped.requests, tripped.seconds + 1)
                 })
                 .collect();
             runs.sort_unstable();
+            let (median, max) = (runs[runs.len() / 2], runs[runs.len() - 1]);
             println!(
-                "error_ratio, 10 % against 1 %, k 2, alpha 0.001, weight {}, {workers} workers: median {} requests, max {} (20 seeds)",
+                "error_ratio, 10 % against 1 %, k 2, alpha 0.001, weight {}, 200 requests/s, {workers} workers: median {} requests ({} s), max {} ({} s) (20 seeds)",
                 weight * 100.0,
-                runs[runs.len() / 2],
-                runs[runs.len() - 1]
+                median.0,
+                median.1,
+                max.0,
+                max.1
             );
-            assert!(runs[runs.len() - 1] < 10_000, "{runs:?}");
+            assert!(max.0 < 10_000, "{runs:?}");
         }
     }
 }
@@ -710,7 +714,7 @@ fn hostile_bytes_never_panic() {
     // be judged, absorbed into and encoded again.
     let mut rng = Rng(3);
     // Every byte of the header and the tests, then a sample of the slots.
-    let positions = (0..bytes.len()).filter(|&i| i < 300 || i % 7 == 0);
+    let positions = (0..bytes.len()).filter(|&i| i < 300 || i % 13 == 0);
     for i in positions {
         let mut bent = bytes.clone();
         bent[i] ^= 1 << rng.below(8);

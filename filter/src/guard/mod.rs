@@ -17,8 +17,23 @@
 //!   (see [`sprt`]): one test over all the traffic keeps its false-alarm
 //!   bound, one per worker would multiply it.
 //!
-//! Time is always passed in (Unix seconds), so everything here is
-//! deterministic and tested on the host.
+//! A shell, per guarded split and worker:
+//!
+//! ```text
+//! on a response:  local.record(now_s, cluster, class, latency_ms);
+//!                 if let Some(trip) = local.judge() { follow it now; keep it to latch }
+//! at a tick:      loop {
+//!                     (bytes, cas) = shared data under the split's key
+//!                     merged = Merged::decode(plan, clusters, bytes) or Merged::new(plan, clusters)
+//!                     merged.absorb(now_s, local.delta())
+//!                     if let Some(trip) = kept local trip or merged.judge() { merged.latch(trip) }
+//!                     write merged.encode() with cas; on a mismatch, again
+//!                 }
+//!                 local.clear_delta(); follow merged.trip()
+//! ```
+//!
+//! Time is always passed in (Unix seconds, the same clock on every
+//! worker), so everything here is deterministic and tested on the host.
 
 pub mod codec;
 pub mod histogram;

@@ -6,9 +6,9 @@
 //! A window holds at most [`MAX_SLOTS`] slots. Up to 30 s a slot is one
 //! second; a longer window has coarser slots (`ceil(window_s / 30)` seconds
 //! each), which keeps the merged state, copied at every tick, small. The
-//! window is the current (partial) slot and the ones before it: it covers
-//! between `window_s - slot` and `window_s` seconds (29 to 30 s at the
-//! default). Running totals over the live slots are kept beside them, so
+//! window is the current (partial) slot and the `ceil(window_s / slot) - 1`
+//! before it, so it covers `window_s` give or take one slot (29 to 30 s at
+//! the default, 44 to 46 s for 45 s). Running totals over the live slots are kept beside them, so
 //! judging reads totals (O(1) for the error rate and the p99, O(buckets) for
 //! a p95) and only a slot that expires is walked.
 
