@@ -176,67 +176,73 @@ impl Rollout {
     /// Sets and holds step `i`: `Ok` when it passed.
     fn step(&mut self, i: usize) -> Result<(), Fail> {
         self.step = i;
-        let step = self.plan.steps[i];
-        if self.weight != step.weight {
+        if self.weight != self.plan.steps[i].weight {
             self.set_weight(i)?;
         } else {
             outln!("{}: already there; holding it", self.at(i).head());
         }
-        let interval = Duration::from_secs(self.plan.interval_s);
-        // Settle: one interval for the proxies to apply the weight.
-        let mut next = Instant::now() + interval;
-        if let Ok((_, _)) = self.tick(next)? {
+        let next = self.settle(i)?;
+        self.hold(i, next)
+    }
+
+    /// One interval for the proxies to apply the weight: its counts mix
+    /// two weights, so only the sequential test (whose batches may hold
+    /// any weights) is judged. Returns when the interval ended.
+    fn settle(&mut self, i: usize) -> Result<Instant, Fail> {
+        let end = Instant::now() + Duration::from_secs(self.plan.interval_s);
+        if self.tick(end)?.is_ok() {
             if let Some(failure) = self.judge.failure(&Window::default(), &[]) {
                 return Err(self.fail(i, failure));
             }
         }
-        let hold_start = Instant::now();
+        Ok(end)
+    }
+
+    /// Holds step `i`, judging every interval from `next` on, until it
+    /// passes (`Ok`) or fails.
+    fn hold(&mut self, i: usize, mut next: Instant) -> Result<(), Fail> {
+        let interval = Duration::from_secs(self.plan.interval_s);
+        let start = Instant::now();
         let mut hold = Window::default();
         loop {
             next = (next + interval).max(Instant::now());
             let reading = self.tick(next)?;
-            let held_s = hold_start.elapsed().as_secs_f64().round() as u64;
-            let at = self.at(i);
-            let (delta, tripped) = match reading {
-                Ok(r) => r,
+            let held_s = start.elapsed().as_secs_f64().round() as u64;
+            match reading {
+                Ok((delta, tripped)) => {
+                    hold.add(&delta);
+                    match self.judged(i, held_s, &hold, &tripped) {
+                        Verdict::Pass => return Ok(()),
+                        Verdict::Fail(failure) => return Err(self.fail(i, failure)),
+                        Verdict::Ok | Verdict::LowTraffic { .. } => {}
+                    }
+                }
                 Err(e) => {
-                    let line = report::interval(
-                        &at,
-                        held_s,
-                        step.hold_s,
-                        &hold,
-                        "metrics unavailable, not judged",
+                    let at = self.at(i);
+                    let hold_s = self.plan.steps[i].hold_s;
+                    let unjudged = "metrics unavailable, not judged";
+                    outln!(
+                        "{}: {e}",
+                        report::interval(&at, held_s, hold_s, &hold, unjudged)
                     );
-                    outln!("{line}: {e}");
                     self.log
                         .write("no_metrics", json!({"step": i + 1, "error": e}));
-                    continue;
                 }
-            };
-            hold.add(&delta);
-            let verdict = self.judge.verdict(&hold, &tripped, held_s >= step.hold_s);
-            let why = report::verdict(&verdict, self.judge.evidence());
-            outln!(
-                "{}",
-                report::interval(&at, held_s, step.hold_s, &hold, &why)
-            );
-            let evidence = self.judge.evidence();
-            self.log.interval(
-                &at,
-                held_s,
-                step.hold_s,
-                &hold,
-                &tripped,
-                evidence,
-                &verdict,
-                &why,
-            );
-            match verdict {
-                Verdict::Pass => return Ok(()),
-                Verdict::Fail(failure) => return Err(self.fail(i, failure)),
-                Verdict::Ok | Verdict::LowTraffic { .. } => {}
             }
         }
+    }
+
+    /// The verdict of an interval of the hold, said and logged.
+    fn judged(&mut self, i: usize, held_s: u64, hold: &Window, tripped: &[String]) -> Verdict {
+        let hold_s = self.plan.steps[i].hold_s;
+        let verdict = self.judge.verdict(hold, tripped, held_s >= hold_s);
+        let evidence = self.judge.evidence();
+        let why = report::verdict(&verdict, evidence);
+        let at = self.at(i);
+        outln!("{}", report::interval(&at, held_s, hold_s, hold, &why));
+        self.log
+            .interval(&at, held_s, hold_s, hold, tripped, evidence, &verdict, &why);
+        verdict
     }
 
     /// Waits until `deadline` (watching the config), then reads the
