@@ -84,7 +84,7 @@ pub fn run(plan_path: &Path, options: &Options) -> Result<(), Fail> {
         log,
         plan,
     };
-    rollout.start(first);
+    rollout.start(first)?;
     for i in first..rollout.plan.steps.len() {
         rollout.step(i)?;
     }
@@ -125,7 +125,14 @@ impl Rollout {
         }
     }
 
-    fn start(&mut self, first: usize) {
+    /// Says what is about to happen and takes the first counts; metrics
+    /// that cannot be read at all refuse the start (nothing written yet).
+    fn start(&mut self, first: usize) -> Result<(), Fail> {
+        // The counts are taken from here. Later reads that fail are said
+        // and skipped; this one must work, or nothing would be judged.
+        let scrape = self.source.scrape().map_err(|e| {
+            Fail::Refused(format!("the metrics cannot be read, nothing written: {e}"))
+        })?;
         let p = &self.plan;
         let steps: Vec<String> = p.steps.iter().map(|s| show::pct(s.weight.into())).collect();
         let source = match &p.metrics {
@@ -159,18 +166,14 @@ impl Rollout {
             json!({"split": p.split, "target": p.target, "weight": f64::from(self.weight) / 100.0,
                    "first_step": first + 1, "steps": p.steps.len(), "dry_run": self.dry_run}),
         );
-        // The counts are taken from here; a failed read is retried at the
-        // first interval.
-        let first = self.source.scrape();
-        match &first {
-            Ok(scrape) if scrape.proxies() == 0 => outln!(
+        if scrape.proxies() == 0 {
+            outln!(
                 "warning: no proxy reports the series of split {} for {} and {} yet (check the names, and that the proxies' stats_tags are envoy/stats_tags.yaml): no data, so steps will hold",
                 p.split, self.expected.stable, p.target
-            ),
-            Ok(_) => {}
-            Err(e) => outln!("warning: metrics unavailable: {e}"),
+            );
         }
-        self.last = first.ok();
+        self.last = Some(scrape);
+        Ok(())
     }
 
     /// Sets and holds step `i`: `Ok` when it passed.

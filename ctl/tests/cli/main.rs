@@ -6,6 +6,7 @@ mod cohort;
 mod ecds;
 mod edit;
 mod explain;
+mod rollout;
 
 use std::fs;
 use std::path::{Path, PathBuf};
