@@ -20,6 +20,11 @@ use crate::write;
 pub const RESOURCE_TYPE: &str = "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig";
 pub const WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
 pub const STRING_VALUE: &str = "type.googleapis.com/google.protobuf.StringValue";
+/// The plugin's name, root id and VM id in every resource turnoutctl
+/// writes or serves: one VM per module for every turnout filter of a proxy.
+pub const PLUGIN: &str = "turnout";
+/// The wasm runtime of the resources turnoutctl writes or serves, unless told.
+pub const DEFAULT_RUNTIME: &str = "envoy.wasm.runtime.v8";
 
 /// One turnout filter config found in an ECDS file.
 #[derive(Clone, Debug)]
@@ -135,10 +140,10 @@ pub fn wrap(name: &str, wasm: &str, runtime: &str, config: &str) -> String {
       "typed_config": {{
         "@type": "{WASM_TYPE}",
         "config": {{
-          "name": "turnout",
-          "root_id": "turnout",
+          "name": "{PLUGIN}",
+          "root_id": "{PLUGIN}",
           "vm_config": {{
-            "vm_id": "turnout",
+            "vm_id": "{PLUGIN}",
             "runtime": {runtime},
             "code": {{"local": {{"filename": {wasm}}}}}
           }},

@@ -36,12 +36,13 @@ mod input;
 mod jsontext;
 mod moves;
 mod rollout;
+mod serve;
 mod show;
 mod write;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{ArgGroup, Parser, Subcommand};
 
@@ -52,7 +53,7 @@ use crate::fail::Fail;
 #[command(
     name = "turnoutctl",
     version,
-    about = "Check turnout configs, explain decisions, size cohorts and edit the ECDS files Envoy watches",
+    about = "Check turnout configs, explain decisions, size cohorts, edit the ECDS files Envoy watches, and serve configs to a fleet",
     after_help = "CONFIG is a turnout JSON config or an ECDS resource file (JSON) holding one.\n\
                   Exit codes: 0 ok, 1 refused or invalid, 2 usage; rollout: 3 rolled back or\n\
                   paused on a failure, 4 stopped because someone else changed the split."
@@ -152,11 +153,61 @@ enum Command {
         /// The resource name (the filter's config_discovery names it).
         #[arg(long, default_value = "turnout")]
         name: String,
-        #[arg(long, default_value = "envoy.wasm.runtime.v8")]
+        #[arg(long, default_value = ecds::DEFAULT_RUNTIME)]
         runtime: String,
         /// Write here (atomically) instead of stdout; Envoy wants a .json name.
         #[arg(short, long)]
         output: Option<PathBuf>,
+    },
+    /// Serve every NAME.json config in DIR to a fleet of Envoys over gRPC xDS (ECDS, ADS).
+    #[command(
+        after_help = "Each NAME.json is the resource NAME (the HTTP filter's name in \
+                  config_discovery), version = XXH64 of the file's bytes in hex. A file the filter \
+                  refuses is not served (the previous version stays). On the same port: \
+                  GET /status (JSON), /metrics (Prometheus), /wait (see `turnoutctl status --wait-*`)."
+    )]
+    Serve {
+        dir: PathBuf,
+        /// The address to listen on, IP:PORT (port 0: any free port, logged).
+        #[arg(long)]
+        listen: String,
+        /// The wasm module's path as the proxies see it.
+        #[arg(long)]
+        wasm: String,
+        #[arg(long, default_value = ecds::DEFAULT_RUNTIME)]
+        runtime: String,
+        /// How often DIR is looked at, in milliseconds.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+        poll_ms: u64,
+    },
+    /// What a `turnoutctl serve` serves and what each proxy did with it; or wait for an ACK.
+    #[command(
+        group(ArgGroup::new("wait").args(["wait_version", "wait_file"])),
+        after_help = "With --wait-version or --wait-file: exit 0 once every subscribed proxy (at least \
+                      --proxies) has ACKed the version, 1 if one NACKed it, the server refused the \
+                      file, the file changed again, or --timeout passed; 2 if the server cannot be asked."
+    )]
+    Status {
+        /// The server, HOST:PORT (its --listen address).
+        #[arg(long)]
+        server: String,
+        #[arg(long)]
+        json: bool,
+        /// Wait until every proxy has ACKed this version of --resource.
+        #[arg(long, requires = "resource")]
+        wait_version: Option<String>,
+        /// The resource (the served file's NAME) whose version to wait for.
+        #[arg(long, requires = "wait_version")]
+        resource: Option<String>,
+        /// Wait until every proxy has ACKed this file (in the served directory) as it is now.
+        #[arg(long, conflicts_with = "resource")]
+        wait_file: Option<PathBuf>,
+        /// Waiting succeeds only with at least this many subscribed proxies.
+        #[arg(long, default_value_t = 1)]
+        proxies: usize,
+        /// How long to wait, in seconds.
+        #[arg(long, default_value_t = 30.0)]
+        timeout: f64,
     },
 }
 
@@ -244,6 +295,38 @@ fn run(command: Command) -> Result<(), Fail> {
             runtime,
             output,
         } => ecds::run(&config, &wasm, &name, &runtime, output.as_deref()),
+        Command::Serve {
+            dir,
+            listen,
+            wasm,
+            runtime,
+            poll_ms,
+        } => serve::run(
+            &dir,
+            &listen,
+            serve::Template { wasm, runtime },
+            Duration::from_millis(poll_ms),
+        ),
+        Command::Status {
+            server,
+            json,
+            wait_version,
+            resource,
+            wait_file,
+            proxies,
+            timeout,
+        } => {
+            let wait = match (wait_version, resource, wait_file) {
+                (Some(version), Some(resource), _) => {
+                    Some(serve::client::Wait::Version { resource, version })
+                }
+                (_, _, Some(file)) => Some(serve::client::Wait::File(file)),
+                _ => None,
+            };
+            let timeout = Duration::try_from_secs_f64(timeout)
+                .map_err(|_| Fail::Usage(format!("--timeout {timeout}: not a duration")))?;
+            serve::client::run(&server, json, wait, proxies, timeout)
+        }
     }
 }
 

@@ -64,6 +64,26 @@ impl Envoy {
     /// fail-closed plugin that cannot load as a fatal bootstrap error) is an
     /// `Err` holding its log. Not being ready in 30 s still panics.
     pub fn try_start(bootstrap_yaml: &str, concurrency: u32) -> Result<Envoy, StartError> {
+        Envoy::try_start_with(bootstrap_yaml, concurrency, |_| {})
+    }
+
+    /// Like `start`, with `customize` applied to Envoy's command before it
+    /// is spawned: a working directory (relative paths in the config are
+    /// resolved from it), more arguments (`--service-node NAME`).
+    pub fn start_with(
+        bootstrap_yaml: &str,
+        concurrency: u32,
+        customize: impl FnOnce(&mut Command),
+    ) -> Envoy {
+        Envoy::try_start_with(bootstrap_yaml, concurrency, customize)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn try_start_with(
+        bootstrap_yaml: &str,
+        concurrency: u32,
+        customize: impl FnOnce(&mut Command),
+    ) -> Result<Envoy, StartError> {
         let dir = scratch_dir("envoy");
         let config = dir.join("bootstrap.yaml");
         fs::write(&config, bootstrap_yaml).expect("write bootstrap");
@@ -86,6 +106,7 @@ impl Envoy {
             .stdin(Stdio::null())
             .stdout(file("stdout.txt"))
             .stderr(file("stderr.txt"));
+        customize(&mut cmd);
         let child = spawn_tied(cmd).unwrap_or_else(|e| panic!("cannot start Envoy: {e}"));
         let mut envoy = Envoy {
             child,

@@ -7,6 +7,7 @@ mod ecds;
 mod edit;
 mod explain;
 mod rollout;
+mod serve;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,109 @@
+//! `turnoutctl serve DIR --listen ADDR --wasm PATH`: the control plane of
+//! a fleet of Envoys without Istio. Each `NAME.json` companion config in
+//! DIR is served over gRPC xDS (ECDS, and ADS) as the resource NAME, and
+//! pushed to every subscribed proxy when the file changes; what each proxy
+//! did with each push (ACK, or NACK with Envoy's message) is kept and
+//! shown at `/status`, `/metrics` and `/wait` on the same port.
+//!
+//! For the rollout controller (same binary): `version_of` gives the
+//! version a config will be served as, `client::wait_acked` waits until
+//! every proxy has it, `client::status` reads the whole status.
+//!
+//! The server keeps nothing on disk: what it serves is the directory, what
+//! it knows of proxies is rebuilt as they reconnect (each tells the version
+//! it has). Restarting it is safe: proxies keep their config meanwhile.
+
+mod catalog;
+pub mod client;
+#[cfg(test)]
+mod fixture;
+mod http;
+mod hub;
+mod metrics;
+mod state;
+mod status;
+pub mod wait;
+mod watch;
+mod xds;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer;
+use envoy_types::pb::envoy::service::extension::v3::extension_config_discovery_service_server::ExtensionConfigDiscoveryServiceServer;
+use tonic::service::Routes;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::Server;
+
+pub use catalog::{version_of, Template};
+
+use crate::fail::Fail;
+use hub::{log, now_ms, Hub};
+
+/// Runs the server until the process is stopped.
+pub fn run(dir: &Path, listen: &str, template: Template, poll: Duration) -> Result<(), Fail> {
+    let addr: SocketAddr = listen
+        .parse()
+        .map_err(|_| Fail::Usage(format!("--listen {listen:?}: not an IP:PORT address")))?;
+    let mut scanner = watch::Scanner::new(dir, template);
+    let events = scanner.scan(now_ms()).map_err(Fail::Usage)?;
+    for event in &events {
+        log(&event.describe());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Fail::Refused(format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(serve(scanner, addr, poll))
+}
+
+async fn serve(mut scanner: watch::Scanner, addr: SocketAddr, poll: Duration) -> Result<(), Fail> {
+    let hub = Hub::new(scanner.catalog().clone());
+    let incoming = TcpIncoming::bind(addr)
+        .map_err(|e| Fail::Usage(format!("cannot listen on {addr}: {e}")))?
+        .with_nodelay(Some(true));
+    let bound = incoming.local_addr().unwrap_or(addr);
+    let xds = xds::Xds::new(hub.clone());
+    let router = Routes::new(ExtensionConfigDiscoveryServiceServer::new(xds.clone()))
+        .add_service(AggregatedDiscoveryServiceServer::new(xds))
+        .into_axum_router()
+        .fallback_service(http::Http::new(hub.clone()));
+    log(&format!(
+        "listening on {bound} (gRPC: ECDS and ADS, state of the world; HTTP: /status /metrics /wait)"
+    ));
+    let watcher = hub.clone();
+    tokio::spawn(async move {
+        let mut failing = false;
+        loop {
+            tokio::time::sleep(poll).await;
+            match scanner.scan(now_ms()) {
+                Ok(events) if events.is_empty() => failing = false,
+                Ok(events) => {
+                    failing = false;
+                    for event in &events {
+                        log(&event.describe());
+                    }
+                    watcher.publish(scanner.catalog().clone());
+                }
+                Err(e) if !failing => {
+                    log(&format!("{e}; what is served stays"));
+                    failing = true;
+                }
+                Err(_) => {}
+            }
+        }
+    });
+    // HTTP/2 pings find a proxy that vanished without closing its
+    // connection (a host that died): its stream ends and it stops counting
+    // as connected within about 25 s.
+    Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(15)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .accept_http1(true)
+        .add_routes(Routes::from(router))
+        .serve_with_incoming(incoming)
+        .await
+        .map_err(|e| Fail::Refused(format!("the server stopped: {e}")))
+}

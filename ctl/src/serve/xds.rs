@@ -1,0 +1,238 @@
+//! The gRPC services Envoy connects to: ECDS
+//! (`ExtensionConfigDiscoveryService`) and ADS
+//! (`AggregatedDiscoveryService`), state of the world only. Both run the
+//! same stream loop: a request is booked in the registry and answered if
+//! the proxy lacks something; a catalog change is pushed to every stream
+//! that lacks it. Delta xDS is refused (configure `api_type: GRPC`).
+
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryService;
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
+};
+use envoy_types::pb::envoy::service::extension::v3::extension_config_discovery_service_server::ExtensionConfigDiscoveryService;
+use tokio::sync::mpsc;
+use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::catalog::Catalog;
+use super::hub::{log, now_ms, Hub};
+use super::state::{Ask, Heard, Push};
+use super::wait::label;
+use crate::ecds::RESOURCE_TYPE;
+
+type Responses = ReceiverStream<Result<DiscoveryResponse, Status>>;
+type DeltaResponses = ReceiverStream<Result<DeltaDiscoveryResponse, Status>>;
+
+#[derive(Clone)]
+pub struct Xds {
+    hub: Arc<Hub>,
+}
+
+impl Xds {
+    pub fn new(hub: Arc<Hub>) -> Xds {
+        Xds { hub }
+    }
+
+    /// Starts serving one stream; the responses go out as they are made.
+    fn open(&self, api: &'static str, request: Request<Streaming<DiscoveryRequest>>) -> Responses {
+        let peer = request
+            .remote_addr()
+            .map_or_else(|| "unknown".to_string(), |a| a.to_string());
+        let (tx, rx) = mpsc::channel(8);
+        tokio::spawn(run_stream(
+            self.hub.clone(),
+            api,
+            peer,
+            request.into_inner(),
+            tx,
+        ));
+        ReceiverStream::new(rx)
+    }
+}
+
+fn no_delta() -> Status {
+    Status::unimplemented(
+        "turnoutctl serve speaks state-of-the-world xDS only: configure api_type: GRPC",
+    )
+}
+
+#[tonic::async_trait]
+impl ExtensionConfigDiscoveryService for Xds {
+    type StreamExtensionConfigsStream = Responses;
+    type DeltaExtensionConfigsStream = DeltaResponses;
+
+    async fn stream_extension_configs(
+        &self,
+        request: Request<Streaming<DiscoveryRequest>>,
+    ) -> Result<Response<Responses>, Status> {
+        Ok(Response::new(self.open("ecds", request)))
+    }
+
+    async fn delta_extension_configs(
+        &self,
+        _: Request<Streaming<DeltaDiscoveryRequest>>,
+    ) -> Result<Response<DeltaResponses>, Status> {
+        Err(no_delta())
+    }
+
+    async fn fetch_extension_configs(
+        &self,
+        _: Request<DiscoveryRequest>,
+    ) -> Result<Response<DiscoveryResponse>, Status> {
+        Err(Status::unimplemented(
+            "turnoutctl serve streams: configure api_type: GRPC",
+        ))
+    }
+}
+
+#[tonic::async_trait]
+impl AggregatedDiscoveryService for Xds {
+    type StreamAggregatedResourcesStream = Responses;
+    type DeltaAggregatedResourcesStream = DeltaResponses;
+
+    async fn stream_aggregated_resources(
+        &self,
+        request: Request<Streaming<DiscoveryRequest>>,
+    ) -> Result<Response<Responses>, Status> {
+        Ok(Response::new(self.open("ads", request)))
+    }
+
+    async fn delta_aggregated_resources(
+        &self,
+        _: Request<Streaming<DeltaDiscoveryRequest>>,
+    ) -> Result<Response<DeltaResponses>, Status> {
+        Err(no_delta())
+    }
+}
+
+/// One proxy's stream, from its first request to its end.
+async fn run_stream(
+    hub: Arc<Hub>,
+    api: &'static str,
+    peer: String,
+    mut inbound: Streaming<DiscoveryRequest>,
+    tx: mpsc::Sender<Result<DiscoveryResponse, Status>>,
+) {
+    let stream = hub.registry().open(api, &peer, now_ms());
+    let mut catalog = hub.watch_catalog();
+    let mut other_types = false;
+    let ended = loop {
+        let response = tokio::select! {
+            request = inbound.message() => match request {
+                Ok(Some(request)) if is_ecds(&request) => {
+                    let served = catalog.borrow_and_update().clone();
+                    heard(&hub, stream, &request, &served)
+                }
+                Ok(Some(request)) => {
+                    if !other_types {
+                        let wants = &request.type_url;
+                        log(&format!("{peer} ({api}) asks for {wants}: only ECDS is served, ignored"));
+                        other_types = true;
+                    }
+                    None
+                }
+                Ok(None) => break "closed".to_string(),
+                Err(status) => break format!("ended: {}", status.message()),
+            },
+            changed = catalog.changed() => match changed {
+                Ok(()) => {
+                    let served = catalog.borrow_and_update().clone();
+                    pushed(&hub, stream, &served)
+                }
+                Err(_) => break "server stopping".to_string(),
+            },
+        };
+        if let Some(response) = response {
+            if tx.send(Ok(response)).await.is_err() {
+                break "closed".to_string();
+            }
+        }
+    };
+    if let Some(proxy) = hub.registry().close(stream) {
+        log(&format!(
+            "{} ({api}, {peer}) disconnected: stream {ended}",
+            label(&proxy)
+        ));
+    }
+    hub.touch();
+}
+
+fn is_ecds(request: &DiscoveryRequest) -> bool {
+    request.type_url.is_empty() || request.type_url == RESOURCE_TYPE
+}
+
+/// Books a request; the response it calls for, if any.
+fn heard(
+    hub: &Hub,
+    stream: u64,
+    request: &DiscoveryRequest,
+    catalog: &Catalog,
+) -> Option<DiscoveryResponse> {
+    let node = request
+        .node
+        .as_ref()
+        .map(|n| (n.id.as_str(), n.cluster.as_str()));
+    let ask = Ask {
+        node,
+        version_info: &request.version_info,
+        nonce: &request.response_nonce,
+        names: &request.resource_names,
+        error: request.error_detail.as_ref().map(|e| e.message.as_str()),
+    };
+    let (said, push, who) = {
+        let mut registry = hub.registry();
+        let (said, push) = registry.on_request(stream, &ask, &catalog.versions(), now_ms());
+        let who = registry
+            .proxy(stream)
+            .map(|p| format!("{} ({}, {})", label(p), p.api, p.peer))
+            .unwrap_or_default();
+        (said, push, who)
+    };
+    match said {
+        Heard::Subscribe { names, has } => log(&format!(
+            "{who} subscribes to {} (has {})",
+            if names.is_empty() {
+                "everything".to_string()
+            } else {
+                names.join(", ")
+            },
+            if has.is_empty() { "nothing" } else { &has }
+        )),
+        Heard::Ack(versions) => log(&format!("{who} ACKed {}", pairs(&versions))),
+        Heard::Nack(versions, message) => {
+            log(&format!("{who} NACKed {}: {message}", pairs(&versions)))
+        }
+        Heard::Other => {}
+    }
+    hub.touch();
+    push.map(|p| response(p, catalog))
+}
+
+/// The response a catalog change calls for on `stream`, if any.
+fn pushed(hub: &Hub, stream: u64, catalog: &Catalog) -> Option<DiscoveryResponse> {
+    let push = hub
+        .registry()
+        .on_served(stream, &catalog.versions(), now_ms());
+    push.map(|p| response(p, catalog))
+}
+
+fn pairs(versions: &std::collections::BTreeMap<String, String>) -> String {
+    let each: Vec<String> = versions.iter().map(|(n, v)| format!("{n} {v}")).collect();
+    each.join(", ")
+}
+
+fn response(push: Push, catalog: &Catalog) -> DiscoveryResponse {
+    DiscoveryResponse {
+        version_info: push.version_info,
+        resources: push
+            .versions
+            .keys()
+            .filter_map(|name| catalog.resource(name).cloned())
+            .collect(),
+        type_url: RESOURCE_TYPE.to_string(),
+        nonce: push.nonce,
+        ..Default::default()
+    }
+}

@@ -1,0 +1,48 @@
+//! `serve` and `status` as far as they go without a fleet (the fleet
+//! itself, with real Envoys, is tests/fleet): the usage errors, exit 2.
+
+use crate::{ctl, scratch};
+
+#[test]
+fn serve_refuses_a_directory_it_cannot_list_and_an_address_it_cannot_parse() {
+    let missing = scratch("serve").join("missing");
+    let missing = missing.to_string_lossy();
+    let run = ctl(&[
+        "serve",
+        &missing,
+        "--listen",
+        "127.0.0.1:0",
+        "--wasm",
+        "t.wasm",
+    ])
+    .code(2);
+    assert!(run.stderr.contains("cannot list"), "{}", run.stderr);
+    let dir = scratch("serve");
+    let dir = dir.to_string_lossy();
+    let run = ctl(&["serve", &dir, "--listen", "localhost", "--wasm", "t.wasm"]).code(2);
+    assert!(
+        run.stderr.contains("not an IP:PORT address"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn status_of_a_server_that_is_not_there_exits_2() {
+    // Port 1 on loopback: nothing listens there.
+    let run = ctl(&["status", "--server", "127.0.0.1:1"]).code(2);
+    assert!(
+        run.stderr
+            .contains("cannot reach the server at 127.0.0.1:1"),
+        "{}",
+        run.stderr
+    );
+    // Waiting for a version needs the resource it is a version of.
+    ctl(&["status", "--server", "127.0.0.1:1", "--wait-version", "ab"]).code(2);
+    let run = ctl(&["status", "--server", "127.0.0.1:1", "--wait-file", "x.yaml"]).code(2);
+    assert!(
+        run.stderr.contains("NAME.json files only"),
+        "{}",
+        run.stderr
+    );
+}
