@@ -32,6 +32,7 @@ mod ecds;
 mod edit;
 mod explain;
 mod fail;
+mod http;
 mod input;
 mod jsontext;
 mod moves;

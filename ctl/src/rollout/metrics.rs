@@ -16,8 +16,8 @@ use serde_json::Value;
 use turnout::stats::{sanitize, Class};
 
 use super::analysis::{Side, Window};
-use super::http::{self, Url};
 use super::plan::{Metrics, Plan};
+use crate::http::{self, Url};
 
 /// How long one HTTP request may take.
 const TIMEOUT: Duration = Duration::from_secs(5);

@@ -19,7 +19,6 @@
 //! what changed.
 
 mod analysis;
-mod http;
 mod metrics;
 pub mod plan;
 mod report;

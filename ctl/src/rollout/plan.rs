@@ -13,8 +13,8 @@ use serde_json::{Map, Value};
 use turnout::config::{self, Problem};
 use turnout::guard::GuardPlan;
 
-use super::http::Url;
 use crate::fail::Fail;
+use crate::http::Url;
 use crate::input;
 
 /// A checked plan.

@@ -74,7 +74,7 @@ fn a_split_the_config_lacks_is_a_usage_error() {
 fn metrics_that_cannot_be_read_refuse_the_start() {
     let stderr = refused("rollout-nometrics", "0", "", "users", "[10]", 1);
     assert!(
-        stderr.starts_with("turnoutctl: the metrics cannot be read, nothing written: GET http://127.0.0.1:1/stats/prometheus: "),
+        stderr.starts_with("turnoutctl: the metrics cannot be read, nothing written: cannot reach the server at 127.0.0.1:1 (GET /stats/prometheus): "),
         "{stderr}"
     );
 }

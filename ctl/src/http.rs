@@ -1,10 +1,12 @@
-//! Plain HTTP/1.1 `GET` over a `TcpStream`, for what the rollout controller
-//! reads: Prometheus' query API and Envoy's admin `/stats/prometheus`. One
-//! request per connection (`Connection: close`); the body is framed by
+//! Plain HTTP/1.1 `GET` over a `TcpStream`, for what turnoutctl asks of
+//! other servers: Prometheus' query API and Envoy's admin
+//! `/stats/prometheus` (the rollout controller), and `turnoutctl serve`'s
+//! `/status` and `/wait` (`status`, and the controller's waits for ACKs).
+//! One request per connection (`Connection: close`); the body is framed by
 //! `Content-Length`, by chunks or by the close. No TLS and no redirects:
-//! both servers are usually reached on a local or cluster-internal port
-//! (put a local proxy in front of anything else). A whole HTTP client crate
-//! would bring an async runtime or TLS stack for three requests a second.
+//! these servers are reached on a local or cluster-internal port (put a
+//! local proxy in front of anything else). A whole HTTP client crate would
+//! bring an async runtime or a TLS stack for a few small requests a second.
 
 use std::fmt;
 use std::io::{Read, Write};
@@ -91,10 +93,18 @@ impl fmt::Display for Url {
 }
 
 /// `GET base + path_and_query`: the body of a 200, or what went wrong.
+/// `timeout` bounds the connect and each read (a server that holds the
+/// answer, as `/wait` does, needs a timeout longer than its hold).
 pub fn get(url: &Url, path_and_query: &str, timeout: Duration) -> Result<String, String> {
     let target = format!("{}{path_and_query}", url.base);
     let fail = |what: String| format!("GET {url}{path_and_query}: {what}");
-    let raw = exchange(url, &target, timeout).map_err(|e| fail(e.to_string()))?;
+    let mut stream = connect(url, timeout).map_err(|e| {
+        format!(
+            "cannot reach the server at {} (GET {path_and_query}): {e}",
+            url.authority()
+        )
+    })?;
+    let raw = exchange(&mut stream, url, &target, timeout).map_err(|e| fail(e.to_string()))?;
     let (status, body) = parse_response(&raw).map_err(fail)?;
     let body = String::from_utf8(body).map_err(|_| fail("the body is not UTF-8".into()))?;
     if status != 200 {
@@ -104,8 +114,8 @@ pub fn get(url: &Url, path_and_query: &str, timeout: Duration) -> Result<String,
     Ok(body)
 }
 
-/// Sends the request and reads until the server closes the connection.
-fn exchange(url: &Url, target: &str, timeout: Duration) -> std::io::Result<Vec<u8>> {
+/// A connection to the first of the host's addresses that takes one.
+fn connect(url: &Url, timeout: Duration) -> std::io::Result<TcpStream> {
     let mut last = None;
     let mut stream = None;
     for addr in (url.host.as_str(), url.port).to_socket_addrs()? {
@@ -117,16 +127,23 @@ fn exchange(url: &Url, target: &str, timeout: Duration) -> std::io::Result<Vec<u
             Err(e) => last = Some(e),
         }
     }
-    let mut stream = match (stream, last) {
-        (Some(s), _) => s,
-        (None, Some(e)) => return Err(e),
-        (None, None) => {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "the host has no address",
-            ))
-        }
-    };
+    match (stream, last) {
+        (Some(s), _) => Ok(s),
+        (None, Some(e)) => Err(e),
+        (None, None) => Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "the host has no address",
+        )),
+    }
+}
+
+/// Sends the request and reads until the server closes the connection.
+fn exchange(
+    stream: &mut TcpStream,
+    url: &Url,
+    target: &str,
+    timeout: Duration,
+) -> std::io::Result<Vec<u8>> {
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
     let request = format!(
