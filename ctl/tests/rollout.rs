@@ -27,6 +27,12 @@ use integration::stage::{bootstrap_of, DECISION_HEADER};
 use integration::{ecds_stat, filter_wasm, scratch_dir, Envoy, HttpClient, Upstream};
 use serde_json::Value;
 
+/// The fleet tests' harness: the real `turnoutctl serve`, and Envoys
+/// started from the shipped `envoy/fleet.yaml` that take the config from it.
+#[allow(dead_code)]
+#[path = "fleet/harness.rs"]
+mod served;
+
 /// Split `users` from `legacy` to `fastapi` at 0 %, with `guard` (a JSON
 /// object, or none) and the debug header, which tells each request's
 /// cluster and reason.
@@ -304,15 +310,9 @@ impl Drop for Traffic {
 
 /// Runs turnoutctl to the end: exit code and stdout (stderr passed through).
 fn ctl(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_turnoutctl"))
-        .args(args)
-        .output()
-        .expect("run turnoutctl");
-    eprint!("{}", String::from_utf8_lossy(&out.stderr));
-    (
-        out.status.code().expect("exited"),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    let run = served::ctl(args);
+    eprint!("{}", run.stderr);
+    (run.code, run.stdout)
 }
 
 /// A running `turnoutctl rollout`, killed if the test ends first. Its
@@ -739,4 +739,112 @@ fn a_dry_run_judges_and_writes_nothing() {
         "{output}"
     );
     assert_eq!(fs::read(&fleet.file).expect("read the ECDS file"), before);
+}
+
+/// Through `turnoutctl serve` (plan field `server`), to two proxies that
+/// load the module by a relative path, each from its own directory as on
+/// two hosts: each step's hold starts once both proxies ACKed the step.
+/// Then proxy b loses its module during step 1's hold, NACKs step 2, and
+/// the rollout stops there with `on_failure` applied: the rollback is
+/// written, proxy a takes it, and b (which NACKs it too) keeps step 1.
+#[test]
+fn through_the_fleet_server_holds_start_at_the_acks_and_a_nack_rolls_back() {
+    let stage = served::setup(0);
+    served::write(&stage.file, &config(None));
+    let hosts: Vec<PathBuf> = ["a", "b"]
+        .iter()
+        .map(|node| {
+            let dir = scratch_dir(&format!("rollout-host-{node}"));
+            std::os::unix::fs::symlink(filter_wasm(), dir.join("turnout.wasm"))
+                .expect("symlink the module");
+            dir
+        })
+        .collect();
+    let nodes: Vec<(&str, served::Options)> = ["a", "b"]
+        .into_iter()
+        .zip(&hosts)
+        .map(|(node, dir)| {
+            let options = served::Options {
+                cwd: Some(dir.clone()),
+                wasm: "turnout.wasm".into(),
+                ..served::Options::default()
+            };
+            (node, options)
+        })
+        .collect();
+    let fleet = served::Fleet::start(stage, "turnout.wasm", &nodes);
+    let file = fleet.stage.file.clone();
+    let ports = fleet
+        .proxies
+        .iter()
+        .map(|p| p.envoy.listener_port("turnout"))
+        .collect();
+    let traffic = Traffic::start(ports);
+    let admins: Vec<String> = fleet
+        .proxies
+        .iter()
+        .map(|p| format!("\"http://127.0.0.1:{}\"", p.envoy.admin_port()))
+        .collect();
+    let plan = fleet.stage.dir.join("plan.json");
+    fs::write(
+        &plan,
+        format!(
+            r#"{{"config": {}, "split": "users", "target": "fastapi", "steps": [10, 30, 50],
+  "hold_s": {HOLD_S}, "interval_s": {INTERVAL_S}, "metrics": {{"envoy_admin": [{}]}},
+  "analysis": {ANALYSIS}, "on_failure": "rollback", "server": "{}"}}"#,
+            serde_json::to_string(&file.to_string_lossy()).expect("a string"),
+            admins.join(", "),
+            fleet.server.addr()
+        ),
+    )
+    .expect("write the plan");
+
+    let controller = Controller::start(&plan, &[]);
+    controller.wait_for_line("step 1/3 fastapi 10 % · held", RUN_TIMEOUT);
+    fs::remove_file(hosts[1].join("turnout.wasm")).expect("remove b's module");
+    let (code, output) = controller.finish(RUN_TIMEOUT);
+    assert_eq!(code, 3, "{output}");
+    let lines: Vec<&str> = output.lines().collect();
+    let at = |needle: &str| {
+        lines
+            .iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in\n{output}"))
+    };
+    // Step 1: written, ACKed by both, then held.
+    let set = at("step 1/3 fastapi 10 %: set:");
+    let acked = at("step 1/3 fastapi 10 %: ACKed by all 2 connected proxies (");
+    let held = at("step 1/3 fastapi 10 % · held");
+    assert!(set < acked && acked < held, "{output}");
+    // Step 2: NACKed by b, with Envoy's message; rolled back, never held.
+    assert!(
+        output.contains("ROLLED BACK at step 2/3 fastapi 30 %: NACKed by b: "),
+        "{output}"
+    );
+    assert!(output.contains("turnout.wasm"), "Envoy's message: {output}");
+    assert!(!output.contains("step 2/3 fastapi 30 % · held"), "{output}");
+    assert!(
+        output.contains("NOT every proxy has the rollback"),
+        "{output}"
+    );
+    let text = fs::read_to_string(&file).expect("read the config");
+    let doc: Value = serde_json::from_str(&text).expect("the config is JSON");
+    assert_eq!(doc["splits"][0]["rollback"], true);
+    assert_eq!(doc["splits"][0]["targets"][0]["weight"], 30);
+    // a took the rollback; b still serves step 1 (10 %), as it ACKed it.
+    sleep(Duration::from_millis(300));
+    let after = Instant::now();
+    sleep(Duration::from_millis(700));
+    let late: Vec<Answer> = traffic
+        .answers()
+        .into_iter()
+        .filter(|a| a.at > after)
+        .collect();
+    assert!(late
+        .iter()
+        .filter(|a| a.proxy == 0)
+        .all(|a| a.reason == "rollback"));
+    assert!(late
+        .iter()
+        .any(|a| a.proxy == 1 && a.cluster == "fastapi" && a.reason == "bucket"));
 }

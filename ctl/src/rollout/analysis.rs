@@ -103,6 +103,11 @@ pub enum Failure {
         measured: f64,
         limit: f64,
     },
+    /// Proxies refused the step's config (node, Envoy's message), as the
+    /// fleet server reports.
+    Nacked(Vec<(String, String)>),
+    /// The fleet server refused the file, so it is not served.
+    NotServed(Vec<String>),
 }
 
 /// The judgement of one interval.

@@ -38,10 +38,20 @@ use self::split::Stand;
 use crate::change::Change;
 use crate::fail::Fail;
 use crate::input::{self, Input};
+use crate::serve::client;
+use crate::serve::wait::{Verdict as Delivery, Want};
 use crate::{edit, show};
 
 /// How often the config is re-read for a change someone else made.
 const WATCH: Duration = Duration::from_millis(200);
+
+/// How long one ask of the fleet server's `/wait` may last: the config is
+/// checked between two.
+const ACK_SLICE: Duration = Duration::from_secs(1);
+
+/// How long the rollback's ACKs are waited for before saying which proxies
+/// do not have it yet.
+const ROLLBACK_ACK_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct Options {
     pub log: Option<PathBuf>,
@@ -187,11 +197,21 @@ impl Rollout {
         self.hold(i, next)
     }
 
-    /// One interval for the proxies to apply the weight: its counts mix
-    /// two weights, so only the sequential test (whose batches may hold
-    /// any weights) is judged. Returns when the interval ended.
+    /// Until the proxies have the weight: every connected proxy's ACK
+    /// when a fleet server serves the config, else one interval (the
+    /// proxies watching the file apply it within milliseconds). The counts
+    /// until then mix two weights, so only the sequential test (whose
+    /// batches may hold any weights) is judged. Returns when it ended.
     fn settle(&mut self, i: usize) -> Result<Instant, Fail> {
-        let end = Instant::now() + Duration::from_secs(self.plan.interval_s);
+        let end = match self.plan.server.clone() {
+            Some(server) => {
+                if let Err(failure) = self.delivered(i, &server)? {
+                    return Err(self.fail(i, failure));
+                }
+                Instant::now()
+            }
+            None => Instant::now() + Duration::from_secs(self.plan.interval_s),
+        };
         if self.tick(end)?.is_ok() {
             if let Some(failure) = self.judge.failure(&Window::default(), &[]) {
                 return Err(self.fail(i, failure));
@@ -245,6 +265,90 @@ impl Rollout {
         self.log
             .interval(&at, held_s, hold_s, hold, tripped, evidence, &verdict, &why);
         verdict
+    }
+
+    /// Waits until every proxy connected to the fleet `server` (one at
+    /// least) has ACKed the config as it is now; a NACK, or a file the
+    /// server refuses, is the step's failure. Watches the config meanwhile,
+    /// and says every interval what it is waiting for.
+    fn delivered(&mut self, i: usize, server: &str) -> Result<Result<(), Failure>, Fail> {
+        let start = Instant::now();
+        let interval = Duration::from_secs(self.plan.interval_s);
+        let mut said = start;
+        loop {
+            self.unchanged()?;
+            let (resource, version) = client::of_file(&self.plan.config)?;
+            let want = Want {
+                resource,
+                version,
+                proxies: 1,
+            };
+            let answer = client::wait_acked(server, &want, ACK_SLICE);
+            let head = self.at(i).head();
+            let news = match answer {
+                Ok(Delivery::Acked { nodes }) => {
+                    let ms = start.elapsed().as_millis() as u64;
+                    outln!(
+                        "{head}: ACKed by all {} connected proxies ({}) in {ms} ms",
+                        nodes.len(),
+                        nodes.join(", ")
+                    );
+                    self.log.write(
+                        "acked",
+                        json!({"step": i + 1, "version": want.version, "nodes": nodes, "ms": ms}),
+                    );
+                    return Ok(Ok(()));
+                }
+                Ok(Delivery::Nacked { nacks }) => return Ok(Err(Failure::Nacked(nacks))),
+                Ok(Delivery::Refused { problems }) => return Ok(Err(Failure::NotServed(problems))),
+                // The file changed again: whose change, `unchanged` says.
+                Ok(Delivery::Superseded { .. }) => continue,
+                Ok(waiting) => waiting.message(&want),
+                Err(e) => {
+                    sleep(WATCH);
+                    format!("cannot ask the fleet server: {e}")
+                }
+            };
+            if said.elapsed() >= interval {
+                outln!("{head}: hold not started, waiting for every proxy's ACK: {news}");
+                said = Instant::now();
+            }
+        }
+    }
+
+    /// After a rollback written for a fleet server: whether every proxy
+    /// has it, said (the rollback is written either way).
+    fn rollback_delivered(&mut self, server: &str) -> bool {
+        let start = Instant::now();
+        let answer = client::of_file(&self.plan.config)
+            .map_err(|e| e.to_string())
+            .and_then(|(resource, version)| {
+                let want = Want {
+                    resource,
+                    version,
+                    proxies: 1,
+                };
+                let verdict = client::wait_acked(server, &want, ROLLBACK_ACK_TIMEOUT)?;
+                Ok((
+                    verdict.message(&want),
+                    matches!(verdict, Delivery::Acked { .. }),
+                ))
+            });
+        let ms = start.elapsed().as_millis() as u64;
+        let said = match &answer {
+            Ok((message, true)) => format!("{message}, {ms} ms after the write"),
+            Ok((message, false)) => format!("NOT every proxy has the rollback: {message}"),
+            Err(e) => {
+                format!("cannot ask the fleet server whether the proxies have the rollback: {e}")
+            }
+        };
+        outln!("{said}");
+        let acked = matches!(answer, Ok((_, true)));
+        self.log.write(
+            "rollback_acked",
+            json!({"acked": acked, "said": said, "ms": ms}),
+        );
+        acked
     }
 
     /// Waits until `deadline` (watching the config), then reads the
@@ -353,9 +457,10 @@ impl Rollout {
     fn fail(&mut self, i: usize, failure: Failure) -> Fail {
         let why = report::failure(&failure, self.judge.evidence());
         let head = self.at(i).head();
+        let split = self.plan.split.clone();
+        let config = self.plan.config.display().to_string();
         let rollback = self.plan.on_failure == OnFailure::Rollback
             || matches!(failure, Failure::GuardTripped(_));
-        let (config, split) = (self.plan.config.display().to_string(), &self.plan.split);
         if !rollback {
             outln!(
                 "rollout {split}: PAUSED at {head}: {why}. The weight stays; to roll back: turnoutctl rollback {config} {split}"
@@ -363,42 +468,47 @@ impl Rollout {
             self.log.write("pause", json!({"step": i + 1, "why": why}));
             return Fail::Failed(String::new());
         }
-        let said = if self.dry_run {
-            Ok("dry run: would write \"rollback\": true".to_string())
-        } else {
-            let change = Change::Rollback {
-                split: split.clone(),
-                on: true,
-            };
-            input::read(&self.plan.config)
-                .and_then(|input| edit::apply(&input, &change, crate::now()))
-                .map(|said| said.unwrap_or_else(|| "rollback was already on".into()))
+        if self.dry_run {
+            outln!(
+                "rollout {split}: WOULD ROLL BACK at {head}: {why} (dry run: would write \"rollback\": true)"
+            );
+            return Fail::Failed(String::new());
+        }
+        let change = Change::Rollback {
+            split: split.clone(),
+            on: true,
         };
-        match said {
-            Ok(said) if self.dry_run => {
-                outln!("rollout {split}: WOULD ROLL BACK at {head}: {why} ({said})");
-                Fail::Failed(String::new())
-            }
-            Ok(said) => {
-                outln!("{said}");
-                outln!(
-                    "rollout {split}: ROLLED BACK at {head}: {why}. Every request of {split} goes to {}; find the cause, then `turnoutctl resume {config} {split}` and run the rollout again.",
-                    self.expected.stable
-                );
-                self.log
-                    .write("rollback", json!({"step": i + 1, "why": why, "said": said}));
-                Fail::Failed(String::new())
-            }
+        let written = input::read(&self.plan.config)
+            .and_then(|input| edit::apply(&input, &change, crate::now()));
+        let said = match written {
+            Ok(said) => said.unwrap_or_else(|| "rollback was already on".into()),
             Err(e) => {
+                let error = e.to_string();
                 self.log.write(
                     "rollback_failed",
-                    json!({"step": i + 1, "why": why, "error": e.to_string()}),
+                    json!({"step": i + 1, "why": why, "error": error}),
                 );
-                Fail::Refused(format!(
-                    "{head}: {why}; the rollback could NOT be written: {e}\nroll back by hand: turnoutctl rollback {config} {split}"
-                ))
+                return Fail::Refused(format!(
+                    "{head}: {why}; the rollback could NOT be written: {error}\nroll back by hand: turnoutctl rollback {config} {split}"
+                ));
             }
-        }
+        };
+        outln!("{said}");
+        let everywhere = match self.plan.server.clone() {
+            Some(server) => self.rollback_delivered(&server),
+            None => true,
+        };
+        let whom = if everywhere {
+            format!("Every request of {split} goes to {}", self.expected.stable)
+        } else {
+            "The rollback is written, but NOT every proxy has it (above): see to those".into()
+        };
+        outln!(
+            "rollout {split}: ROLLED BACK at {head}: {why}. {whom}; find the cause, then `turnoutctl resume {config} {split}` and run the rollout again."
+        );
+        self.log
+            .write("rollback", json!({"step": i + 1, "why": why, "said": said}));
+        Fail::Failed(String::new())
     }
 
     fn done(&mut self) {

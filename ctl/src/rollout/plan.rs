@@ -32,6 +32,10 @@ pub struct Plan {
     /// over the whole hold so far).
     pub analysis: GuardPlan,
     pub on_failure: OnFailure,
+    /// `turnoutctl serve`'s address (`HOST:PORT`) when it serves `config`:
+    /// a step's hold then starts once every connected proxy ACKed it. An
+    /// extension of the contract's plan.
+    pub server: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +71,7 @@ const FIELDS: &[&str] = &[
     "metrics",
     "analysis",
     "on_failure",
+    "server",
 ];
 pub const DEFAULT_HOLD_S: u64 = 300;
 pub const DEFAULT_INTERVAL_S: u64 = 10;
@@ -162,6 +167,10 @@ impl Check {
                 }
             },
         };
+        let server = match top.get("server") {
+            None => Some(None),
+            Some(v) => self.server(v).map(Some),
+        };
         Some(Plan {
             config: PathBuf::from(config?),
             split: split?,
@@ -171,7 +180,29 @@ impl Check {
             metrics: metrics?,
             analysis: analysis?,
             on_failure: on_failure?,
+            server: server?,
         })
+    }
+
+    /// `HOST:PORT` of `turnoutctl serve`, as `turnoutctl status --server`
+    /// takes it.
+    fn server(&mut self, value: &Value) -> Option<String> {
+        let Some(text) = value.as_str() else {
+            self.fail("server", format!("{value} is not a string"));
+            return None;
+        };
+        let address = text.trim_start_matches("http://");
+        match Url::parse(&format!("http://{address}")) {
+            Ok(url) if url.base.is_empty() && address.contains(':') => Some(address.to_string()),
+            Ok(_) => {
+                self.fail("server", format!("{text:?} is not HOST:PORT"));
+                None
+            }
+            Err(e) => {
+                self.fail("server", e);
+                None
+            }
+        }
     }
 
     fn required<'v>(&mut self, obj: &'v Map<String, Value>, name: &str) -> Option<&'v Value> {
@@ -428,6 +459,28 @@ mod tests {
         assert_eq!(plan.analysis.max_error_ratio, Some(2.0));
         assert_eq!(plan.analysis.alpha, 0.001);
         assert_eq!(plan.on_failure, OnFailure::Rollback);
+        assert_eq!(plan.server, None);
+    }
+
+    #[test]
+    fn a_fleet_server_is_host_and_port() {
+        let plan = parse(&with("server", Some(r#""127.0.0.1:18000""#))).unwrap();
+        assert_eq!(plan.server.as_deref(), Some("127.0.0.1:18000"));
+        let plan = parse(&with("server", Some(r#""http://xds.internal:18000""#))).unwrap();
+        assert_eq!(plan.server.as_deref(), Some("xds.internal:18000"));
+        for (bad, why) in [
+            (
+                r#""xds.internal""#,
+                "server: \"xds.internal\" is not HOST:PORT",
+            ),
+            (
+                r#""127.0.0.1:18000/status""#,
+                "server: \"127.0.0.1:18000/status\" is not HOST:PORT",
+            ),
+            ("18000", "server: 18000 is not a string"),
+        ] {
+            assert_eq!(problems(&with("server", Some(bad))), [why], "{bad}");
+        }
     }
 
     #[test]
@@ -483,7 +536,7 @@ mod tests {
         assert_eq!(
             problems(&doc.to_string()),
             [
-                "surprise: unknown field; expected one of config, split, target, steps, hold_s, interval_s, metrics, analysis, on_failure",
+                "surprise: unknown field; expected one of config, split, target, steps, hold_s, interval_s, metrics, analysis, on_failure, server",
                 "split: is required",
                 "interval_s: 2.5 is not a whole number",
                 "steps[1]: 5 is not above the step before it (10): steps only ramp up",

@@ -113,6 +113,14 @@ pub fn verdict(v: &Verdict, evidence: f64) -> String {
 pub fn failure(f: &Failure, evidence: f64) -> String {
     match f {
         Failure::GuardTripped(proxies) => format!("guard tripped on {}", proxies.join(", ")),
+        Failure::Nacked(nacks) => {
+            let each: Vec<String> = nacks.iter().map(|(n, m)| format!("{n}: {m}")).collect();
+            format!("NACKed by {}", each.join("; "))
+        }
+        Failure::NotServed(problems) => format!(
+            "the fleet server refused the config, it is not served: {}",
+            problems.join("; ")
+        ),
         Failure::Limit {
             rule,
             measured,

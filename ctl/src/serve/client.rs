@@ -96,7 +96,7 @@ pub fn run(
 }
 
 /// The resource and version a file in the served directory stands for.
-fn of_file(path: &Path) -> Result<(String, String), Fail> {
+pub fn of_file(path: &Path) -> Result<(String, String), Fail> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

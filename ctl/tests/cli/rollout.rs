@@ -56,7 +56,7 @@ fn an_invalid_plan_lists_every_problem_by_field() {
         run.stderr,
         format!(
             "turnoutctl: {path}: the rollout plan is refused:\n\
-             hold: unknown field; expected one of config, split, target, steps, hold_s, interval_s, metrics, analysis, on_failure\n\
+             hold: unknown field; expected one of config, split, target, steps, hold_s, interval_s, metrics, analysis, on_failure, server\n\
              steps[1]: 10 is not above the step before it (30): steps only ramp up\n\
              metrics.prometheus: \"https://p\": https:// is not supported; give an http:// address (a local port or a proxy)\n\
              analysis.max_error_rate: 5 is not between 0 and 1\n"
