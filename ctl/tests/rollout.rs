@@ -531,18 +531,24 @@ fn failing_run(fleet: &Fleet, variant: &str) {
         .collect();
     let errors = during.iter().filter(|a| a.status == 503).count();
     let took = last_rollback - failed_at;
-    println!(
-        "{variant}: failure at step 2 → rollback on every proxy in {:.2} s; the target served {} requests meanwhile ({errors} of them 503)",
-        took.as_secs_f64(),
-        during.len()
-    );
-    // Found in the first judged intervals of step 2's hold (wall-clock
-    // time is measured above, not asserted: the machine is shared).
+    // Found in step 2's hold. How soon is measured, not asserted: the
+    // machine's two cores are shared, and a stalled one sends less traffic.
     let judged = output
         .lines()
         .filter(|l| l.starts_with("step 2/5 fastapi 30 % · held"))
         .count();
-    assert!((1..=3).contains(&judged), "{output}");
+    assert!(judged >= 1, "{output}");
+    assert!(
+        output
+            .lines()
+            .any(|l| l.starts_with("step 2/5 fastapi 30 % · held") && l.contains("· FAILED: ")),
+        "{output}"
+    );
+    println!(
+        "{variant}: failure at step 2 → rollback on every proxy in {:.2} s (judged intervals: {judged}); the target served {} requests meanwhile ({errors} of them 503)",
+        took.as_secs_f64(),
+        during.len()
+    );
 }
 
 #[test]

@@ -12,12 +12,16 @@
 //! goes on, saying so, if not. A guard that tripped on any proxy always
 //! rolls the split back: that proxy already has, and the fleet follows it.
 //!
+//! With a fleet server (`turnoutctl serve`, the plan's `server`), a step
+//! settles until every connected proxy ACKed it instead (see [`acks`]).
+//!
 //! Nothing is kept but the config: where the split stands is read from it
 //! (a restarted rollout carries on from the weight there), and it is read
 //! again every [`WATCH`]; if the split is not as the controller left it,
 //! someone else changed it, and the controller stops (exit 4) and says
 //! what changed.
 
+mod acks;
 mod analysis;
 mod metrics;
 pub mod plan;
@@ -38,20 +42,10 @@ use self::split::Stand;
 use crate::change::Change;
 use crate::fail::Fail;
 use crate::input::{self, Input};
-use crate::serve::client;
-use crate::serve::wait::{Verdict as Delivery, Want};
 use crate::{edit, show};
 
 /// How often the config is re-read for a change someone else made.
 const WATCH: Duration = Duration::from_millis(200);
-
-/// How long one ask of the fleet server's `/wait` may last: the config is
-/// checked between two.
-const ACK_SLICE: Duration = Duration::from_secs(1);
-
-/// How long the rollback's ACKs are waited for before saying which proxies
-/// do not have it yet.
-const ROLLBACK_ACK_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct Options {
     pub log: Option<PathBuf>,
@@ -265,90 +259,6 @@ impl Rollout {
         self.log
             .interval(&at, held_s, hold_s, hold, tripped, evidence, &verdict, &why);
         verdict
-    }
-
-    /// Waits until every proxy connected to the fleet `server` (one at
-    /// least) has ACKed the config as it is now; a NACK, or a file the
-    /// server refuses, is the step's failure. Watches the config meanwhile,
-    /// and says every interval what it is waiting for.
-    fn delivered(&mut self, i: usize, server: &str) -> Result<Result<(), Failure>, Fail> {
-        let start = Instant::now();
-        let interval = Duration::from_secs(self.plan.interval_s);
-        let mut said = start;
-        loop {
-            self.unchanged()?;
-            let (resource, version) = client::of_file(&self.plan.config)?;
-            let want = Want {
-                resource,
-                version,
-                proxies: 1,
-            };
-            let answer = client::wait_acked(server, &want, ACK_SLICE);
-            let head = self.at(i).head();
-            let news = match answer {
-                Ok(Delivery::Acked { nodes }) => {
-                    let ms = start.elapsed().as_millis() as u64;
-                    outln!(
-                        "{head}: ACKed by all {} connected proxies ({}) in {ms} ms",
-                        nodes.len(),
-                        nodes.join(", ")
-                    );
-                    self.log.write(
-                        "acked",
-                        json!({"step": i + 1, "version": want.version, "nodes": nodes, "ms": ms}),
-                    );
-                    return Ok(Ok(()));
-                }
-                Ok(Delivery::Nacked { nacks }) => return Ok(Err(Failure::Nacked(nacks))),
-                Ok(Delivery::Refused { problems }) => return Ok(Err(Failure::NotServed(problems))),
-                // The file changed again: whose change, `unchanged` says.
-                Ok(Delivery::Superseded { .. }) => continue,
-                Ok(waiting) => waiting.message(&want),
-                Err(e) => {
-                    sleep(WATCH);
-                    format!("cannot ask the fleet server: {e}")
-                }
-            };
-            if said.elapsed() >= interval {
-                outln!("{head}: hold not started, waiting for every proxy's ACK: {news}");
-                said = Instant::now();
-            }
-        }
-    }
-
-    /// After a rollback written for a fleet server: whether every proxy
-    /// has it, said (the rollback is written either way).
-    fn rollback_delivered(&mut self, server: &str) -> bool {
-        let start = Instant::now();
-        let answer = client::of_file(&self.plan.config)
-            .map_err(|e| e.to_string())
-            .and_then(|(resource, version)| {
-                let want = Want {
-                    resource,
-                    version,
-                    proxies: 1,
-                };
-                let verdict = client::wait_acked(server, &want, ROLLBACK_ACK_TIMEOUT)?;
-                Ok((
-                    verdict.message(&want),
-                    matches!(verdict, Delivery::Acked { .. }),
-                ))
-            });
-        let ms = start.elapsed().as_millis() as u64;
-        let said = match &answer {
-            Ok((message, true)) => format!("{message}, {ms} ms after the write"),
-            Ok((message, false)) => format!("NOT every proxy has the rollback: {message}"),
-            Err(e) => {
-                format!("cannot ask the fleet server whether the proxies have the rollback: {e}")
-            }
-        };
-        outln!("{said}");
-        let acked = matches!(answer, Ok((_, true)));
-        self.log.write(
-            "rollback_acked",
-            json!({"acked": acked, "said": said, "ms": ms}),
-        );
-        acked
     }
 
     /// Waits until `deadline` (watching the config), then reads the
