@@ -1,10 +1,12 @@
 //! Judging a step: the target against the stable cluster over the hold so
 //! far, by the analysis fields with the meaning the guard gives them
-//! (`turnout::guard`): the error rate and p99 against absolute limits, the
-//! p95 against stable's (above the guard's floor of
-//! [`P95_RATIO_MIN_MS`]), and the guard's own sequential test of the error
-//! ratio. None of them is judged before the target has `min_requests`
-//! responses: no traffic is no evidence, never a pass and never a failure.
+//! (`turnout::guard`): the error rate and p99 against absolute limits, on
+//! evidence beyond noise ([`beyond_noise`]: a rate at the limit would show
+//! what was seen with probability under 1/1000); the p95 against stable's
+//! (above the guard's floor of [`P95_RATIO_MIN_MS`]); and the guard's own
+//! sequential test of the error ratio. None of them is judged before the
+//! target has `min_requests` responses: no traffic is no evidence, never a
+//! pass and never a failure.
 //!
 //! The sequential test ([`ErrorRatioTest`]) is fed one batch per interval,
 //! the counts between two scrapes, and lives for the whole rollout, not a
@@ -16,7 +18,8 @@
 use std::collections::BTreeMap;
 
 use turnout::guard::sprt::{Batch, ErrorRatioTest};
-use turnout::guard::{GuardPlan, Rule, P95_RATIO_MIN_MS};
+use turnout::guard::window::Counts;
+use turnout::guard::{self, beyond_noise, GuardPlan, Rule, P95_RATIO_MIN_MS};
 
 /// One cluster's responses over a stretch of time.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -52,6 +55,27 @@ impl Side {
     /// Latencies recorded: the count of the highest bucket.
     pub fn timed(&self) -> u64 {
         self.buckets.values().copied().max().unwrap_or(0)
+    }
+
+    /// How many latencies were over `limit_ms`: exact when the limit is a
+    /// bucket bound (Envoy's 500 ms is), else interpolated inside its
+    /// bucket as the quantiles are.
+    pub fn over(&self, limit_ms: f64) -> u64 {
+        let total = self.timed();
+        let mut lower = (0.0, 0u64);
+        for (&bits, &count) in &self.buckets {
+            let le = f64::from_bits(bits);
+            if le >= limit_ms {
+                if le.is_infinite() {
+                    return total - lower.1;
+                }
+                let inside = count.saturating_sub(lower.1) as f64;
+                let below = lower.1 as f64 + inside * (limit_ms - lower.0) / (le - lower.0);
+                return total.saturating_sub(below.round() as u64);
+            }
+            lower = (le, count);
+        }
+        total.saturating_sub(lower.1)
     }
 
     /// The `q` quantile in ms, interpolated inside its bucket as
@@ -177,13 +201,16 @@ impl Judge {
         };
         let mut found = None;
         if let (Some(limit), Some(rate)) = (plan.max_error_rate, target.error_rate()) {
-            if target.responses >= min {
+            if target.responses >= min && beyond_noise(target.errors, target.responses, limit) {
                 found = found.or(breach(Rule::ErrorRate, rate, limit));
             }
         }
         if let (Some(limit), Some(p99)) = (plan.max_p99_ms, target.quantile(0.99)) {
-            if target.timed() >= min {
-                found = found.or(breach(Rule::P99, p99, limit));
+            // The p99 is over the limit when more than 1 % of the latencies
+            // are: the guard's question, asked of the same evidence.
+            let (slow, timed) = (target.over(limit), target.timed());
+            if timed >= min && slow > timed / 100 && beyond_noise(slow, timed, 0.01) {
+                found = found.or(breach(Rule::P99, p99.max(limit.floor() + 1.0), limit));
             }
         }
         if let (Some(limit), Some(t95), Some(s95)) = (
@@ -227,19 +254,14 @@ impl Judge {
     }
 }
 
-/// The target's error rate over stable's (infinite when stable had none).
+/// The target's error rate over stable's, as the guard reports it.
 fn rate_ratio(target: &Side, stable: &Side) -> f64 {
-    let (t, s) = (
-        target.error_rate().unwrap_or(0.0),
-        stable.error_rate().unwrap_or(0.0),
-    );
-    if s > 0.0 {
-        t / s
-    } else if t > 0.0 {
-        f64::INFINITY
-    } else {
-        0.0
-    }
+    let counts = |s: &Side| Counts {
+        responses: s.responses,
+        errors: s.errors,
+        ..Counts::default()
+    };
+    guard::rate_ratio(counts(target), counts(stable))
 }
 
 #[cfg(test)]
@@ -298,6 +320,11 @@ mod tests {
         assert!((s.quantile(0.5).unwrap() - (1.0 + 4.0 * 50.0 / 90.0)).abs() < 1e-9);
         // p99: rank 99, 9 of 10 in 50..100.
         assert!((s.quantile(0.99).unwrap() - 95.0).abs() < 1e-9);
+        // Latencies over a limit: exact on a bound, interpolated inside.
+        assert_eq!(s.over(50.0), 10);
+        assert_eq!(s.over(75.0), 5);
+        assert_eq!(s.over(1.0), 100);
+        assert_eq!(s.over(5000.0), 0);
         // Beyond the last finite bound: the bound.
         let slow = side(10, 0, &[(9999.0, 10)]);
         assert_eq!(slow.quantile(0.99), Some(2500.0));
@@ -351,23 +378,41 @@ mod tests {
             Some(Failure::Limit { rule, .. }) => Some(rule),
             _ => None,
         };
-        // 10 % errors.
+        // 20 % errors against 5 %: beyond noise in 100 responses.
+        assert_eq!(
+            rule(&window(side(100, 20, &[(3.0, 100)]), stable.clone())),
+            Some(Rule::ErrorRate)
+        );
+        // 10 % is over the limit, but 100 responses are not evidence
+        // enough (a 5 % target shows that much once in 40 tries); 1,000 are.
         assert_eq!(
             rule(&window(side(100, 10, &[(3.0, 100)]), stable.clone())),
+            None
+        );
+        assert_eq!(
+            rule(&window(side(1000, 100, &[(3.0, 1000)]), stable.clone())),
             Some(Rule::ErrorRate)
         );
         // 5 % errors is at the limit, not over it.
         assert_eq!(
-            rule(&window(side(100, 5, &[(3.0, 100)]), stable.clone())),
+            rule(&window(side(1000, 50, &[(3.0, 1000)]), stable.clone())),
             None
         );
-        // 2 % of latencies at 800 ms: p99 in 500..1000.
+        // 10 % of latencies at 800 ms: p99 in 500..1000.
+        assert_eq!(
+            rule(&window(
+                side(100, 0, &[(3.0, 90), (800.0, 10)]),
+                stable.clone()
+            )),
+            Some(Rule::P99)
+        );
+        // 2 % slow in 100 is noise for a p99.
         assert_eq!(
             rule(&window(
                 side(100, 0, &[(3.0, 98), (800.0, 2)]),
                 stable.clone()
             )),
-            Some(Rule::P99)
+            None
         );
         // p95 of 80 ms against stable's 3: over twice, and over the floor.
         assert_eq!(
