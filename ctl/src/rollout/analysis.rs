@@ -146,6 +146,14 @@ pub enum Verdict {
         have: u64,
         need: u64,
     },
+    /// The hold is over, but the error rate or p99 is over its limit by
+    /// less than the evidence a failure needs: it goes on until the
+    /// evidence says either way. A step never advances over a limit.
+    Unsettled {
+        rule: Rule,
+        measured: f64,
+        limit: f64,
+    },
     Fail(Failure),
 }
 
@@ -248,9 +256,32 @@ impl Judge {
         let need = u64::from(self.plan.min_requests);
         match (hold_over, hold.target.responses) {
             (false, _) => Verdict::Ok,
-            (true, have) if have >= need => Verdict::Pass,
-            (true, have) => Verdict::LowTraffic { have, need },
+            (true, have) if have < need => Verdict::LowTraffic { have, need },
+            (true, _) => self.over_a_limit(&hold.target).unwrap_or(Verdict::Pass),
         }
+    }
+
+    /// The error rate or p99 over its limit as measured, evidence or not.
+    fn over_a_limit(&self, target: &Side) -> Option<Verdict> {
+        if let (Some(limit), Some(rate)) = (self.plan.max_error_rate, target.error_rate()) {
+            if rate > limit {
+                return Some(Verdict::Unsettled {
+                    rule: Rule::ErrorRate,
+                    measured: rate,
+                    limit,
+                });
+            }
+        }
+        let limit = self.plan.max_p99_ms?;
+        // Over when more than 1 % of the latencies are, as the guard counts.
+        (target.over(limit) > target.timed() / 100).then(|| Verdict::Unsettled {
+            rule: Rule::P99,
+            measured: target
+                .quantile(0.99)
+                .unwrap_or(limit)
+                .max(limit.floor() + 1.0),
+            limit,
+        })
     }
 }
 
@@ -356,6 +387,33 @@ mod tests {
         let healthy = window(side(100, 0, &[(3.0, 100)]), side(1000, 0, &[(2.0, 1000)]));
         assert_eq!(judge.verdict(&healthy, &[], false), Verdict::Ok);
         assert_eq!(judge.verdict(&healthy, &[], true), Verdict::Pass);
+    }
+
+    #[test]
+    fn a_step_over_a_limit_without_evidence_neither_passes_nor_fails() {
+        let judge = Judge::new(plan(r#"{"min_requests": 20, "max_error_rate": 0.01}"#));
+        let stable = side(1000, 0, &[]);
+        // 4 errors in 121 (3.3 %) against 1 %: not beyond noise, so no
+        // failure; but no pass either.
+        let hold = window(side(121, 4, &[]), stable.clone());
+        assert_eq!(judge.verdict(&hold, &[], false), Verdict::Ok);
+        match judge.verdict(&hold, &[], true) {
+            Verdict::Unsettled {
+                rule,
+                measured,
+                limit,
+            } => {
+                assert_eq!((rule, limit), (Rule::ErrorRate, 0.01));
+                assert!((measured - 4.0 / 121.0).abs() < 1e-12);
+            }
+            other => panic!("{other:?}"),
+        }
+        // More of the same is evidence: it fails.
+        let hold = window(side(605, 20, &[]), stable.clone());
+        assert!(matches!(judge.verdict(&hold, &[], true), Verdict::Fail(_)));
+        // Under the limit, it passes.
+        let hold = window(side(605, 5, &[]), stable);
+        assert_eq!(judge.verdict(&hold, &[], true), Verdict::Pass);
     }
 
     #[test]

@@ -230,7 +230,7 @@ impl Rollout {
                     match self.judged(i, held_s, &hold, &tripped) {
                         Verdict::Pass => return Ok(()),
                         Verdict::Fail(failure) => return Err(self.fail(i, failure)),
-                        Verdict::Ok | Verdict::LowTraffic { .. } => {}
+                        Verdict::Ok | Verdict::LowTraffic { .. } | Verdict::Unsettled { .. } => {}
                     }
                 }
                 Err(e) => {

@@ -105,6 +105,14 @@ pub fn verdict(v: &Verdict, evidence: f64) -> String {
             count(*have),
             count(*need)
         ),
+        Verdict::Unsettled {
+            rule,
+            measured,
+            limit,
+        } => format!(
+            "{}, not yet beyond noise: hold extended",
+            breach(*rule, *measured, *limit)
+        ),
         Verdict::Fail(f) => format!("FAILED: {}", failure(f, evidence)),
     }
 }
@@ -122,26 +130,34 @@ pub fn failure(f: &Failure, evidence: f64) -> String {
             problems.join("; ")
         ),
         Failure::Limit {
+            rule: Rule::ErrorRatio,
+            measured,
+            limit,
+        } => {
+            let seen = if measured.is_finite() {
+                format!("{measured:.1}x in this hold")
+            } else {
+                "stable had no errors in this hold".into()
+            };
+            format!(
+                "error_ratio: the error rate is over {limit}x stable's (sequential test, evidence e^{evidence:.1}; {seen})"
+            )
+        }
+        Failure::Limit {
             rule,
             measured,
             limit,
-        } => match rule {
-            Rule::ErrorRate => {
-                format!("error_rate {:.2} % > {} %", measured * 100.0, limit * 100.0)
-            }
-            Rule::P99 => format!("p99 {} > {limit} ms", ms(Some(*measured))),
-            Rule::P95Ratio => format!("p95 {measured:.2}x stable's > {limit}x"),
-            Rule::ErrorRatio => {
-                let seen = if measured.is_finite() {
-                    format!("{measured:.1}x in this hold")
-                } else {
-                    "stable had no errors in this hold".into()
-                };
-                format!(
-                    "error_ratio: the error rate is over {limit}x stable's (sequential test, evidence e^{evidence:.1}; {seen})"
-                )
-            }
-        },
+        } => breach(*rule, *measured, *limit),
+    }
+}
+
+/// A measured value over its limit: `error_rate 10.31 % > 1 %`.
+fn breach(rule: Rule, measured: f64, limit: f64) -> String {
+    match rule {
+        Rule::ErrorRate => format!("error_rate {:.2} % > {} %", measured * 100.0, limit * 100.0),
+        Rule::P99 => format!("p99 {} > {limit} ms", ms(Some(measured))),
+        Rule::P95Ratio => format!("p95 {measured:.2}x stable's > {limit}x"),
+        Rule::ErrorRatio => format!("error_ratio {measured:.1}x > {limit}x"),
     }
 }
 
@@ -217,7 +233,7 @@ impl Log {
         let name = match verdict {
             Verdict::Ok => "ok",
             Verdict::Pass => "pass",
-            Verdict::LowTraffic { .. } => "extend",
+            Verdict::LowTraffic { .. } | Verdict::Unsettled { .. } => "extend",
             Verdict::Fail(_) => "fail",
         };
         self.write(
