@@ -13,20 +13,30 @@ use turnout::plan::{Plan, SplitPlan, Weight};
 use crate::change::{self, Change, Edited};
 use crate::ecds;
 use crate::fail::Fail;
-use crate::input;
+use crate::input::{self, Input};
 use crate::moves::{At, Moves};
 use crate::show;
 use crate::write;
 
 pub fn run(path: &Path, change: &Change, now: i64) -> Result<(), Fail> {
-    let input = input::read(path)?;
+    match apply(&input::read(path)?, change, now)? {
+        Some(said) => outln!("{said}"),
+        None => outln!("{}: {}: unchanged", change.split(), unchanged(change)),
+    }
+    Ok(())
+}
+
+/// Makes `change` to the file `input` was read from, and says what changed
+/// and who moves; `None` when the config already said so (nothing written).
+/// The rollout controller writes its steps and its rollback through here.
+pub fn apply(input: &Input, change: &Change, now: i64) -> Result<Option<String>, Fail> {
+    let path = input.path.as_path();
     let (config, resource) = input.single()?;
     let label = input.label(resource);
     let before = config::parse(config.as_bytes()).ok();
     let edited = change::apply(config, change)?;
     if !edited.changed {
-        outln!("{}: {}: unchanged", change.split(), unchanged(change));
-        return Ok(());
+        return Ok(None);
     }
     let after = config::parse(edited.text.as_bytes()).map_err(|e| {
         Fail::Refused(format!(
@@ -52,11 +62,13 @@ pub fn run(path: &Path, change: &Change, now: i64) -> Result<(), Fail> {
             path.display()
         ))
     })?;
-    outln!(
-        "{}",
-        describe(change, before.as_ref(), &after, &edited, now)
-    );
-    Ok(())
+    Ok(Some(describe(
+        change,
+        before.as_ref(),
+        &after,
+        &edited,
+        now,
+    )))
 }
 
 fn unchanged(change: &Change) -> String {

@@ -4,7 +4,9 @@
 //! exactly where Envoy sends each user.
 //!
 //! Exit codes: 0 done, 1 refused or invalid (the config, or the change),
-//! 2 usage (the command line, or a file that cannot be read).
+//! 2 usage (the command line, or a file that cannot be read); `rollout`
+//! also 3 (rolled back or paused on a failure) and 4 (stopped: someone
+//! else changed the split).
 
 /// `println!` that does not panic when stdout is closed early, as in
 /// `turnoutctl cohort … | head`: the rest of the output is dropped.
@@ -30,9 +32,11 @@ mod ecds;
 mod edit;
 mod explain;
 mod fail;
+mod http;
 mod input;
 mod jsontext;
 mod moves;
+mod rollout;
 mod serve;
 mod show;
 mod write;
@@ -52,7 +56,8 @@ use crate::fail::Fail;
     version,
     about = "Check turnout configs, explain decisions, size cohorts, edit the ECDS files Envoy watches, and serve configs to a fleet",
     after_help = "CONFIG is a turnout JSON config or an ECDS resource file (JSON) holding one.\n\
-                  Exit codes: 0 ok, 1 refused or invalid, 2 usage."
+                  Exit codes: 0 ok, 1 refused or invalid, 2 usage; rollout: 3 rolled back or\n\
+                  paused on a failure, 4 stopped because someone else changed the split."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -129,6 +134,17 @@ enum Command {
     Rollback { ecds_file: PathBuf, split: String },
     /// Undo `rollback`: SPLIT goes back to its weights and pins.
     Resume { ecds_file: PathBuf, split: String },
+    /// Drive a split's target through the steps of PLAN (JSON) while it is healthy;
+    /// roll back (or pause) when it is not.
+    Rollout {
+        plan: PathBuf,
+        /// Append every decision to this file as JSON lines.
+        #[arg(long)]
+        log: Option<PathBuf>,
+        /// Judge and print, but write nothing to the config.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Wrap a plain config into an ECDS resource file for Envoy to watch.
     Ecds {
         config: PathBuf,
@@ -270,6 +286,9 @@ fn run(command: Command) -> Result<(), Fail> {
         Command::Resume { ecds_file, split } => {
             edit::run(&ecds_file, &Change::Rollback { split, on: false }, now())
         }
+        Command::Rollout { plan, log, dry_run } => {
+            rollout::run(&plan, &rollout::Options { log, dry_run })
+        }
         Command::Ecds {
             config,
             wasm,
@@ -312,7 +331,7 @@ fn run(command: Command) -> Result<(), Fail> {
     }
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)

@@ -93,6 +93,24 @@ pub fn parse(text: &[u8]) -> Result<Plan, ConfigError> {
     }
 }
 
+/// A weight (percent, at most two decimals) checked as a target's
+/// `weight` is, in basis points; the problem is named under `path`. For
+/// documents that share the config's fields (turnoutctl's rollout plan).
+pub fn weight_field(value: &Value, path: &str) -> Result<u16, Vec<Problem>> {
+    let mut v = Validator::default();
+    v.weight(value, path).ok_or(v.problems)
+}
+
+/// An object checked as `splits[].guard` is, every problem named under
+/// `path`: a rollout plan's `analysis` means what the guard's fields mean.
+pub fn guard_field(value: &Value, path: &str) -> Result<GuardPlan, Vec<Problem>> {
+    let mut v = Validator::default();
+    match v.guard(value, path) {
+        Some(plan) if v.problems.is_empty() => Ok(plan),
+        _ => Err(v.problems),
+    }
+}
+
 /// XXH64 of a JSON value written canonically (object keys sorted, no
 /// spaces: `serde_json` without `preserve_order`), so text that differs
 /// only in layout or key order has the same fingerprint.

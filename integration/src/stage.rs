@@ -260,7 +260,7 @@ pub fn bootstrap(filter_yaml: &str, legacy: &Upstream, fastapi: &Upstream) -> St
 
 /// The bootstrap of a stage whose listener has these HTTP filters (turnout
 /// first) before the router.
-fn bootstrap_of(filters: &[String], legacy: &Upstream, fastapi: &Upstream) -> String {
+pub fn bootstrap_of(filters: &[String], legacy: &Upstream, fastapi: &Upstream) -> String {
     let by_decision = || RouteAction::ClusterHeader(DECISION_HEADER.into());
     let listener = filters
         .iter()

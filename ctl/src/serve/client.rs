@@ -1,10 +1,8 @@
 //! Asking a running server: `turnoutctl status`, and the calls the rollout
 //! controller makes in-process (`status`, `wait_acked`). Plain HTTP/1.1
-//! GETs over a std `TcpStream`: the answers are small JSON documents, and
-//! a blocking caller needs no runtime.
+//! GETs (`crate::http`): the answers are small JSON documents, and a
+//! blocking caller needs no runtime.
 
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::path::Path;
 use std::time::Duration;
 
@@ -14,6 +12,7 @@ use super::catalog::resource_name;
 use super::version_of;
 use super::wait::{Verdict, Want};
 use crate::fail::Fail;
+use crate::http;
 
 /// How long connecting and a plain request may take.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -97,7 +96,7 @@ pub fn run(
 }
 
 /// The resource and version a file in the served directory stands for.
-fn of_file(path: &Path) -> Result<(String, String), Fail> {
+pub fn of_file(path: &Path) -> Result<(String, String), Fail> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -113,75 +112,18 @@ fn of_file(path: &Path) -> Result<(String, String), Fail> {
     Ok((resource.to_string(), version_of(&bytes)))
 }
 
-/// `GET path` on `server`; the body of a 200 answer.
+/// `GET path` on `server` (`HOST:PORT`, optionally with `http://`); the
+/// body of a 200 answer.
 fn get(server: &str, path: &str, timeout: Duration) -> Result<String, String> {
     let host = server.trim_start_matches("http://").trim_end_matches('/');
-    let fail = |e: std::io::Error| format!("cannot reach the server at {host}: {e}");
-    let addr = host
-        .to_socket_addrs()
-        .map_err(fail)?
-        .next()
-        .ok_or_else(|| format!("{host}: no address"))?;
-    let mut conn = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(fail)?;
-    conn.set_read_timeout(Some(timeout)).map_err(fail)?;
-    conn.set_write_timeout(Some(TIMEOUT)).map_err(fail)?;
-    write!(
-        conn,
-        "GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n"
-    )
-    .map_err(fail)?;
-    let mut raw = Vec::new();
-    conn.read_to_end(&mut raw).map_err(fail)?;
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| format!("{host}{path}: not an HTTP answer"))?;
-    let head = String::from_utf8_lossy(&raw[..split]);
-    let body = &raw[split + 4..];
-    let code = head.split(' ').nth(1).unwrap_or_default();
-    let chunked = head
-        .lines()
-        .any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding:") && l.contains("chunked"));
-    let body = if chunked {
-        dechunk(body)
-    } else {
-        body.to_vec()
-    };
-    let body = String::from_utf8_lossy(&body).into_owned();
-    match code {
-        "200" => Ok(body),
-        _ => Err(format!("{host}{path}: HTTP {code}: {}", body.trim())),
-    }
-}
-
-/// A chunked body's content (chunk extensions and trailers ignored).
-fn dechunk(mut rest: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") {
-        let line = String::from_utf8_lossy(&rest[..eol]);
-        let size =
-            usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16).unwrap_or(0);
-        let data = &rest[eol + 2..];
-        if size == 0 || data.len() < size {
-            break;
-        }
-        out.extend_from_slice(&data[..size]);
-        rest = data[size..].strip_prefix(b"\r\n").unwrap_or(&data[size..]);
-    }
-    out
+    let url = http::Url::parse(&format!("http://{host}"))
+        .map_err(|e| format!("--server {server:?}: {e}"))?;
+    http::get(&url, path, timeout)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn chunked_bodies_are_joined() {
-        assert_eq!(
-            dechunk(b"4\r\nab\"c\r\n3;x=y\r\n{}\n\r\n0\r\n\r\n"),
-            b"ab\"c{}\n"
-        );
-    }
 
     #[test]
     fn an_unreachable_server_says_so() {

@@ -6,6 +6,7 @@ mod cohort;
 mod ecds;
 mod edit;
 mod explain;
+mod rollout;
 mod serve;
 
 use std::fs;

@@ -91,8 +91,10 @@ pub(super) fn error_ratio(window: &Window, tests: &[ErrorRatioTest]) -> Option<T
     })
 }
 
-/// The target's error rate over stable's, in the window.
-fn rate_ratio(target: Counts, stable: Counts) -> f64 {
+/// The target's error rate over stable's (infinite when stable had no
+/// error and the target had): what a trip of `error_ratio` reports. The
+/// rollout controller reports its failures the same way.
+pub fn rate_ratio(target: Counts, stable: Counts) -> f64 {
     let rate = |c: Counts| {
         if c.responses == 0 {
             0.0

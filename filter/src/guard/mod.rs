@@ -46,7 +46,7 @@ use std::fmt;
 
 use crate::stats::Class;
 
-pub use judge::P95_RATIO_MIN_MS;
+pub use judge::{beyond_noise, rate_ratio, P95_RATIO_MIN_MS};
 pub use state::{Local, Merged};
 pub use window::Window;
 

@@ -1,0 +1,535 @@
+//! Judging a step: the target against the stable cluster over the hold so
+//! far, by the analysis fields with the meaning the guard gives them
+//! (`turnout::guard`): the error rate and p99 against absolute limits, on
+//! evidence beyond noise ([`beyond_noise`]: a rate at the limit would show
+//! what was seen with probability under 1/1000); the p95 against stable's
+//! (above the guard's floor of [`P95_RATIO_MIN_MS`]); and the guard's own
+//! sequential test of the error ratio. None of them is judged before the
+//! target has `min_requests` responses: no traffic is no evidence, never a
+//! pass and never a failure.
+//!
+//! The sequential test ([`ErrorRatioTest`]) is fed one batch per interval,
+//! the counts between two scrapes, and lives for the whole rollout, not a
+//! step: its chance of a false alarm stays under `alpha` however many
+//! checks the rollout makes, and a failure that starts at the fourth step
+//! does not have to climb back the evidence of the three healthy ones (the
+//! test averages over start times).
+
+use std::collections::BTreeMap;
+
+use turnout::guard::sprt::{Batch, ErrorRatioTest};
+use turnout::guard::window::Counts;
+use turnout::guard::{self, beyond_noise, GuardPlan, Rule, P95_RATIO_MIN_MS};
+
+/// One cluster's responses over a stretch of time.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Side {
+    pub responses: u64,
+    pub errors: u64,
+    /// Latency counts by the bits of each bucket's upper bound `le`, as
+    /// Envoy's histogram has them: cumulative (a bucket counts every
+    /// latency up to its bound), the `+Inf` bucket counting all.
+    pub buckets: BTreeMap<u64, u64>,
+}
+
+/// The target and stable clusters over the same stretch.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Window {
+    pub target: Side,
+    pub stable: Side,
+}
+
+impl Side {
+    pub fn add(&mut self, other: &Side) {
+        self.responses += other.responses;
+        self.errors += other.errors;
+        for (&le, &n) in &other.buckets {
+            *self.buckets.entry(le).or_default() += n;
+        }
+    }
+
+    pub fn error_rate(&self) -> Option<f64> {
+        (self.responses > 0).then(|| self.errors as f64 / self.responses as f64)
+    }
+
+    /// Latencies recorded: the count of the highest bucket.
+    pub fn timed(&self) -> u64 {
+        self.buckets.values().copied().max().unwrap_or(0)
+    }
+
+    /// How many latencies were over `limit_ms`: exact when the limit is a
+    /// bucket bound (Envoy's 500 ms is), else interpolated inside its
+    /// bucket as the quantiles are.
+    pub fn over(&self, limit_ms: f64) -> u64 {
+        let total = self.timed();
+        let mut lower = (0.0, 0u64);
+        for (&bits, &count) in &self.buckets {
+            let le = f64::from_bits(bits);
+            if le >= limit_ms {
+                if le.is_infinite() {
+                    return total - lower.1;
+                }
+                let inside = count.saturating_sub(lower.1) as f64;
+                let below = lower.1 as f64 + inside * (limit_ms - lower.0) / (le - lower.0);
+                return total.saturating_sub(below.round() as u64);
+            }
+            lower = (le, count);
+        }
+        total.saturating_sub(lower.1)
+    }
+
+    /// The `q` quantile in ms, interpolated inside its bucket as
+    /// Prometheus' `histogram_quantile` does; a rank in the `+Inf` bucket
+    /// reads as the highest finite bound. `None` without latencies.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        let total = self.timed();
+        if total == 0 {
+            return None;
+        }
+        let rank = q * total as f64;
+        let mut lower = (0.0, 0u64);
+        for (&bits, &count) in &self.buckets {
+            let le = f64::from_bits(bits);
+            if count as f64 >= rank {
+                if le.is_infinite() {
+                    return Some(lower.0);
+                }
+                let inside = count.saturating_sub(lower.1);
+                if inside == 0 {
+                    return Some(le);
+                }
+                let at = (rank - lower.1 as f64) / inside as f64;
+                return Some(lower.0 + (le - lower.0) * at);
+            }
+            lower = (le, count);
+        }
+        Some(lower.0)
+    }
+}
+
+impl Window {
+    pub fn add(&mut self, other: &Window) {
+        self.target.add(&other.target);
+        self.stable.add(&other.stable);
+    }
+}
+
+/// Why a step failed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Failure {
+    /// These proxies' guards tripped the split.
+    GuardTripped(Vec<String>),
+    /// A limit was breached: the error rate (0..1), the p99 in ms, the p95
+    /// ratio, or the error ratio (the measured ratio of the error rates in
+    /// the hold; the test's evidence decided).
+    Limit {
+        rule: Rule,
+        measured: f64,
+        limit: f64,
+    },
+    /// Proxies refused the step's config (node, Envoy's message), as the
+    /// fleet server reports.
+    Nacked(Vec<(String, String)>),
+    /// The fleet server refused the file, so it is not served.
+    NotServed(Vec<String>),
+}
+
+/// The judgement of one interval.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Verdict {
+    /// Nothing breached; the hold goes on.
+    Ok,
+    /// The hold is over and the target passed with enough traffic.
+    Pass,
+    /// The hold is over but the target has too few responses: it goes on.
+    LowTraffic {
+        have: u64,
+        need: u64,
+    },
+    /// The hold is over, but the error rate or p99 is over its limit by
+    /// less than the evidence a failure needs: it goes on until the
+    /// evidence says either way. A step never advances over a limit.
+    Unsettled {
+        rule: Rule,
+        measured: f64,
+        limit: f64,
+    },
+    Fail(Failure),
+}
+
+/// The limits and the rollout's sequential test.
+pub struct Judge {
+    pub plan: GuardPlan,
+    test: ErrorRatioTest,
+}
+
+impl Judge {
+    pub fn new(plan: GuardPlan) -> Judge {
+        Judge {
+            plan,
+            test: ErrorRatioTest::default(),
+        }
+    }
+
+    /// Adds one interval's counts to the sequential test, at `now_s`.
+    pub fn fold(&mut self, now_s: i64, interval: &Window) {
+        if let Some(k) = self.plan.max_error_ratio {
+            let batch = Batch {
+                target_responses: interval.target.responses,
+                target_errors: interval.target.errors,
+                stable_responses: interval.stable.responses,
+                stable_errors: interval.stable.errors,
+            };
+            self.test.fold(now_s, k, batch);
+        }
+    }
+
+    /// ln of the sequential test's evidence (0 at the start; it rejects at
+    /// ln(1/alpha)).
+    pub fn evidence(&self) -> f64 {
+        self.test.log_evidence()
+    }
+
+    /// The first failure the proxies' guards or the counts show: guard,
+    /// then error rate, p99, p95 ratio and error ratio, as the guard
+    /// orders them. `hold` is the step's counts so far.
+    pub fn failure(&self, hold: &Window, tripped: &[String]) -> Option<Failure> {
+        if !tripped.is_empty() {
+            return Some(Failure::GuardTripped(tripped.to_vec()));
+        }
+        let plan = &self.plan;
+        let min = u64::from(plan.min_requests);
+        let (target, stable) = (&hold.target, &hold.stable);
+        let breach = |rule, measured: f64, limit: f64| {
+            (measured > limit).then_some(Failure::Limit {
+                rule,
+                measured,
+                limit,
+            })
+        };
+        let mut found = None;
+        if let (Some(limit), Some(rate)) = (plan.max_error_rate, target.error_rate()) {
+            if target.responses >= min && beyond_noise(target.errors, target.responses, limit) {
+                found = found.or(breach(Rule::ErrorRate, rate, limit));
+            }
+        }
+        if let (Some(limit), Some(p99)) = (plan.max_p99_ms, target.quantile(0.99)) {
+            // The p99 is over the limit when more than 1 % of the latencies
+            // are: the guard's question, asked of the same evidence.
+            let (slow, timed) = (target.over(limit), target.timed());
+            if timed >= min && slow > timed / 100 && beyond_noise(slow, timed, 0.01) {
+                found = found.or(breach(Rule::P99, p99.max(limit.floor() + 1.0), limit));
+            }
+        }
+        if let (Some(limit), Some(t95), Some(s95)) = (
+            plan.max_p95_ratio,
+            target.quantile(0.95),
+            stable.quantile(0.95),
+        ) {
+            if target.timed() >= min && stable.timed() >= min && t95 > P95_RATIO_MIN_MS && s95 > 0.0
+            {
+                found = found.or(breach(Rule::P95Ratio, t95 / s95, limit));
+            }
+        }
+        if let Some(limit) = plan.max_error_ratio {
+            if found.is_none()
+                && self.test.target_responses() >= min
+                && self.test.rejects(plan.alpha)
+            {
+                found = Some(Failure::Limit {
+                    rule: Rule::ErrorRatio,
+                    measured: rate_ratio(target, stable),
+                    limit,
+                });
+            }
+        }
+        found
+    }
+
+    /// The verdict of an interval of the hold: a failure at once; else,
+    /// once the hold is over, a pass with `min_requests` or more target
+    /// responses in it, and a longer hold with fewer.
+    pub fn verdict(&self, hold: &Window, tripped: &[String], hold_over: bool) -> Verdict {
+        if let Some(failure) = self.failure(hold, tripped) {
+            return Verdict::Fail(failure);
+        }
+        let need = u64::from(self.plan.min_requests);
+        match (hold_over, hold.target.responses) {
+            (false, _) => Verdict::Ok,
+            (true, have) if have < need => Verdict::LowTraffic { have, need },
+            (true, _) => self.over_a_limit(&hold.target).unwrap_or(Verdict::Pass),
+        }
+    }
+
+    /// The error rate or p99 over its limit as measured, evidence or not.
+    fn over_a_limit(&self, target: &Side) -> Option<Verdict> {
+        if let (Some(limit), Some(rate)) = (self.plan.max_error_rate, target.error_rate()) {
+            if rate > limit {
+                return Some(Verdict::Unsettled {
+                    rule: Rule::ErrorRate,
+                    measured: rate,
+                    limit,
+                });
+            }
+        }
+        let limit = self.plan.max_p99_ms?;
+        // Over when more than 1 % of the latencies are, as the guard counts.
+        (target.over(limit) > target.timed() / 100).then(|| Verdict::Unsettled {
+            rule: Rule::P99,
+            measured: target
+                .quantile(0.99)
+                .unwrap_or(limit)
+                .max(limit.floor() + 1.0),
+            limit,
+        })
+    }
+}
+
+/// The target's error rate over stable's, as the guard reports it.
+fn rate_ratio(target: &Side, stable: &Side) -> f64 {
+    let counts = |s: &Side| Counts {
+        responses: s.responses,
+        errors: s.errors,
+        ..Counts::default()
+    };
+    guard::rate_ratio(counts(target), counts(stable))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Envoy's default histogram bounds (ms), the ones `turnout_latency_ms` has.
+    const BOUNDS: [f64; 12] = [
+        0.5,
+        1.0,
+        5.0,
+        10.0,
+        25.0,
+        50.0,
+        100.0,
+        250.0,
+        500.0,
+        1000.0,
+        2500.0,
+        f64::INFINITY,
+    ];
+
+    /// `responses` with `errors`, latencies given as (ms, how many).
+    fn side(responses: u64, errors: u64, latencies: &[(f64, u64)]) -> Side {
+        let buckets = BOUNDS
+            .iter()
+            .map(|&le| {
+                let n = latencies
+                    .iter()
+                    .filter(|(ms, _)| *ms <= le)
+                    .map(|(_, n)| n)
+                    .sum();
+                (le.to_bits(), n)
+            })
+            .collect();
+        Side {
+            responses,
+            errors,
+            buckets,
+        }
+    }
+
+    fn window(target: Side, stable: Side) -> Window {
+        Window { target, stable }
+    }
+
+    fn plan(analysis: &str) -> GuardPlan {
+        turnout::config::guard_field(&serde_json::from_str(analysis).unwrap(), "analysis").unwrap()
+    }
+
+    #[test]
+    fn quantiles_interpolate_like_histogram_quantile() {
+        // 90 at 3 ms (bucket 1..5), 10 at 80 ms (bucket 50..100).
+        let s = side(100, 0, &[(3.0, 90), (80.0, 10)]);
+        // p50: rank 50 of 90 in 1..5: 1 + 4 * 50/90.
+        assert!((s.quantile(0.5).unwrap() - (1.0 + 4.0 * 50.0 / 90.0)).abs() < 1e-9);
+        // p99: rank 99, 9 of 10 in 50..100.
+        assert!((s.quantile(0.99).unwrap() - 95.0).abs() < 1e-9);
+        // Latencies over a limit: exact on a bound, interpolated inside.
+        assert_eq!(s.over(50.0), 10);
+        assert_eq!(s.over(75.0), 5);
+        assert_eq!(s.over(1.0), 100);
+        assert_eq!(s.over(5000.0), 0);
+        // Beyond the last finite bound: the bound.
+        let slow = side(10, 0, &[(9999.0, 10)]);
+        assert_eq!(slow.quantile(0.99), Some(2500.0));
+        assert_eq!(Side::default().quantile(0.99), None);
+    }
+
+    #[test]
+    fn no_data_never_passes_and_never_fails() {
+        let judge = Judge::new(plan(
+            r#"{"min_requests": 100, "max_error_rate": 0.01, "max_p99_ms": 500}"#,
+        ));
+        let empty = Window::default();
+        assert_eq!(judge.verdict(&empty, &[], false), Verdict::Ok);
+        assert_eq!(
+            judge.verdict(&empty, &[], true),
+            Verdict::LowTraffic { have: 0, need: 100 }
+        );
+        // 99 responses, all failed and slow: below min_requests, not judged.
+        let bad = window(side(99, 99, &[(3000.0, 99)]), side(1000, 0, &[(2.0, 1000)]));
+        assert_eq!(judge.verdict(&bad, &[], false), Verdict::Ok);
+        assert_eq!(
+            judge.verdict(&bad, &[], true),
+            Verdict::LowTraffic {
+                have: 99,
+                need: 100
+            }
+        );
+        // Enough of it is judged.
+        let healthy = window(side(100, 0, &[(3.0, 100)]), side(1000, 0, &[(2.0, 1000)]));
+        assert_eq!(judge.verdict(&healthy, &[], false), Verdict::Ok);
+        assert_eq!(judge.verdict(&healthy, &[], true), Verdict::Pass);
+    }
+
+    #[test]
+    fn a_step_over_a_limit_without_evidence_neither_passes_nor_fails() {
+        let judge = Judge::new(plan(r#"{"min_requests": 20, "max_error_rate": 0.01}"#));
+        let stable = side(1000, 0, &[]);
+        // 4 errors in 121 (3.3 %) against 1 %: not beyond noise, so no
+        // failure; but no pass either.
+        let hold = window(side(121, 4, &[]), stable.clone());
+        assert_eq!(judge.verdict(&hold, &[], false), Verdict::Ok);
+        match judge.verdict(&hold, &[], true) {
+            Verdict::Unsettled {
+                rule,
+                measured,
+                limit,
+            } => {
+                assert_eq!((rule, limit), (Rule::ErrorRate, 0.01));
+                assert!((measured - 4.0 / 121.0).abs() < 1e-12);
+            }
+            other => panic!("{other:?}"),
+        }
+        // More of the same is evidence: it fails.
+        let hold = window(side(605, 20, &[]), stable.clone());
+        assert!(matches!(judge.verdict(&hold, &[], true), Verdict::Fail(_)));
+        // Under the limit, it passes.
+        let hold = window(side(605, 5, &[]), stable);
+        assert_eq!(judge.verdict(&hold, &[], true), Verdict::Pass);
+    }
+
+    #[test]
+    fn a_tripped_guard_fails_at_once_even_without_data() {
+        let judge = Judge::new(plan(r#"{"max_error_rate": 0.01}"#));
+        let v = judge.verdict(&Window::default(), &["http://127.0.0.1:9901".into()], false);
+        assert_eq!(
+            v,
+            Verdict::Fail(Failure::GuardTripped(vec!["http://127.0.0.1:9901".into()]))
+        );
+    }
+
+    #[test]
+    fn each_limit_fails_as_the_guard_judges_it() {
+        let judge = Judge::new(plan(
+            r#"{"min_requests": 50, "max_error_rate": 0.05, "max_p99_ms": 500, "max_p95_ratio": 2.0}"#,
+        ));
+        let stable = side(1000, 1, &[(3.0, 1000)]);
+        let rule = |w: &Window| match judge.failure(w, &[]) {
+            Some(Failure::Limit { rule, .. }) => Some(rule),
+            _ => None,
+        };
+        // 20 % errors against 5 %: beyond noise in 100 responses.
+        assert_eq!(
+            rule(&window(side(100, 20, &[(3.0, 100)]), stable.clone())),
+            Some(Rule::ErrorRate)
+        );
+        // 10 % is over the limit, but 100 responses are not evidence
+        // enough (a 5 % target shows that much once in 40 tries); 1,000 are.
+        assert_eq!(
+            rule(&window(side(100, 10, &[(3.0, 100)]), stable.clone())),
+            None
+        );
+        assert_eq!(
+            rule(&window(side(1000, 100, &[(3.0, 1000)]), stable.clone())),
+            Some(Rule::ErrorRate)
+        );
+        // 5 % errors is at the limit, not over it.
+        assert_eq!(
+            rule(&window(side(1000, 50, &[(3.0, 1000)]), stable.clone())),
+            None
+        );
+        // 10 % of latencies at 800 ms: p99 in 500..1000.
+        assert_eq!(
+            rule(&window(
+                side(100, 0, &[(3.0, 90), (800.0, 10)]),
+                stable.clone()
+            )),
+            Some(Rule::P99)
+        );
+        // 2 % slow in 100 is noise for a p99.
+        assert_eq!(
+            rule(&window(
+                side(100, 0, &[(3.0, 98), (800.0, 2)]),
+                stable.clone()
+            )),
+            None
+        );
+        // p95 of 80 ms against stable's 3: over twice, and over the floor.
+        assert_eq!(
+            rule(&window(side(100, 0, &[(80.0, 100)]), stable.clone())),
+            Some(Rule::P95Ratio)
+        );
+        // 20 ms against 3 ms is "7x" but under the guard's 25 ms floor.
+        assert_eq!(
+            rule(&window(side(100, 0, &[(20.0, 100)]), stable.clone())),
+            None
+        );
+        // The ratio needs stable's latencies too.
+        assert_eq!(
+            rule(&window(
+                side(100, 0, &[(80.0, 100)]),
+                side(10, 0, &[(3.0, 10)])
+            )),
+            None
+        );
+    }
+
+    fn interval(n_t: u64, e_t: u64, n_s: u64, e_s: u64) -> Window {
+        window(side(n_t, e_t, &[]), side(n_s, e_s, &[]))
+    }
+
+    #[test]
+    fn the_error_ratio_test_runs_across_the_whole_rollout() {
+        let judge_of = || {
+            Judge::new(plan(
+                r#"{"min_requests": 50, "max_error_ratio": 2.0, "alpha": 0.001}"#,
+            ))
+        };
+        // A healthy target, at stable's error rate, for 2 hours of 10 s
+        // intervals: the evidence stays under 1/alpha.
+        let mut judge = judge_of();
+        for i in 0..720 {
+            judge.fold(i * 10, &interval(100, 1, 900, 9));
+            assert_eq!(judge.failure(&Window::default(), &[]), None, "interval {i}");
+        }
+        // Then the target fails at 10x stable's rate: found within minutes,
+        // however long the healthy part was.
+        let mut seconds = 0;
+        while judge.failure(&Window::default(), &[]).is_none() {
+            judge.fold(7200 + seconds, &interval(100, 10, 900, 9));
+            seconds += 10;
+            assert!(seconds < 600, "{}", judge.evidence());
+        }
+        // Not before the target has min_requests responses in all.
+        let mut judge = judge_of();
+        judge.fold(0, &interval(40, 40, 900, 0));
+        assert!(judge.evidence() > -0.001f64.ln());
+        assert_eq!(judge.failure(&Window::default(), &[]), None);
+        judge.fold(10, &interval(10, 10, 100, 0));
+        assert!(matches!(
+            judge.failure(&Window::default(), &[]),
+            Some(Failure::Limit {
+                rule: Rule::ErrorRatio,
+                ..
+            })
+        ));
+    }
+}

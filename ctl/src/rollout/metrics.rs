@@ -1,0 +1,407 @@
+//! Reading the contract's series for one split: the responses of its
+//! stable and target clusters by class, their latency histograms, and the
+//! guard's gauge per proxy; from a Prometheus server (its query API) or
+//! straight from the proxies' admin endpoints (`/stats/prometheus`).
+//!
+//! A [`Scrape`] keeps every counter per proxy, as read; what happened
+//! between two scrapes is [`Scrape::since`], taken series by series, so a
+//! proxy that restarts (its counters back at 0) or joins is counted from 0
+//! rather than turning a sum negative. Names are matched as the filter
+//! writes them into labels (`turnout::stats::sanitize`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::Value;
+use turnout::stats::{sanitize, Class};
+
+use super::analysis::{Side, Window};
+use super::plan::{Metrics, Plan};
+use crate::http::{self, Url};
+
+/// How long one HTTP request may take.
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where the series come from, for one split's stable and target.
+pub struct Source {
+    metrics: Metrics,
+    split: String,
+    /// `[stable, target]` as the labels spell them.
+    clusters: [String; 2],
+}
+
+/// Which side of the split a series is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Of {
+    Stable,
+    Target,
+}
+
+/// One counter series.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Series {
+    /// The proxy (an admin URL, or Prometheus' `instance`).
+    pub proxy: String,
+    pub of: Of,
+    pub what: What,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum What {
+    /// `turnout_responses_total` of a class (its index in `Class::ALL`).
+    Responses(usize),
+    /// A `turnout_latency_ms_bucket`, by the bits of its upper bound `le`
+    /// (positive floats, `+Inf` included, order as their bits do).
+    Bucket(u64),
+}
+
+/// What one read saw.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Scrape {
+    pub series: BTreeMap<Series, f64>,
+    /// The proxies whose `turnout_guard_tripped` for the split is 1.
+    pub tripped: Vec<String>,
+}
+
+impl Source {
+    pub fn new(plan: &Plan, stable: &str) -> Source {
+        Source {
+            metrics: plan.metrics.clone(),
+            split: sanitize(&plan.split),
+            clusters: [sanitize(stable), sanitize(&plan.target)],
+        }
+    }
+
+    /// Reads the series now. With several admin endpoints, every one must
+    /// answer: a sum that misses a proxy would not be the fleet's.
+    pub fn scrape(&self) -> Result<Scrape, String> {
+        match &self.metrics {
+            Metrics::Prometheus(url) => self.prometheus(url),
+            Metrics::EnvoyAdmin(urls) => {
+                let mut scrape = Scrape::default();
+                for url in urls {
+                    let text = http::get(url, "/stats/prometheus", TIMEOUT)?;
+                    self.exposition(&url.to_string(), &text, &mut scrape);
+                }
+                Ok(scrape)
+            }
+        }
+    }
+
+    fn of(&self, cluster: &str) -> Option<Of> {
+        match cluster {
+            c if c == self.clusters[1] => Some(Of::Target),
+            c if c == self.clusters[0] => Some(Of::Stable),
+            _ => None,
+        }
+    }
+
+    /// The series of a sample, if it is one of ours.
+    fn series(
+        &self,
+        name: &str,
+        labels: &dyn Fn(&str) -> Option<String>,
+        proxy: &str,
+    ) -> Option<Series> {
+        if labels("split")? != self.split {
+            return None;
+        }
+        let of = self.of(&labels("cluster")?)?;
+        let what = match name {
+            "turnout_responses_total" => {
+                let class = labels("class")?;
+                What::Responses(Class::ALL.iter().position(|c| c.as_str() == class)?)
+            }
+            "turnout_latency_ms_bucket" => What::Bucket(parse_value(&labels("le")?)?.to_bits()),
+            _ => return None,
+        };
+        Some(Series {
+            proxy: proxy.to_string(),
+            of,
+            what,
+        })
+    }
+
+    /// The Prometheus text exposition of one proxy, added to `scrape`.
+    fn exposition(&self, proxy: &str, text: &str, scrape: &mut Scrape) {
+        for line in text.lines() {
+            let Some((name, labels, value)) = parse_sample(line) else {
+                continue;
+            };
+            let label = |n: &str| labels.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+            if name == "turnout_guard_tripped" {
+                if label("split").as_deref() == Some(&self.split) && value >= 1.0 {
+                    scrape.tripped.push(proxy.to_string());
+                }
+                continue;
+            }
+            if let Some(series) = self.series(name, &label, proxy) {
+                *scrape.series.entry(series).or_default() += value;
+            }
+        }
+    }
+
+    /// Three instant queries, per proxy (`instance`).
+    fn prometheus(&self, url: &Url) -> Result<Scrape, String> {
+        let clusters = self.clusters.join("|");
+        let selector = format!("split=\"{}\",cluster=~\"{clusters}\"", self.split);
+        let mut scrape = Scrape::default();
+        for (name, by) in [
+            ("turnout_responses_total", "class"),
+            ("turnout_latency_ms_bucket", "le"),
+        ] {
+            let expr = format!("sum by (instance, split, cluster, {by}) ({name}{{{selector}}})");
+            for (labels, value) in query(url, &expr)? {
+                let label = |n: &str| labels.get(n).cloned();
+                let proxy = labels.get("instance").cloned().unwrap_or_default();
+                if let Some(series) = self.series(name, &label, &proxy) {
+                    scrape.series.insert(series, value);
+                }
+            }
+        }
+        let expr = format!(
+            "max by (instance) (turnout_guard_tripped{{split=\"{}\"}})",
+            self.split
+        );
+        for (labels, value) in query(url, &expr)? {
+            if value >= 1.0 {
+                scrape
+                    .tripped
+                    .push(labels.get("instance").cloned().unwrap_or_default());
+            }
+        }
+        Ok(scrape)
+    }
+}
+
+impl Scrape {
+    /// How many proxies report the split's series.
+    pub fn proxies(&self) -> usize {
+        let mut names: Vec<&str> = self.series.keys().map(|s| s.proxy.as_str()).collect();
+        names.dedup();
+        names.len()
+    }
+
+    /// What happened between `earlier` and this scrape, series by series:
+    /// a counter that went down was reset (its proxy restarted) and counts
+    /// from 0, as does a series `earlier` did not have.
+    pub fn since(&self, earlier: &Scrape, errors: turnout::guard::ErrorClasses) -> Window {
+        let mut window = Window::default();
+        for (series, &now) in &self.series {
+            let before = earlier.series.get(series).copied().unwrap_or(0.0);
+            let delta = if now >= before { now - before } else { now };
+            let delta = delta.round().max(0.0) as u64;
+            let side: &mut Side = match series.of {
+                Of::Target => &mut window.target,
+                Of::Stable => &mut window.stable,
+            };
+            match series.what {
+                What::Responses(class) => {
+                    side.responses += delta;
+                    if errors.contains(Class::ALL[class]) {
+                        side.errors += delta;
+                    }
+                }
+                What::Bucket(le) => *side.buckets.entry(le).or_default() += delta,
+            }
+        }
+        window
+    }
+}
+
+/// A sample's labels, by name.
+type Labels = BTreeMap<String, String>;
+
+/// A sample's labels, in order, as the text exposition has them.
+type LabelPairs = Vec<(String, String)>;
+
+/// `/api/v1/query?query=EXPR`: the instant vector's labels and values.
+fn query(url: &Url, expr: &str) -> Result<Vec<(Labels, f64)>, String> {
+    let body = http::get(
+        url,
+        &format!("/api/v1/query?query={}", url_encode(expr)),
+        TIMEOUT,
+    )?;
+    let json: Value = serde_json::from_str(&body)
+        .map_err(|e| format!("{url}: the query answer is not JSON: {e}"))?;
+    if json["status"] != "success" || json["data"]["resultType"] != "vector" {
+        return Err(format!("{url}: query {expr:?} failed: {}", json["error"]));
+    }
+    let results = json["data"]["result"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    Ok(results
+        .iter()
+        .filter_map(|r| {
+            let labels = r["metric"]
+                .as_object()?
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect();
+            Some((labels, parse_value(r["value"][1].as_str()?)?))
+        })
+        .collect())
+}
+
+/// One sample line of the text exposition: `name{a="b",c="d"} value [ts]`.
+fn parse_sample(line: &str) -> Option<(&str, LabelPairs, f64)> {
+    if line.starts_with('#') || line.trim().is_empty() {
+        return None;
+    }
+    let name_end = line.find(['{', ' '])?;
+    let name = &line[..name_end];
+    let mut rest = &line[name_end..];
+    let mut labels = Vec::new();
+    if let Some(inner) = rest.strip_prefix('{') {
+        let mut chars = inner.char_indices();
+        let mut key = String::new();
+        let close = loop {
+            let (i, c) = chars.next()?;
+            match c {
+                '}' => break i,
+                ',' | ' ' => {}
+                '=' => {
+                    if chars.next()?.1 != '"' {
+                        return None;
+                    }
+                    let mut value = String::new();
+                    loop {
+                        match chars.next()?.1 {
+                            '"' => break,
+                            '\\' => match chars.next()?.1 {
+                                'n' => value.push('\n'),
+                                other => value.push(other),
+                            },
+                            other => value.push(other),
+                        }
+                    }
+                    labels.push((std::mem::take(&mut key), value));
+                }
+                other => key.push(other),
+            }
+        };
+        rest = &inner[close + 1..];
+    }
+    let value = parse_value(rest.split_whitespace().next()?)?;
+    Some((name, labels, value))
+}
+
+/// A sample value: a float, `NaN`, `+Inf`, `-Inf`.
+fn parse_value(s: &str) -> Option<f64> {
+    match s {
+        "+Inf" | "Inf" => Some(f64::INFINITY),
+        "-Inf" => Some(f64::NEG_INFINITY),
+        "NaN" => Some(f64::NAN),
+        _ => s.parse().ok(),
+    }
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use turnout::guard::ErrorClasses;
+
+    fn source() -> Source {
+        Source {
+            metrics: Metrics::EnvoyAdmin(Vec::new()),
+            split: "users".into(),
+            clusters: ["legacy".into(), "fastapi".into()],
+        }
+    }
+
+    const EXPOSITION: &str = r#"# TYPE turnout_responses_total counter
+turnout_responses_total{split="users",cluster="fastapi",class="2xx"} 90
+turnout_responses_total{split="users",cluster="fastapi",class="5xx"} 10
+turnout_responses_total{split="users",cluster="legacy",class="2xx"} 400
+turnout_responses_total{split="users",cluster="legacy",class="reset"} 2
+turnout_responses_total{split="orders",cluster="fastapi",class="5xx"} 1000
+turnout_responses_total{split="users",cluster="other",class="5xx"} 1000
+# TYPE turnout_guard_tripped gauge
+turnout_guard_tripped{split="users"} 0
+turnout_guard_tripped{split="orders"} 1
+# TYPE turnout_latency_ms histogram
+turnout_latency_ms_bucket{split="users",cluster="fastapi",le="0.5"} 10
+turnout_latency_ms_bucket{split="users",cluster="fastapi",le="5"} 95
+turnout_latency_ms_bucket{split="users",cluster="fastapi",le="+Inf"} 100
+turnout_latency_ms_sum{split="users",cluster="fastapi"} 180
+envoy_cluster_upstream_rq{envoy_response_code="200",envoy_cluster_name="x"} 5
+weird_label{a="q\"uo\\te,}"} 1 1700000000
+"#;
+
+    #[test]
+    fn the_exposition_is_read_for_our_split_and_clusters_only() {
+        let mut scrape = Scrape::default();
+        source().exposition("p1", EXPOSITION, &mut scrape);
+        assert!(scrape.tripped.is_empty());
+        let w = scrape.since(&Scrape::default(), ErrorClasses::DEFAULT);
+        assert_eq!((w.target.responses, w.target.errors), (100, 10));
+        assert_eq!((w.stable.responses, w.stable.errors), (402, 2));
+        assert_eq!(w.target.buckets.len(), 3);
+        assert_eq!(w.target.buckets[&f64::INFINITY.to_bits()], 100);
+
+        let tripped = EXPOSITION.replace(r#"{split="users"} 0"#, r#"{split="users"} 1"#);
+        let mut scrape = Scrape::default();
+        source().exposition("p2", &tripped, &mut scrape);
+        assert_eq!(scrape.tripped, ["p2"]);
+    }
+
+    #[test]
+    fn samples_parse_with_escapes_and_timestamps() {
+        let (name, labels, value) =
+            parse_sample(r#"weird_label{a="q\"uo\\te,}",b="x"} 1.5 1700000000"#).unwrap();
+        assert_eq!(name, "weird_label");
+        assert_eq!(
+            labels,
+            [("a".into(), "q\"uo\\te,}".into()), ("b".into(), "x".into())]
+        );
+        assert_eq!(value, 1.5);
+        assert_eq!(parse_sample("plain 3").map(|s| s.2), Some(3.0));
+        assert_eq!(parse_sample("# HELP x y"), None);
+        assert_eq!(parse_sample("broken{a=\"x"), None);
+    }
+
+    #[test]
+    fn deltas_are_per_series_and_survive_a_restart() {
+        let series = |proxy: &str, class| Series {
+            proxy: proxy.into(),
+            of: Of::Target,
+            what: What::Responses(class),
+        };
+        let at = |a: f64, b: f64| Scrape {
+            series: [(series("a", 0), a), (series("b", 0), b)]
+                .into_iter()
+                .collect(),
+            ..Scrape::default()
+        };
+        // b restarted: from 500 to 20 means 20 new responses, not -480.
+        let w = at(130.0, 20.0).since(&at(100.0, 500.0), ErrorClasses::DEFAULT);
+        assert_eq!(w.target.responses, 30 + 20);
+        // A proxy that joins counts from 0.
+        let mut later = at(130.0, 520.0);
+        later.series.insert(series("c", 3), 7.0);
+        let w = later.since(&at(100.0, 500.0), ErrorClasses::DEFAULT);
+        assert_eq!((w.target.responses, w.target.errors), (57, 7));
+    }
+
+    #[test]
+    fn queries_are_url_encoded() {
+        assert_eq!(
+            url_encode(r#"sum by (a) (x{b=~"c|d"})"#),
+            "sum%20by%20%28a%29%20%28x%7Bb%3D~%22c%7Cd%22%7D%29"
+        );
+    }
+}

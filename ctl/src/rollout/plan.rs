@@ -1,0 +1,606 @@
+//! The rollout plan (`turnoutctl rollout PLAN.json`, a contract in
+//! DESIGN.md): which split's target to drive through which steps, how long
+//! to hold each, what to judge it by, where the metrics are, and what to do
+//! on a failure. Checked like a config: every problem at once, each named
+//! by its field (`steps[2].hold_s: 0 is not between 1 and 604800`). The
+//! weights and the `analysis` are checked by the filter's own rules for a
+//! target's `weight` and a split's `guard`, so they mean the same.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+use turnout::config::{self, Problem};
+use turnout::guard::GuardPlan;
+
+use crate::fail::Fail;
+use crate::http::Url;
+use crate::input;
+
+/// A checked plan.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    /// The config file that Envoy (or `turnoutctl serve`) reads.
+    pub config: PathBuf,
+    pub split: String,
+    pub target: String,
+    /// In order of increasing weight.
+    pub steps: Vec<Step>,
+    pub interval_s: u64,
+    pub metrics: Metrics,
+    /// Judged as the guard judges; `window_s` is not used (a step is judged
+    /// over the whole hold so far).
+    pub analysis: GuardPlan,
+    pub on_failure: OnFailure,
+    /// `turnoutctl serve`'s address (`HOST:PORT`) when it serves `config`:
+    /// a step's hold then starts once every connected proxy ACKed it. An
+    /// extension of the contract's plan.
+    pub server: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Step {
+    /// Basis points.
+    pub weight: u16,
+    pub hold_s: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Metrics {
+    /// A Prometheus server, queried through its HTTP API.
+    Prometheus(Url),
+    /// The proxies' admin endpoints, each scraped at `/stats/prometheus`.
+    EnvoyAdmin(Vec<Url>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Write `"rollback": true`: every request of the split to stable.
+    Rollback,
+    /// Keep the weight as it is and exit.
+    Pause,
+}
+
+const FIELDS: &[&str] = &[
+    "config",
+    "split",
+    "target",
+    "steps",
+    "hold_s",
+    "interval_s",
+    "metrics",
+    "analysis",
+    "on_failure",
+    "server",
+];
+pub const DEFAULT_HOLD_S: u64 = 300;
+pub const DEFAULT_INTERVAL_S: u64 = 10;
+/// A week: a longer hold is a schedule, not a rollout.
+const MAX_HOLD_S: u64 = 7 * 86_400;
+const MAX_INTERVAL_S: u64 = 3600;
+
+/// Reads and checks the plan at `path`; unreadable is a usage error (exit
+/// 2), invalid is refused (exit 1) with every problem on its own line.
+pub fn read(path: &Path) -> Result<Plan, Fail> {
+    let text = fs::read_to_string(path)
+        .map_err(|e| Fail::Usage(format!("cannot read {}: {e}", path.display())))?;
+    parse(&text).map_err(|problems| {
+        Fail::Refused(format!(
+            "{}: the rollout plan is refused:\n{}",
+            path.display(),
+            input::lines(&problems)
+        ))
+    })
+}
+
+/// Checks a plan's text.
+pub fn parse(text: &str) -> Result<Plan, Vec<Problem>> {
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        vec![Problem {
+            path: String::new(),
+            message: format!("not valid JSON: {e}"),
+        }]
+    })?;
+    let mut c = Check::default();
+    let plan = c.plan(&value);
+    match plan {
+        Some(plan) if c.problems.is_empty() => Ok(plan),
+        _ => Err(c.problems),
+    }
+}
+
+/// Collects the problems of a plan.
+#[derive(Default)]
+struct Check {
+    problems: Vec<Problem>,
+}
+
+impl Check {
+    fn fail(&mut self, path: &str, message: impl Into<String>) {
+        self.problems.push(Problem {
+            path: path.to_string(),
+            message: message.into(),
+        });
+    }
+
+    fn plan(&mut self, value: &Value) -> Option<Plan> {
+        let Some(top) = value.as_object() else {
+            self.fail("", "the plan is not an object");
+            return None;
+        };
+        for key in top.keys().filter(|k| !FIELDS.contains(&k.as_str())) {
+            self.fail(
+                key,
+                format!("unknown field; expected one of {}", FIELDS.join(", ")),
+            );
+        }
+        // Every field is checked before any refusal, so all problems show.
+        let config = self.name(top, "config");
+        let split = self.name(top, "split");
+        let target = self.name(top, "target");
+        let hold_s = match top.get("hold_s") {
+            Some(v) => self.whole_in(v, "hold_s", 1, MAX_HOLD_S),
+            None => Some(DEFAULT_HOLD_S),
+        };
+        let interval_s = match top.get("interval_s") {
+            Some(v) => self.whole_in(v, "interval_s", 1, MAX_INTERVAL_S),
+            None => Some(DEFAULT_INTERVAL_S),
+        };
+        let steps = self
+            .required(top, "steps")
+            .and_then(|v| self.steps(v, hold_s.unwrap_or(DEFAULT_HOLD_S)));
+        let metrics = self.required(top, "metrics").and_then(|v| self.metrics(v));
+        let analysis = self
+            .required(top, "analysis")
+            .and_then(|v| self.analysis(v));
+        let on_failure = match top.get("on_failure") {
+            None => Some(OnFailure::Rollback),
+            Some(v) => match v.as_str() {
+                Some("rollback") => Some(OnFailure::Rollback),
+                Some("pause") => Some(OnFailure::Pause),
+                _ => {
+                    self.fail(
+                        "on_failure",
+                        format!("{v} is not \"rollback\" or \"pause\""),
+                    );
+                    None
+                }
+            },
+        };
+        let server = match top.get("server") {
+            None => Some(None),
+            Some(v) => self.server(v).map(Some),
+        };
+        Some(Plan {
+            config: PathBuf::from(config?),
+            split: split?,
+            target: target?,
+            steps: steps?,
+            interval_s: interval_s?,
+            metrics: metrics?,
+            analysis: analysis?,
+            on_failure: on_failure?,
+            server: server?,
+        })
+    }
+
+    /// `HOST:PORT` of `turnoutctl serve`, as `turnoutctl status --server`
+    /// takes it.
+    fn server(&mut self, value: &Value) -> Option<String> {
+        let Some(text) = value.as_str() else {
+            self.fail("server", format!("{value} is not a string"));
+            return None;
+        };
+        let address = text.trim_start_matches("http://");
+        match Url::parse(&format!("http://{address}")) {
+            Ok(url) if url.base.is_empty() && address.contains(':') => Some(address.to_string()),
+            Ok(_) => {
+                self.fail("server", format!("{text:?} is not HOST:PORT"));
+                None
+            }
+            Err(e) => {
+                self.fail("server", e);
+                None
+            }
+        }
+    }
+
+    fn required<'v>(&mut self, obj: &'v Map<String, Value>, name: &str) -> Option<&'v Value> {
+        let value = obj.get(name);
+        if value.is_none() {
+            self.fail(name, "is required");
+        }
+        value
+    }
+
+    /// A required non-empty string.
+    fn name(&mut self, obj: &Map<String, Value>, name: &str) -> Option<String> {
+        match self.required(obj, name)?.as_str() {
+            Some("") => self.fail(name, "is empty"),
+            Some(s) => return Some(s.to_string()),
+            None => self.fail(name, format!("{} is not a string", obj[name])),
+        }
+        None
+    }
+
+    fn whole_in(&mut self, value: &Value, path: &str, lo: u64, hi: u64) -> Option<u64> {
+        // `1.0` counts, as in the config.
+        let n = value.as_u64().or_else(|| {
+            value
+                .as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 1e15)
+                .map(|f| f as u64)
+        });
+        match n {
+            Some(n) if (lo..=hi).contains(&n) => Some(n),
+            Some(_) => {
+                self.fail(path, format!("{value} is not between {lo} and {hi}"));
+                None
+            }
+            None => {
+                self.fail(path, format!("{value} is not a whole number"));
+                None
+            }
+        }
+    }
+
+    /// `[10, {"weight": 30, "hold_s": 600}, …]`: increasing weights above 0.
+    fn steps(&mut self, value: &Value, hold_s: u64) -> Option<Vec<Step>> {
+        let Some(items) = value.as_array() else {
+            self.fail("steps", format!("{value} is not an array"));
+            return None;
+        };
+        if items.is_empty() {
+            self.fail("steps", "is empty; give at least one weight");
+            return None;
+        }
+        let mut steps = Vec::new();
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            let path = format!("steps[{i}]");
+            let step = match item {
+                Value::Object(obj) => self.step_object(obj, &path, hold_s),
+                _ => self
+                    .weight(item, &path)
+                    .map(|weight| Step { weight, hold_s }),
+            };
+            let Some(step) = step else {
+                ok = false;
+                continue;
+            };
+            if let Some(previous) = steps.last().map(|s: &Step| s.weight) {
+                if step.weight <= previous {
+                    self.fail(
+                        &path,
+                        format!(
+                            "{} is not above the step before it ({}): steps only ramp up",
+                            weight_text(step.weight),
+                            weight_text(previous)
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+            steps.push(step);
+        }
+        ok.then_some(steps)
+    }
+
+    fn step_object(&mut self, obj: &Map<String, Value>, path: &str, hold_s: u64) -> Option<Step> {
+        for key in obj
+            .keys()
+            .filter(|k| !["weight", "hold_s"].contains(&k.as_str()))
+        {
+            self.fail(
+                &format!("{path}.{key}"),
+                "unknown field; expected one of weight, hold_s",
+            );
+        }
+        let weight = match obj.get("weight") {
+            Some(w) => self.weight(w, &format!("{path}.weight")),
+            None => {
+                self.fail(&format!("{path}.weight"), "is required");
+                None
+            }
+        };
+        let hold_s = match obj.get("hold_s") {
+            Some(v) => self.whole_in(v, &format!("{path}.hold_s"), 1, MAX_HOLD_S),
+            None => Some(hold_s),
+        };
+        Some(Step {
+            weight: weight?,
+            hold_s: hold_s?,
+        })
+    }
+
+    /// A weight as the config's, and above 0.
+    fn weight(&mut self, value: &Value, path: &str) -> Option<u16> {
+        match config::weight_field(value, path) {
+            Ok(0) => {
+                self.fail(
+                    path,
+                    "is 0: a step gives the target traffic (to stop, roll back)",
+                );
+                None
+            }
+            Ok(w) => Some(w),
+            Err(problems) => {
+                self.problems.extend(problems);
+                None
+            }
+        }
+    }
+
+    fn metrics(&mut self, value: &Value) -> Option<Metrics> {
+        let one_of = "give one of {\"prometheus\": URL} or {\"envoy_admin\": [URL, …]}";
+        let Some(obj) = value.as_object() else {
+            self.fail("metrics", format!("{value} is not an object; {one_of}"));
+            return None;
+        };
+        for key in obj
+            .keys()
+            .filter(|k| !["prometheus", "envoy_admin"].contains(&k.as_str()))
+        {
+            self.fail(
+                &format!("metrics.{key}"),
+                format!("unknown field; {one_of}"),
+            );
+        }
+        match (obj.get("prometheus"), obj.get("envoy_admin")) {
+            (Some(url), None) => self.url(url, "metrics.prometheus").map(Metrics::Prometheus),
+            (None, Some(Value::Array(urls))) if !urls.is_empty() => {
+                let urls: Vec<Option<Url>> = urls
+                    .iter()
+                    .enumerate()
+                    .map(|(i, u)| self.url(u, &format!("metrics.envoy_admin[{i}]")))
+                    .collect();
+                urls.into_iter()
+                    .collect::<Option<Vec<Url>>>()
+                    .map(Metrics::EnvoyAdmin)
+            }
+            (None, Some(other)) => {
+                self.fail(
+                    "metrics.envoy_admin",
+                    format!("{other} is not a non-empty array of URLs"),
+                );
+                None
+            }
+            (Some(_), Some(_)) => {
+                self.fail("metrics", format!("has both sources; {one_of}"));
+                None
+            }
+            (None, None) => {
+                self.fail("metrics", format!("names no source; {one_of}"));
+                None
+            }
+        }
+    }
+
+    fn url(&mut self, value: &Value, path: &str) -> Option<Url> {
+        let Some(text) = value.as_str() else {
+            self.fail(path, format!("{value} is not a string"));
+            return None;
+        };
+        Url::parse(text).map_err(|e| self.fail(path, e)).ok()
+    }
+
+    /// The guard's fields, checked by the guard's rules; `window_s` has no
+    /// meaning here.
+    fn analysis(&mut self, value: &Value) -> Option<GuardPlan> {
+        let mut value = value.clone();
+        if let Some(obj) = value.as_object_mut() {
+            if obj.remove("window_s").is_some() {
+                self.fail(
+                    "analysis.window_s",
+                    "is not used by a rollout, which judges each step over its whole hold so far",
+                );
+            }
+        }
+        config::guard_field(&value, "analysis")
+            .map_err(|problems| self.problems.extend(problems))
+            .ok()
+    }
+}
+
+/// Basis points as the JSON number written into the config: `30`, `12.5`.
+pub fn weight_text(bps: u16) -> String {
+    let text = format!("{}.{:02}", bps / 100, bps % 100);
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PLAN: &str = r#"{"config": "envoy/ecds/turnout.json", "split": "users", "target": "fastapi",
+ "steps": [10, 30, 50, 80, 100], "hold_s": 300, "interval_s": 10,
+ "metrics": {"prometheus": "http://127.0.0.1:9090"},
+ "analysis": {"min_requests": 100, "max_error_rate": 0.01, "max_p99_ms": 500,
+              "max_p95_ratio": 2.0, "max_error_ratio": 2.0, "alpha": 0.001},
+ "on_failure": "rollback"}"#;
+
+    fn problems(text: &str) -> Vec<String> {
+        parse(text)
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    /// The plan with `field` replaced (or removed, with `None`).
+    fn with(field: &str, value: Option<&str>) -> String {
+        let mut doc: Value = serde_json::from_str(PLAN).unwrap();
+        let obj = doc.as_object_mut().unwrap();
+        match value {
+            Some(v) => obj.insert(field.into(), serde_json::from_str(v).unwrap()),
+            None => obj.remove(field),
+        };
+        doc.to_string()
+    }
+
+    #[test]
+    fn the_contract_example_parses() {
+        let plan = parse(PLAN).unwrap();
+        assert_eq!(plan.config, PathBuf::from("envoy/ecds/turnout.json"));
+        assert_eq!(
+            (plan.split.as_str(), plan.target.as_str()),
+            ("users", "fastapi")
+        );
+        let weights: Vec<u16> = plan.steps.iter().map(|s| s.weight).collect();
+        assert_eq!(weights, [1000, 3000, 5000, 8000, 10_000]);
+        assert!(plan.steps.iter().all(|s| s.hold_s == 300));
+        assert_eq!(plan.interval_s, 10);
+        assert_eq!(
+            plan.metrics,
+            Metrics::Prometheus(Url::parse("http://127.0.0.1:9090").unwrap())
+        );
+        assert_eq!(plan.analysis.min_requests, 100);
+        assert_eq!(plan.analysis.max_error_rate, Some(0.01));
+        assert_eq!(plan.analysis.max_error_ratio, Some(2.0));
+        assert_eq!(plan.analysis.alpha, 0.001);
+        assert_eq!(plan.on_failure, OnFailure::Rollback);
+        assert_eq!(plan.server, None);
+    }
+
+    #[test]
+    fn a_fleet_server_is_host_and_port() {
+        let plan = parse(&with("server", Some(r#""127.0.0.1:18000""#))).unwrap();
+        assert_eq!(plan.server.as_deref(), Some("127.0.0.1:18000"));
+        let plan = parse(&with("server", Some(r#""http://xds.internal:18000""#))).unwrap();
+        assert_eq!(plan.server.as_deref(), Some("xds.internal:18000"));
+        for (bad, why) in [
+            (
+                r#""xds.internal""#,
+                "server: \"xds.internal\" is not HOST:PORT",
+            ),
+            (
+                r#""127.0.0.1:18000/status""#,
+                "server: \"127.0.0.1:18000/status\" is not HOST:PORT",
+            ),
+            ("18000", "server: 18000 is not a string"),
+        ] {
+            assert_eq!(problems(&with("server", Some(bad))), [why], "{bad}");
+        }
+    }
+
+    #[test]
+    fn steps_may_carry_their_own_hold_and_defaults_fill_the_rest() {
+        let text = with(
+            "steps",
+            Some(r#"[0.5, {"weight": 30, "hold_s": 600}, {"weight": 100.0}]"#),
+        );
+        let text = with_removed(&text, &["hold_s", "interval_s", "on_failure"]);
+        let plan = parse(&text).unwrap();
+        let steps: Vec<(u16, u64)> = plan.steps.iter().map(|s| (s.weight, s.hold_s)).collect();
+        assert_eq!(
+            steps,
+            [(50, DEFAULT_HOLD_S), (3000, 600), (10_000, DEFAULT_HOLD_S)]
+        );
+        assert_eq!(plan.interval_s, DEFAULT_INTERVAL_S);
+        assert_eq!(plan.on_failure, OnFailure::Rollback);
+        let admin = with(
+            "metrics",
+            Some(r#"{"envoy_admin": ["http://127.0.0.1:9901", "http://127.0.0.1:9902/"]}"#),
+        );
+        match parse(&admin).unwrap().metrics {
+            Metrics::EnvoyAdmin(urls) => assert_eq!(urls.len(), 2),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            parse(&with("on_failure", Some("\"pause\"")))
+                .unwrap()
+                .on_failure,
+            OnFailure::Pause
+        );
+    }
+
+    fn with_removed(text: &str, fields: &[&str]) -> String {
+        let mut doc: Value = serde_json::from_str(text).unwrap();
+        for f in fields {
+            doc.as_object_mut().unwrap().remove(*f);
+        }
+        doc.to_string()
+    }
+
+    #[test]
+    fn every_problem_is_named_by_its_field() {
+        let text = with(
+            "steps",
+            Some(r#"[10, 5, {"weight": 140}, {"weight": 60, "hold_s": 0, "x": 1}, 0, 70.123]"#),
+        );
+        let text = with_removed(&text, &["split"]);
+        let mut doc: Value = serde_json::from_str(&text).unwrap();
+        doc["interval_s"] = serde_json::json!(2.5);
+        doc["on_failure"] = serde_json::json!("retry");
+        doc["surprise"] = serde_json::json!(true);
+        assert_eq!(
+            problems(&doc.to_string()),
+            [
+                "surprise: unknown field; expected one of config, split, target, steps, hold_s, interval_s, metrics, analysis, on_failure, server",
+                "split: is required",
+                "interval_s: 2.5 is not a whole number",
+                "steps[1]: 5 is not above the step before it (10): steps only ramp up",
+                "steps[2].weight: 140 is not between 0 and 100",
+                "steps[3].x: unknown field; expected one of weight, hold_s",
+                "steps[3].hold_s: 0 is not between 1 and 604800",
+                "steps[4]: is 0: a step gives the target traffic (to stop, roll back)",
+                "steps[5]: 70.123 has more than two decimals (the resolution is 0.01 %)",
+                "on_failure: \"retry\" is not \"rollback\" or \"pause\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn metrics_name_exactly_one_reachable_source() {
+        let cases = [
+            (r#"{}"#, "metrics: names no source; give one of {\"prometheus\": URL} or {\"envoy_admin\": [URL, …]}"),
+            (r#"{"prometheus": "https://p:9090"}"#, "metrics.prometheus: \"https://p:9090\": https:// is not supported; give an http:// address (a local port or a proxy)"),
+            (r#"{"envoy_admin": []}"#, "metrics.envoy_admin: [] is not a non-empty array of URLs"),
+            (r#"{"envoy_admin": ["http://a:1", 7]}"#, "metrics.envoy_admin[1]: 7 is not a string"),
+            (r#"{"graphite": "x"}"#, "metrics.graphite: unknown field; give one of {\"prometheus\": URL} or {\"envoy_admin\": [URL, …]}"),
+        ];
+        for (metrics, want) in cases {
+            let got = problems(&with("metrics", Some(metrics)));
+            assert_eq!(
+                got.first().map(String::as_str),
+                Some(want),
+                "{metrics}: {got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn analysis_is_checked_by_the_guard_rules() {
+        let got = problems(&with(
+            "analysis",
+            Some(r#"{"window_s": 30, "max_error_rate": 2, "alpha": 0, "errors": ["5xx", "oops"]}"#),
+        ));
+        assert_eq!(
+            got,
+            [
+                "analysis.window_s: is not used by a rollout, which judges each step over its whole hold so far",
+                "analysis.errors[1]: \"oops\" is not \"4xx\", \"5xx\" or \"reset\"",
+                "analysis.max_error_rate: 2 is not between 0 and 1",
+                "analysis.alpha: 0 is not above 0",
+            ]
+        );
+        let got = problems(&with("analysis", Some(r#"{"min_requests": 10}"#)));
+        assert!(got[0].starts_with("analysis: sets no limit"), "{got:?}");
+        let got = problems(&with("analysis", None));
+        assert_eq!(got, ["analysis: is required"]);
+    }
+
+    #[test]
+    fn the_shipped_plan_parses_and_is_the_contract_example() {
+        let shipped = include_str!("../../../envoy/rollout-plan.json");
+        assert_eq!(parse(shipped), parse(PLAN));
+    }
+
+    #[test]
+    fn weights_are_written_as_typed() {
+        assert_eq!(weight_text(3000), "30");
+        assert_eq!(weight_text(1250), "12.5");
+        assert_eq!(weight_text(5), "0.05");
+        assert_eq!(weight_text(10_000), "100");
+    }
+}

@@ -1,0 +1,305 @@
+//! What the operator sees: one line per interval,
+//!
+//! ```text
+//! step 2/5 fastapi 30 % · held 2m10s of 5m · 4,812 req · errors 0.21 % (stable 0.18 %) · p99 87 ms (stable 80 ms) · ok
+//! ```
+//!
+//! the writes and the verdicts between them, a final summary, and with
+//! `--log FILE` the same decisions as JSON lines (time, step, figures,
+//! verdict and why) for whoever reviews the rollout afterwards.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Map, Value};
+use turnout::guard::Rule;
+
+use super::analysis::{Failure, Side, Verdict, Window};
+use crate::fail::Fail;
+use crate::show;
+
+/// `4,812`.
+pub fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `45s`, `2m10s`, `5m`, `1h5m`.
+pub fn duration(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    match (h, m, s) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, 0) => format!("{m}m"),
+        (0, m, s) => format!("{m}m{s}s"),
+        (h, 0, _) => format!("{h}h"),
+        (h, m, _) => format!("{h}h{m}m"),
+    }
+}
+
+/// `0.21 %`, or `-` without responses.
+fn rate(side: &Side) -> String {
+    side.error_rate()
+        .map_or("-".into(), |r| format!("{:.2} %", r * 100.0))
+}
+
+/// `87 ms`, `0.4 ms`, or `-`.
+fn ms(value: Option<f64>) -> String {
+    match value {
+        None => "-".into(),
+        Some(v) if v < 10.0 => format!("{v:.1} ms"),
+        Some(v) => format!("{v:.0} ms"),
+    }
+}
+
+/// Where a step is: `step 2/5 fastapi 30 %`.
+pub struct At {
+    pub step: usize,
+    pub steps: usize,
+    pub target: String,
+    pub weight: u16,
+}
+
+impl At {
+    pub fn head(&self) -> String {
+        format!(
+            "step {}/{} {} {}",
+            self.step + 1,
+            self.steps,
+            self.target,
+            show::pct(self.weight.into())
+        )
+    }
+}
+
+/// The interval line.
+pub fn interval(at: &At, held_s: u64, hold_s: u64, hold: &Window, verdict: &str) -> String {
+    format!(
+        "{} · held {} of {} · {} req · errors {} (stable {}) · p99 {} (stable {}) · {verdict}",
+        at.head(),
+        duration(held_s),
+        duration(hold_s),
+        count(hold.target.responses),
+        rate(&hold.target),
+        rate(&hold.stable),
+        ms(hold.target.quantile(0.99)),
+        ms(hold.stable.quantile(0.99)),
+    )
+}
+
+/// A verdict in words.
+pub fn verdict(v: &Verdict, evidence: f64) -> String {
+    match v {
+        Verdict::Ok => "ok".into(),
+        Verdict::Pass => "passed".into(),
+        Verdict::LowTraffic { have, need } => format!(
+            "low traffic: {} of {} req, hold extended",
+            count(*have),
+            count(*need)
+        ),
+        Verdict::Unsettled {
+            rule,
+            measured,
+            limit,
+        } => format!(
+            "{}, not yet beyond noise: hold extended",
+            breach(*rule, *measured, *limit)
+        ),
+        Verdict::Fail(f) => format!("FAILED: {}", failure(f, evidence)),
+    }
+}
+
+/// `error_rate 10.31 % > 1 %`, `guard tripped on …`.
+pub fn failure(f: &Failure, evidence: f64) -> String {
+    match f {
+        Failure::GuardTripped(proxies) => format!("guard tripped on {}", proxies.join(", ")),
+        Failure::Nacked(nacks) => {
+            let each: Vec<String> = nacks.iter().map(|(n, m)| format!("{n}: {m}")).collect();
+            format!("NACKed by {}", each.join("; "))
+        }
+        Failure::NotServed(problems) => format!(
+            "the fleet server refused the config, it is not served: {}",
+            problems.join("; ")
+        ),
+        Failure::Limit {
+            rule: Rule::ErrorRatio,
+            measured,
+            limit,
+        } => {
+            let seen = if measured.is_finite() {
+                format!("{measured:.1}x in this hold")
+            } else {
+                "stable had no errors in this hold".into()
+            };
+            format!(
+                "error_ratio: the error rate is over {limit}x stable's (sequential test, evidence e^{evidence:.1}; {seen})"
+            )
+        }
+        Failure::Limit {
+            rule,
+            measured,
+            limit,
+        } => breach(*rule, *measured, *limit),
+    }
+}
+
+/// A measured value over its limit: `error_rate 10.31 % > 1 %`.
+fn breach(rule: Rule, measured: f64, limit: f64) -> String {
+    match rule {
+        Rule::ErrorRate => format!("error_rate {:.2} % > {} %", measured * 100.0, limit * 100.0),
+        Rule::P99 => format!("p99 {} > {limit} ms", ms(Some(measured))),
+        Rule::P95Ratio => format!("p95 {measured:.2}x stable's > {limit}x"),
+        Rule::ErrorRatio => format!("error_ratio {measured:.1}x > {limit}x"),
+    }
+}
+
+/// The figures of a side, for the log.
+fn side_json(side: &Side) -> Value {
+    json!({
+        "responses": side.responses,
+        "errors": side.errors,
+        "error_rate": side.error_rate(),
+        "p95_ms": side.quantile(0.95),
+        "p99_ms": side.quantile(0.99),
+    })
+}
+
+/// The decision log: JSON lines appended to `--log FILE`, if given.
+pub struct Log {
+    file: Option<File>,
+}
+
+impl Log {
+    pub fn open(path: Option<&Path>) -> Result<Log, Fail> {
+        let file = match path {
+            None => None,
+            Some(p) => Some(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .map_err(|e| {
+                        Fail::Usage(format!("cannot open the log {}: {e}", p.display()))
+                    })?,
+            ),
+        };
+        Ok(Log { file })
+    }
+
+    /// One record: `event` and its fields, stamped with the time.
+    pub fn write(&mut self, event: &str, fields: Value) {
+        let Some(file) = &mut self.file else {
+            return;
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let mut record = Map::new();
+        record.insert("time".into(), json!(show::rfc3339(now.as_secs() as i64)));
+        record.insert("unix_ms".into(), json!(now.as_millis() as u64));
+        record.insert("event".into(), json!(event));
+        if let Value::Object(more) = fields {
+            record.extend(more);
+        }
+        // A log that cannot be written must not stop a rollout (nor a
+        // rollback): say so once and go on.
+        if let Err(e) = writeln!(file, "{}", Value::Object(record)) {
+            eprintln!("turnoutctl: cannot write the decision log ({e}); going on without it");
+            self.file = None;
+        }
+    }
+
+    /// The record of an interval.
+    #[allow(clippy::too_many_arguments)]
+    pub fn interval(
+        &mut self,
+        at: &At,
+        held_s: u64,
+        hold_s: u64,
+        hold: &Window,
+        tripped: &[String],
+        evidence: f64,
+        verdict: &Verdict,
+        why: &str,
+    ) {
+        let name = match verdict {
+            Verdict::Ok => "ok",
+            Verdict::Pass => "pass",
+            Verdict::LowTraffic { .. } | Verdict::Unsettled { .. } => "extend",
+            Verdict::Fail(_) => "fail",
+        };
+        self.write(
+            "interval",
+            json!({
+                "step": at.step + 1, "steps": at.steps, "target": at.target,
+                "weight": f64::from(at.weight) / 100.0,
+                "held_s": held_s, "hold_s": hold_s,
+                "target_figures": side_json(&hold.target),
+                "stable_figures": side_json(&hold.stable),
+                "error_ratio_log_evidence": evidence,
+                "guard_tripped": tripped,
+                "verdict": name, "why": why,
+            }),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_as_the_issue_shows_them() {
+        assert_eq!(count(4812), "4,812");
+        assert_eq!(count(999), "999");
+        assert_eq!(count(1_234_567), "1,234,567");
+        assert_eq!(duration(130), "2m10s");
+        assert_eq!(duration(300), "5m");
+        assert_eq!(duration(45), "45s");
+        assert_eq!(duration(3900), "1h5m");
+        assert_eq!(duration(7200), "2h");
+    }
+
+    #[test]
+    fn the_interval_line() {
+        let le = |ms: f64| ms.to_bits();
+        let side = |responses, errors, buckets: &[(f64, u64)]| Side {
+            responses,
+            errors,
+            buckets: buckets.iter().map(|&(l, n)| (le(l), n)).collect(),
+        };
+        let hold = Window {
+            target: side(
+                4812,
+                10,
+                &[(50.0, 4000), (100.0, 4812), (f64::INFINITY, 4812)],
+            ),
+            stable: side(
+                5000,
+                9,
+                &[(50.0, 4900), (100.0, 5000), (f64::INFINITY, 5000)],
+            ),
+        };
+        let at = At {
+            step: 1,
+            steps: 5,
+            target: "fastapi".into(),
+            weight: 3000,
+        };
+        assert_eq!(
+            interval(&at, 130, 300, &hold, "ok"),
+            "step 2/5 fastapi 30 % · held 2m10s of 5m · 4,812 req · errors 0.21 % (stable 0.18 %) · p99 97 ms (stable 75 ms) · ok"
+        );
+        let empty = Window::default();
+        assert!(interval(&at, 0, 300, &empty, "ok")
+            .contains("0 req · errors - (stable -) · p99 - (stable -)"));
+    }
+}
