@@ -52,6 +52,7 @@ fn fault(cluster: &str, abort_bp: u32, delay_bp: u32, delay_ms: u32) -> String {
 struct Answer {
     index: usize,
     at: Duration,
+    status: u16,
     cluster: String,
     reason: String,
 }
@@ -98,6 +99,7 @@ fn drive(stage: &Stage, connections: usize, total: usize, users: &str) -> Vec<An
                     let answer = Answer {
                         index,
                         at: start.elapsed(),
+                        status: r.status,
                         cluster,
                         reason,
                     };
@@ -240,7 +242,17 @@ fn noise_below_the_limits_and_too_few_requests_never_trip(build: Build) {
     );
     let answers = drive(&stage, 8, 10_000, "n");
     let sent_back = answers.iter().filter(|a| a.reason == "guard").count();
-    assert_eq!(sent_back, 0, "tripped on noise:\n{:?}", trip_lines(&stage));
+    // What the canary really answered, should it trip: a loaded machine
+    // can add resets (also errors) to the fault filter's 0.5 %.
+    let canary: Vec<&Answer> = answers.iter().filter(|a| a.cluster == "fastapi").collect();
+    let failed = canary.iter().filter(|a| a.status != 200).count();
+    assert_eq!(
+        sent_back,
+        0,
+        "tripped on noise ({failed} of {} canary answers were not 200):\n{:?}",
+        canary.len(),
+        trip_lines(&stage)
+    );
     assert_eq!(tripped_gauge(&stage), Some(0));
     drop(stage);
 
