@@ -6,7 +6,7 @@
 //! test files.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use integration::stage::{bootstrap_for, served_by, Stage, FILTER_NAME};
 use integration::{
@@ -156,13 +156,21 @@ fn a_panic_in_any_hook_is_caught_and_envoy_serves_on() {
         let r = fresh.get("/users", &[("x-user-id", PINNED)]);
         assert_eq!((r.status, served_by(&r).as_deref()), (200, Some("fastapi")));
     }
-    envoy.wait_for_log("turnout: panic caught: panicked at", TIMEOUT);
-    let caught = envoy
-        .log()
-        .lines()
-        .filter(|l| l.contains("turnout: panic caught"))
-        .count();
-    assert_eq!(caught, 4, "{}", envoy.tail());
+    // One line per panic: Envoy writes its log behind the stats, so wait
+    // for the four lines (request, response, stream end, config) rather
+    // than reading it once.
+    let caught = || {
+        envoy
+            .log()
+            .lines()
+            .filter(|l| l.contains("turnout: panic caught: panicked at"))
+            .count()
+    };
+    let deadline = Instant::now() + TIMEOUT;
+    while caught() < 4 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(caught(), 4, "{}", envoy.tail());
 }
 
 /// The turnout series of `/stats/prometheus`, each with its value, leaving
@@ -208,13 +216,13 @@ fn both_builds_show_the_same_prometheus_series_for_the_same_traffic() {
                 .sum::<u64>()
                 == 203
         };
-        let deadline = std::time::Instant::now() + TIMEOUT;
+        let deadline = Instant::now() + TIMEOUT;
         loop {
             let text = stage.envoy.prometheus();
             if settled(&text) {
                 return turnout_series(&text);
             }
-            assert!(std::time::Instant::now() < deadline, "{build:?}:\n{text}");
+            assert!(Instant::now() < deadline, "{build:?}:\n{text}");
             std::thread::sleep(Duration::from_millis(100));
         }
     });
