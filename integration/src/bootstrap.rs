@@ -356,12 +356,9 @@ pub fn native_ecds_resource(name: &str, config_json: &str) -> String {
 }
 
 /// Replaces `path` with `contents` atomically: a temporary file in the same
-/// directory, then rename over `path`. Readers (Envoy) never see a
+/// directory, fsync, then rename over `path`. Readers (Envoy) never see a
 /// half-written file, and the rename is the "moved into the watched
-/// directory" event that makes Envoy reload it. No fsync: the tests need
-/// atomicity, not durability, and right after a large build an fsync here
-/// was seen to stall 18–28 s while the disk flushed (turnoutctl, which
-/// edits an operator's file, does fsync).
+/// directory" event that makes Envoy reload it.
 pub fn write_atomically(path: &Path, contents: &str) {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let dir = path.parent().expect("path has a parent directory");
@@ -375,8 +372,11 @@ pub fn write_atomically(path: &Path, contents: &str) {
         NEXT.fetch_add(1, Ordering::Relaxed)
     ));
     let write = || -> std::io::Result<()> {
-        File::create(&tmp)?.write_all(contents.as_bytes())?;
-        fs::rename(&tmp, path)
+        let mut file = File::create(&tmp)?;
+        file.write_all(contents.as_bytes())?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()
     };
     write().unwrap_or_else(|e| panic!("write {} atomically: {e}", path.display()));
 }

@@ -187,18 +187,20 @@ impl Stage {
             .collect()
     }
 
-    /// Like `write_atomically` (no fsync: see there), but returns the
-    /// instant of the rename itself (taken just before it), not of the end
-    /// of the write.
+    /// Like `write_atomically`, but returns the instant of the rename itself
+    /// (taken just before it), not of the end of the write.
     fn replace_file(&self, config_json: &str) -> Instant {
         let file = self.ecds_file.as_ref().expect("push needs an ECDS stage");
         let contents = self.build.ecds_resource(FILTER_NAME, config_json);
         let dir = file.parent().expect("the ECDS file has a directory");
         let tmp = dir.join(".turnout.yaml.push");
         let replace = || -> std::io::Result<Instant> {
-            File::create(&tmp)?.write_all(contents.as_bytes())?;
+            let mut f = File::create(&tmp)?;
+            f.write_all(contents.as_bytes())?;
+            f.sync_all()?;
             let at = Instant::now();
             fs::rename(&tmp, file)?;
+            File::open(dir)?.sync_all()?;
             Ok(at)
         };
         replace().unwrap_or_else(|e| panic!("replace {}: {e}", file.display()))

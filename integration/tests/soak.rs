@@ -150,7 +150,7 @@ fn soak(build: Build, duration: Duration) {
     }];
     let mut memory: Vec<(u64, u64, u64)> = Vec::new(); // (at, rss KiB, allocated bytes)
     let mut slowest_sample = Duration::ZERO;
-    // Writing the ECDS file (no fsync; slow only if the disk is).
+    // Writing the ECDS file (the harness fsyncs it): slow when the disk is busy.
     let mut slowest_write = Duration::ZERO;
     let load_started = Instant::now();
     let (runs, errors) = thread::scope(|s| {

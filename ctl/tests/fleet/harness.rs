@@ -31,14 +31,13 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Replaces `path` atomically (temporary file, rename) and returns
+/// Replaces `path` atomically (temporary file, fsync, rename) and returns
 /// the time, in Unix ms, just before the rename: when the push begins.
 pub fn write(path: &Path, text: &str) -> u64 {
     let tmp = path.with_file_name(".push.tmp");
     let mut file = File::create(&tmp).expect("create temporary file");
     file.write_all(text.as_bytes()).expect("write");
-    // No fsync: atomicity is the rename's; an fsync right after a large
-    // build can stall for seconds while the disk flushes.
+    file.sync_all().expect("fsync");
     let at = now_ms();
     fs::rename(&tmp, path).expect("rename");
     at
