@@ -109,6 +109,10 @@ static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn soak(build: Build, duration: Duration) {
     let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // The pushes fsync the ECDS file. Right after a large build the disk
+    // still holds the build's dirty pages, and an fsync then waited 18-28 s
+    // for them (CI counted too few pushes): flush them first.
+    let _ = std::process::Command::new("sync").status();
     let mut stage = Stage::ecds_with(build, &config(STEPS[0]), 2);
     let port = stage.envoy.listener_port("main");
     let users: Vec<Vec<String>> = (0..CLIENTS)
