@@ -278,6 +278,12 @@ pub fn wasm_filter_inline_named(name: &str, vm_id: &str, wasm: &Path, config_jso
 /// through ECDS from `resource_file`, reloaded whenever a file is moved into
 /// `watched_dir` (write it with `write_atomically`).
 pub fn wasm_filter_ecds(name: &str, watched_dir: &Path, resource_file: &Path) -> String {
+    filter_ecds(name, watched_dir, resource_file, WASM_TYPE)
+}
+
+/// An HTTP filter entry named `name` taking a config of `type_url` by ECDS
+/// from `resource_file`, watched in `watched_dir`.
+fn filter_ecds(name: &str, watched_dir: &Path, resource_file: &Path, type_url: &str) -> String {
     format!(
         "name: {}\n\
          config_discovery:\n  \
@@ -288,7 +294,7 @@ pub fn wasm_filter_ecds(name: &str, watched_dir: &Path, resource_file: &Path) ->
                watched_directory:\n        \
                  path: {}\n  \
            type_urls:\n  \
-           - {WASM_TYPE}\n",
+           - {type_url}\n",
         quote(name),
         quote(&resource_file.to_string_lossy()),
         quote(&watched_dir.to_string_lossy()),
@@ -298,13 +304,19 @@ pub fn wasm_filter_ecds(name: &str, watched_dir: &Path, resource_file: &Path) ->
 /// The content of an ECDS resource file: a discovery response with one
 /// `TypedExtensionConfig` called `name` holding the wasm filter config.
 pub fn ecds_resource(name: &str, wasm: &Path, config_json: &str) -> String {
+    ecds_resource_of(name, &wasm_typed_config(wasm, config_json))
+}
+
+/// An ECDS resource file: one `TypedExtensionConfig` called `name`
+/// holding `typed_config` (YAML, `@type` first).
+fn ecds_resource_of(name: &str, typed_config: &str) -> String {
     format!(
         "resources:\n\
          - \"@type\": type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig\n  \
            name: {}\n  \
            typed_config:\n{}",
         quote(name),
-        indent(&wasm_typed_config(wasm, config_json), 4)
+        indent(typed_config, 4)
     )
 }
 
@@ -340,19 +352,12 @@ pub fn native_filter_inline(config_json: &str) -> String {
 /// from `resource_file` (as `wasm_filter_ecds`, with the
 /// `DynamicModuleFilter` type URL).
 pub fn native_filter_ecds(name: &str, watched_dir: &Path, resource_file: &Path) -> String {
-    wasm_filter_ecds(name, watched_dir, resource_file).replace(WASM_TYPE, NATIVE_TYPE)
+    filter_ecds(name, watched_dir, resource_file, NATIVE_TYPE)
 }
 
 /// An ECDS resource file holding the native build's filter config.
 pub fn native_ecds_resource(name: &str, config_json: &str) -> String {
-    format!(
-        "resources:\n\
-         - \"@type\": type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig\n  \
-           name: {}\n  \
-           typed_config:\n{}",
-        quote(name),
-        indent(&native_typed_config(config_json), 4)
-    )
+    ecds_resource_of(name, &native_typed_config(config_json))
 }
 
 /// Replaces `path` with `contents` atomically: a temporary file in the same

@@ -304,3 +304,19 @@ pub fn upstream_saw(response: &Response, name: &str, value: &str) -> bool {
         .lines()
         .any(|l| l == format!("{name}: {value}"))
 }
+
+/// A shipped bootstrap (`envoy/*.yaml`) moved onto this test's ports: its
+/// admin and listener on free ports, its `legacy` (18081) and `fastapi`
+/// (18082) clusters on the test's upstreams.
+pub fn shipped_on_test_ports(yaml: &str, legacy: &Upstream, fastapi: &Upstream) -> String {
+    yaml.replace("port_value: 9901", "port_value: 0")
+        .replace("port_value: 10000", "port_value: 0")
+        .replace(
+            "port_value: 18081",
+            &format!("port_value: {}", legacy.port()),
+        )
+        .replace(
+            "port_value: 18082",
+            &format!("port_value: {}", fastapi.port()),
+        )
+}

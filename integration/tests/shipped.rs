@@ -6,7 +6,7 @@
 
 use std::fs;
 
-use integration::stage::served_by;
+use integration::stage::{served_by, shipped_on_test_ports};
 use integration::{
     filter_wasm, native_module_dir, scratch_dir, workspace_root, Build, Envoy, Upstream,
 };
@@ -54,18 +54,8 @@ fn shipped(
 ) -> String {
     let dir = scratch_dir("shipped");
     fs::write(dir.join("turnout.json"), resource).unwrap();
-    read(bootstrap)
-        .replace(ecds_dir, &dir.to_string_lossy())
-        .replace("port_value: 9901", "port_value: 0")
-        .replace("port_value: 10000", "port_value: 0")
-        .replace(
-            "port_value: 18081",
-            &format!("port_value: {}", legacy.port()),
-        )
-        .replace(
-            "port_value: 18082",
-            &format!("port_value: {}", fastapi.port()),
-        )
+    let yaml = read(bootstrap).replace(ecds_dir, &dir.to_string_lossy());
+    shipped_on_test_ports(&yaml, legacy, fastapi)
 }
 
 fn the_standalone_bootstrap_and_its_ecds_file_split_as_documented(build: Build) {

@@ -10,7 +10,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use integration::process::spawn_tied;
-use integration::stage::served_by;
+use integration::stage::{served_by, shipped_on_test_ports};
 use integration::{scratch_dir, workspace_root, Envoy, HttpClient, Upstream};
 use serde_json::Value;
 
@@ -282,17 +282,7 @@ pub fn fleet_yaml(
 ) -> String {
     let shipped =
         fs::read_to_string(workspace_root().join("envoy/fleet.yaml")).expect("envoy/fleet.yaml");
-    let mut yaml = shipped
-        .replace("port_value: 9901", "port_value: 0")
-        .replace("port_value: 10000", "port_value: 0")
-        .replace(
-            "port_value: 18081",
-            &format!("port_value: {}", legacy.port()),
-        )
-        .replace(
-            "port_value: 18082",
-            &format!("port_value: {}", fastapi.port()),
-        )
+    let mut yaml = shipped_on_test_ports(&shipped, legacy, fastapi)
         .replace("port_value: 18000", &format!("port_value: {xds_port}"))
         .replace("target/wasm32-wasip1/release/turnout.wasm", &options.wasm);
     if let Some(timeout) = options.initial_fetch_timeout {

@@ -98,14 +98,9 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
 
 #[no_mangle]
 pub extern "C" fn envoy_dynamic_module_on_http_filter_config_destroy(config: *const c_void) {
-    let config = config.cast::<Arc<FilterConfig>>().cast_mut();
-    if config.is_null() {
-        return;
-    }
     // SAFETY: a pointer `config_new` returned from `Box::into_raw`, which
     // Envoy destroys once; streams still running hold their own `Arc`.
-    let config = unsafe { Box::from_raw(config) };
-    guarded((), AssertUnwindSafe(move || drop(config)));
+    unsafe { destroy::<Arc<FilterConfig>>(config) }
 }
 
 #[no_mangle]
@@ -179,14 +174,24 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(
 
 #[no_mangle]
 pub extern "C" fn envoy_dynamic_module_on_http_filter_destroy(filter_module: *const c_void) {
-    let filter = filter_module.cast::<Filter>().cast_mut();
-    if filter.is_null() {
-        return;
-    }
     // SAFETY: a pointer `on_http_filter_new` returned from `Box::into_raw`;
     // Envoy destroys each filter once, after its last hook.
-    let filter = unsafe { Box::from_raw(filter) };
-    guarded((), AssertUnwindSafe(move || drop(filter)));
+    unsafe { destroy::<Filter>(filter_module) }
+}
+
+/// Drops what `Box::into_raw` gave Envoy as `ptr` (null: nothing), with
+/// any panic of the drop caught.
+///
+/// # Safety
+/// `ptr` is null or came from `Box::<T>::into_raw` and is destroyed once.
+unsafe fn destroy<T>(ptr: *const c_void) {
+    let ptr = ptr.cast::<T>().cast_mut();
+    if ptr.is_null() {
+        return;
+    }
+    // SAFETY: see above.
+    let boxed = unsafe { Box::from_raw(ptr) };
+    guarded((), AssertUnwindSafe(move || drop(boxed)));
 }
 
 // The hooks below are required by Envoy 1.40 but not used by turnout: the
