@@ -30,6 +30,13 @@ pub fn native_panicky_module_dir() -> PathBuf {
     build("native-test-panic", &["--features", "test-panic"])
 }
 
+/// A benchmark-only build (`--features floor`) in its own target
+/// directory: the native floor, which reads `x-user-id`, writes the
+/// decision header and clears the route cache, and does nothing else.
+pub fn native_floor_module_dir() -> PathBuf {
+    build("native-floor", &["--features", "floor"])
+}
+
 /// Builds `turnout-native` in release into `target/<sub>` (`release` is
 /// the workspace's own target directory) and returns the artifact's
 /// directory.

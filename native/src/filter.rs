@@ -29,6 +29,9 @@ impl Filter {
     }
 
     pub fn on_request_headers(&self, envoy: &mut abi::Stream<'_>) -> u32 {
+        if cfg!(feature = "floor") {
+            return floor(envoy);
+        }
         #[cfg(feature = "test-panic")]
         test_panic(envoy, "request_headers");
         let config = &*self.config;
@@ -45,6 +48,9 @@ impl Filter {
     }
 
     pub fn on_response_headers(&self, envoy: &mut abi::Stream<'_>) {
+        if cfg!(feature = "floor") {
+            return;
+        }
         #[cfg(feature = "test-panic")]
         test_panic(envoy, "response_headers");
         let config = &*self.config;
@@ -55,6 +61,9 @@ impl Filter {
 
     /// The stream has ended with its response final: count it.
     pub fn on_stream_complete(&self, envoy: &mut abi::Stream<'_>) {
+        if cfg!(feature = "floor") {
+            return;
+        }
         #[cfg(feature = "test-panic")]
         test_panic(envoy, "stream_complete");
         let config = &*self.config;
@@ -94,4 +103,26 @@ pub fn test_panic_in_config(text: &[u8]) {
     if text.windows(17).any(|w| w == b"native_test_panic") {
         panic!("test panic in config_new");
     }
+}
+
+/// Benchmark builds only (`--features floor`): the cheapest dynamic module
+/// that routes by a header, as `benches/floor` is for wasm. It reads
+/// `x-user-id`, adds `x-turnout-cluster` (`fastapi` when the key's last
+/// byte is odd, else `legacy`) and clears the route cache: what any native
+/// filter that routes by a header must do. Beside turnout-native in one
+/// Envoy it tells Envoy's share of the native cost from turnout's.
+fn floor(envoy: &mut abi::Stream<'_>) -> u32 {
+    let odd = envoy
+        .header(abi::HeaderMap::Request, "x-user-id")
+        .and_then(|key| key.last())
+        .is_some_and(|b| b % 2 == 1);
+    let cluster: &[u8] = if odd { b"fastapi" } else { b"legacy" };
+    envoy.set_header(
+        abi::HeaderMap::Request,
+        b"x-turnout-cluster",
+        Some(cluster),
+        true,
+    );
+    envoy.clear_route_cache();
+    CONTINUE
 }

@@ -89,3 +89,27 @@ fn the_floor_without_the_sdk_splits_like_the_floor() {
         );
     }
 }
+
+/// The native floor (`--extra NAME=native-floor`) splits as the wasm floor
+/// does, and is not turnout: no trace id.
+#[test]
+fn the_native_floor_splits_like_the_floor() {
+    let floor = Extra {
+        name: "native_floor".into(),
+        module: ExtraModule::Native(
+            integration::native_floor_module_dir().join("libturnout_native.so"),
+        ),
+    };
+    let stage = LoadStage::with_extras(UpstreamKind::Harness, 1, &[floor]);
+    let mut client = HttpClient::new(stage.listener_port("native_floor"));
+    for i in 0..50 {
+        let user = format!("u{i}");
+        assert_eq!(
+            cluster_of(&mut client, &user),
+            floor_cluster(user.as_bytes()),
+            "{user}"
+        );
+    }
+    let response = client.get("/users", &[(USER_HEADER, "u1")]);
+    assert_eq!(response.header("x-trace-id"), None);
+}

@@ -39,7 +39,9 @@
 //! module (a `.so`) with it, and `--extra NAME=config:JSON` this build of turnout
 //! with another configuration (path splits, `tracestate`, `debug`: what a
 //! feature costs), and `--extra NAME=bare` the floor without the SDK
-//! (`benches/floor-bare`, one exported callback); extras always run, and the report gives each one's
+//! (`benches/floor-bare`, one exported callback), `--extra NAME=native-floor`
+//! the native floor (turnout-native built with `--features floor`: one
+//! header read, one write, the route cache cleared); extras always run, and the report gives each one's
 //! CPU added over (a) and over (b), paired per cycle. The report is printed
 //! and written to `target/bench-load/report.md`, every slice to
 //! `target/bench-load/slices.csv`.
@@ -156,12 +158,15 @@ fn options() -> Options {
                     Some((_, spec)) if spec.starts_with("native:") => {
                         ExtraModule::Native(spec["native:".len()..].into())
                     }
+                    Some((_, "native-floor")) => ExtraModule::Native(
+                        integration::native_floor_module_dir().join("libturnout_native.so"),
+                    ),
                     Some((_, "bare")) => {
                         ExtraModule::Bare(integration::build_wasm_package("turnout-floor-bare"))
                     }
                     _ => {
                         eprintln!(
-                            "--extra NAME=floor:WORDS, NAME=turnout:PATH, NAME=native:PATH, NAME=config:JSON or NAME=bare"
+                            "--extra NAME=floor:WORDS, NAME=turnout:PATH, NAME=native:PATH, NAME=config:JSON, NAME=bare or NAME=native-floor"
                         );
                         exit(2)
                     }
