@@ -71,45 +71,42 @@ fn every_listener_splits_with_harness_upstreams() {
     check(&LoadStage::start(UpstreamKind::Harness, 1));
 }
 
-/// The floor without the SDK (`--extra NAME=bare`) splits as the floor does.
-#[test]
-fn the_floor_without_the_sdk_splits_like_the_floor() {
-    let bare = Extra {
-        name: "bare".into(),
-        module: ExtraModule::Bare(integration::build_wasm_package("turnout-floor-bare")),
-    };
-    let stage = LoadStage::with_extras(UpstreamKind::Harness, 1, &[bare]);
-    let mut client = HttpClient::new(stage.listener_port("bare"));
+/// Starts a stage with `extra` and checks that it routes 50 users as the
+/// wasm floor does (by the key's last byte); returns a client of it.
+fn splits_like_the_floor(extra: Extra) -> (LoadStage, HttpClient) {
+    let name = extra.name.clone();
+    let stage = LoadStage::with_extras(UpstreamKind::Harness, 1, &[extra]);
+    let mut client = HttpClient::new(stage.listener_port(&name));
     for i in 0..50 {
         let user = format!("u{i}");
         assert_eq!(
             cluster_of(&mut client, &user),
             floor_cluster(user.as_bytes()),
-            "{user}"
+            "{name} {user}"
         );
     }
+    (stage, client)
+}
+
+/// The floor without the SDK (`--extra NAME=bare`) splits as the floor does.
+#[test]
+fn the_floor_without_the_sdk_splits_like_the_floor() {
+    splits_like_the_floor(Extra {
+        name: "bare".into(),
+        module: ExtraModule::Bare(integration::build_wasm_package("turnout-floor-bare")),
+    });
 }
 
 /// The native floor (`--extra NAME=native-floor`) splits as the wasm floor
 /// does, and is not turnout: no trace id.
 #[test]
 fn the_native_floor_splits_like_the_floor() {
-    let floor = Extra {
+    let (_stage, mut client) = splits_like_the_floor(Extra {
         name: "native_floor".into(),
         module: ExtraModule::Native(
             integration::native_floor_module_dir().join("libturnout_native.so"),
         ),
-    };
-    let stage = LoadStage::with_extras(UpstreamKind::Harness, 1, &[floor]);
-    let mut client = HttpClient::new(stage.listener_port("native_floor"));
-    for i in 0..50 {
-        let user = format!("u{i}");
-        assert_eq!(
-            cluster_of(&mut client, &user),
-            floor_cluster(user.as_bytes()),
-            "{user}"
-        );
-    }
+    });
     let response = client.get("/users", &[(USER_HEADER, "u1")]);
     assert_eq!(response.header("x-trace-id"), None);
 }
