@@ -22,6 +22,11 @@ pub enum Write {
     Add,
     /// Replace every value the header may have.
     Replace,
+    /// Add it when absent, replace it when present: the host knows which
+    /// costs less. A host that reads from a copy of the map looks there
+    /// and adds when it can; one whose every read is a call into Envoy
+    /// replaces at once, one call instead of a read and a write.
+    Set,
 }
 
 /// What a host must do for one request. Reads come from
@@ -109,16 +114,11 @@ impl Stream {
             Verdict::Route(decision) => {
                 self.start = host.monotonic_nanos();
                 let split = &plan.splits[decision.split];
-                // Replace only an inbound one (a client never picks its
-                // cluster); else add, which spares the host a lookup.
-                let how = match host.header(&plan.decision_header) {
-                    Some(_) => Write::Replace,
-                    None => Write::Add,
-                };
+                // Replaces an inbound one: a client never picks its cluster.
                 host.set_request_header(
                     &plan.decision_header,
                     Some(split.clusters[decision.cluster].as_bytes()),
-                    how,
+                    Write::Set,
                 );
                 host.clear_route_cache();
                 let layout = shared.layout();
@@ -195,8 +195,8 @@ impl Stream {
         verdict: &Verdict<'_>,
     ) {
         let plan = shared.plan();
-        let kept: Option<[u8; 32]> = host
-            .header("traceparent")
+        let inbound = host.header("traceparent");
+        let kept: Option<[u8; 32]> = inbound
             .and_then(trace::trace_id)
             .and_then(|id| id.try_into().ok());
         match kept {
@@ -206,7 +206,7 @@ impl Stream {
                 self.trace_id
                     .copy_from_slice(trace::trace_id_of(&traceparent));
                 // Absent: add (no lookup in the host's map); invalid: replace.
-                let how = match host.header("traceparent") {
+                let how = match inbound {
                     Some(_) => Write::Replace,
                     None => Write::Add,
                 };
@@ -218,14 +218,14 @@ impl Stream {
         }
         if let (true, Verdict::Route(d)) = (plan.trace.tracestate, verdict) {
             let cluster = &plan.splits[d.split].clusters[d.cluster];
-            let inbound = if kept.is_some() {
+            let state = if kept.is_some() {
                 host.header("tracestate")
             } else {
                 None
             };
             host.set_request_header(
                 "tracestate",
-                Some(&trace::with_turnout_member(inbound, cluster)),
+                Some(&trace::with_turnout_member(state, cluster)),
                 Write::Replace,
             );
         }

@@ -56,6 +56,8 @@ impl Shared for Config {
 struct Recorder {
     request: PlainRequest,
     calls: RefCell<Vec<String>>,
+    /// The headers read, in order (each read is a call into Envoy natively).
+    reads: RefCell<Vec<String>>,
     counted: RefCell<Vec<usize>>,
     recorded: RefCell<Vec<(usize, u64)>>,
     clock: Cell<u64>,
@@ -102,6 +104,7 @@ impl RequestFacts for Recorder {
         self.request.method()
     }
     fn header(&self, name: &str) -> Option<&[u8]> {
+        self.reads.borrow_mut().push(name.to_string());
         self.request.header(name)
     }
 }
@@ -159,7 +162,7 @@ fn a_routed_request_is_written_counted_echoed_and_observed() {
         host.calls(),
         [
             format!("request traceparent Some(\"00-{TRACE_ID}-efcdab8967452301-01\") Add"),
-            "request x-turnout-cluster Some(\"fastapi\") Add".to_string(),
+            "request x-turnout-cluster Some(\"fastapi\") Set".to_string(),
             "clear_route_cache".to_string(),
         ]
     );
@@ -186,13 +189,14 @@ fn a_routed_request_is_written_counted_echoed_and_observed() {
 
 #[test]
 fn a_client_never_picks_its_cluster() {
-    // Taken by a split: the inbound value is replaced.
+    // Taken by a split: set, which replaces the inbound value (the
+    // shells' `Set`; real Envoy proves it for both builds).
     let config = Config::new(USERS);
     let host = Recorder::get(&[("x-user-id", "alice"), ("x-turnout-cluster", "legacy")]);
     Stream::default().on_request_headers(&config, &host);
     assert!(host
         .calls()
-        .contains(&"request x-turnout-cluster Some(\"fastapi\") Replace".to_string()));
+        .contains(&"request x-turnout-cluster Some(\"fastapi\") Set".to_string()));
     // Taken by no split: removed, and the route matched again.
     let mut host = Recorder::get(&[("x-turnout-cluster", "fastapi")]);
     host.request.route_name = Some("other".into());
@@ -264,4 +268,36 @@ fn a_503_is_5xx_unless_the_stream_was_reset() {
         assert!(host.recorded.take().is_empty());
         assert_eq!(config.observed.take()[0].2, None);
     }
+}
+
+/// Natively each read is a call into Envoy: a routed request reads each
+/// header it needs once, in this order, and never the decision header it
+/// is about to set.
+#[test]
+fn a_routed_request_reads_each_header_once() {
+    let config = Config::new(
+        r#"{"user_key": [{"header": "x-user-id"}, {"cookie": "uid"}],
+        "splits": [{"name": "users", "match": {"route": "users"}, "stable": "legacy",
+        "targets": [{"cluster": "fastapi", "weight": 50}],
+        "pin": {"fastapi": ["qa-1"]}, "force_header": "x-turnout-force"}]}"#,
+    );
+    let host = Recorder::get(&[("x-user-id", "alice")]);
+    Stream::default().on_request_headers(&config, &host);
+    assert_eq!(
+        host.reads.take(),
+        ["x-user-id", "x-turnout-force", "traceparent", "tracestate"]
+    );
+    // A valid inbound traceparent is kept: nothing more to read.
+    let host = Recorder::get(&[
+        ("x-user-id", "alice"),
+        (
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        ),
+    ]);
+    Stream::default().on_request_headers(&config, &host);
+    assert_eq!(
+        host.reads.take(),
+        ["x-user-id", "x-turnout-force", "traceparent"]
+    );
 }

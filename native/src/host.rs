@@ -151,6 +151,8 @@ impl RequestFacts for Host<'_, '_> {
 
 impl flow::Host for Host<'_, '_> {
     fn set_request_header(&self, name: &str, value: Option<&[u8]>, how: Write) {
+        // `Set` replaces: Envoy's set looks the header up itself, one call
+        // where a read first would make two.
         self.header_op(HeaderMap::Request, name, value, how == Write::Add);
     }
 

@@ -68,6 +68,12 @@ impl RequestFacts for Host<'_> {
 
 impl flow::Host for Host<'_> {
     fn set_request_header(&self, name: &str, value: Option<&[u8]>, how: Write) {
+        // Looking in the copy is free here, and an add spares Envoy one.
+        let how = match how {
+            Write::Set if self.get(name).is_none() => Write::Add,
+            Write::Set => Write::Replace,
+            how => how,
+        };
         set_header(MapType::RequestHeaders, name, value, how);
     }
     fn clear_route_cache(&self) {
@@ -133,7 +139,7 @@ pub fn set_header(map: MapType, name: &str, value: Option<&[u8]>, how: Write) {
             (Some(v), Write::Add) => {
                 abi::proxy_add_header_map_value(map, key, len, v.as_ptr(), v.len())
             }
-            (Some(v), Write::Replace) => {
+            (Some(v), Write::Replace | Write::Set) => {
                 abi::proxy_replace_header_map_value(map, key, len, v.as_ptr(), v.len())
             }
             (None, _) => abi::proxy_remove_header_map_value(map, key, len),
