@@ -318,6 +318,7 @@ pub fn proxy_bootstrap(
                 integration::native_filter_inline(TURNOUT_CONFIG)
                     .replace(integration::native::MODULE_NAME, &module)
             }
+            ExtraModule::NativeConfig(json) => integration::native_filter_inline(json),
         };
         // A floor that writes no header cannot route by it.
         let users = match &e.module {
@@ -367,6 +368,8 @@ pub enum ExtraModule {
     /// [`TURNOUT_CONFIG`]: copied beside this build's as
     /// `libturnout_native_<name>.so`, since Envoy loads one module per name.
     Native(PathBuf),
+    /// This build of the native module with another configuration (JSON).
+    NativeConfig(String),
 }
 
 /// The benchmark's stage: the proxy Envoy and its upstreams.

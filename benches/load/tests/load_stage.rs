@@ -110,3 +110,27 @@ fn the_native_floor_splits_like_the_floor() {
     let response = client.get("/users", &[(USER_HEADER, "u1")]);
     assert_eq!(response.header("x-trace-id"), None);
 }
+
+/// The native module with another configuration (`--extra
+/// NAME=native-config:JSON`) serves that configuration: here a prefix
+/// match sending everyone to `fastapi`, where the benchmark's own would
+/// split them by route name.
+#[test]
+fn the_native_module_with_another_config_serves_it() {
+    let json = r#"{"splits": [{"name": "users", "match": {"prefix": "/users"},
+        "stable": "legacy", "targets": [{"cluster": "fastapi", "weight": 100}]}]}"#;
+    let stage = LoadStage::with_extras(
+        UpstreamKind::Harness,
+        1,
+        &[Extra {
+            name: "by_prefix".into(),
+            module: ExtraModule::NativeConfig(json.into()),
+        }],
+    );
+    let mut client = HttpClient::new(stage.listener_port("by_prefix"));
+    for i in 0..20 {
+        assert_eq!(cluster_of(&mut client, &format!("u{i}")), "fastapi");
+    }
+    let response = client.get("/users", &[(USER_HEADER, "u1")]);
+    assert_eq!(response.header("x-trace-id").map(|t| t.len()), Some(32));
+}

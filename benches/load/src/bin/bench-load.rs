@@ -41,7 +41,9 @@
 //! feature costs), and `--extra NAME=bare` the floor without the SDK
 //! (`benches/floor-bare`, one exported callback), `--extra NAME=native-floor`
 //! the native floor (turnout-native built with `--features floor`: one
-//! header read, one write, the route cache cleared); extras always run, and the report gives each one's
+//! header read, one write, the route cache cleared), `--extra
+//! NAME=native-config:JSON` this build of the native module with another
+//! configuration; extras always run, and the report gives each one's
 //! CPU added over (a) and over (b), paired per cycle. The report is printed
 //! and written to `target/bench-load/report.md`, every slice to
 //! `target/bench-load/slices.csv`.
@@ -155,6 +157,9 @@ fn options() -> Options {
                     Some((_, spec)) if spec.starts_with("config:") => {
                         ExtraModule::Config(spec["config:".len()..].into())
                     }
+                    Some((_, spec)) if spec.starts_with("native-config:") => {
+                        ExtraModule::NativeConfig(spec["native-config:".len()..].into())
+                    }
                     Some((_, spec)) if spec.starts_with("native:") => {
                         ExtraModule::Native(spec["native:".len()..].into())
                     }
@@ -166,7 +171,7 @@ fn options() -> Options {
                     }
                     _ => {
                         eprintln!(
-                            "--extra NAME=floor:WORDS, NAME=turnout:PATH, NAME=native:PATH, NAME=config:JSON, NAME=bare or NAME=native-floor"
+                            "--extra NAME=floor:WORDS, NAME=turnout:PATH, NAME=native:PATH, NAME=config:JSON, NAME=native-config:JSON, NAME=bare or NAME=native-floor"
                         );
                         exit(2)
                     }
@@ -375,6 +380,9 @@ fn main() {
                 ExtraModule::Bare(_) => format!("(x) {}: the floor without the SDK", e.name),
                 ExtraModule::Native(path) => {
                     format!("(x) {}: turnout-native {}", e.name, path.display())
+                }
+                ExtraModule::NativeConfig(json) => {
+                    format!("(x) {}: turnout-native with {json}", e.name)
                 }
             };
             (e.name.clone(), e.name.clone(), label)
