@@ -544,19 +544,21 @@ fn failing_run(fleet: &Fleet, variant: &str) {
         .collect();
     let errors = during.iter().filter(|a| a.status == 503).count();
     let took = last_rollback - failed_at;
-    // Found in step 2's hold. How soon is measured, not asserted: the
-    // machine's two cores are shared, and a stalled one sends less traffic.
+    // Found in step 2: in an interval of its hold, or already while the
+    // proxies settled on the weight, where only the sequential test is
+    // judged (and no interval line is printed). How soon is measured, not
+    // asserted: the machine's two cores are shared, and a stalled one
+    // sends less traffic.
     let judged = output
         .lines()
         .filter(|l| l.starts_with("step 2/5 fastapi 30 % · held"))
         .count();
-    assert!(judged >= 1, "{output}");
-    assert!(
-        output
-            .lines()
-            .any(|l| l.starts_with("step 2/5 fastapi 30 % · held") && l.contains("· FAILED: ")),
-        "{output}"
-    );
+    let failed_in_hold = output
+        .lines()
+        .any(|l| l.starts_with("step 2/5 fastapi 30 % · held") && l.contains("· FAILED: "));
+    let failed_settling =
+        judged == 0 && output.contains("ROLLED BACK at step 2/5 fastapi 30 %: error_ratio: ");
+    assert!(failed_in_hold || failed_settling, "{output}");
     println!(
         "{variant}: failure at step 2 → rollback on every proxy in {:.2} s (judged intervals: {judged}); the target served {} requests meanwhile ({errors} of them 503)",
         took.as_secs_f64(),
