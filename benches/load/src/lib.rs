@@ -25,6 +25,7 @@ use integration::{Bootstrap, Envoy, Listener, Route, RouteAction, Upstream};
 
 mod hostcalls;
 mod machine;
+pub mod pool;
 mod stats;
 mod wrk;
 
