@@ -12,6 +12,7 @@ pub mod flow;
 pub mod guard;
 pub mod keys;
 pub mod plan;
+pub mod runtime;
 pub mod schedule;
 pub mod stats;
 pub mod trace;

@@ -151,6 +151,25 @@ fn trip_lines(stage: &Stage) -> Vec<String> {
         .collect()
 }
 
+/// With no request after the run, the trip shows anyway: the gauge at 1
+/// and the warning line, within a second (the worker that finds a trip
+/// records it at once; it does not wait for a tick or another request).
+fn assert_shown_without_traffic(stage: &Stage, rule: &str) {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        let gauge = tripped_gauge(stage);
+        let lines = trip_lines(stage);
+        if gauge == Some(1) && lines.iter().any(|l| l.contains(&format!("rule={rule}"))) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no trip shown a second after the run, with no traffic: gauge {gauge:?}, lines {lines:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// How soon a trip must come.
 #[derive(Clone, Copy, Debug)]
 enum Within {
@@ -195,6 +214,7 @@ fn assert_trips(
         Within::Requests(n) => assert!(last.index < n, "{last:?}"),
         Within::CanaryRequests(n) => assert!(canary < n, "{canary} to the canary; {last:?}"),
     }
+    assert_shown_without_traffic(&stage, rule);
     assert_everyone_on_stable(&stage, &format!("{label}-after"));
     let lines = trip_lines(&stage);
     assert!(
@@ -222,6 +242,47 @@ fn a_canary_answering_503_trips_within_200_requests_and_2_seconds_on_every_worke
     for needle in ["split=users", "cluster=fastapi", "limit=0.05"] {
         assert!(line.contains(needle), "{needle} not in {line}");
     }
+}
+
+/// Connections each worker has accepted on the main listener, by worker.
+fn connections_by_worker(stage: &Stage) -> Vec<u64> {
+    // The listeners bind port 0: their stats carry the configured address.
+    let listener = "listener.127.0.0.1_0.worker_";
+    let mut counts = vec![0; WORKERS as usize];
+    for line in stage.envoy.stats().lines() {
+        let Some(rest) = line.strip_prefix(listener) else {
+            continue;
+        };
+        let Some((worker, value)) = rest.split_once(".downstream_cx_total: ") else {
+            continue;
+        };
+        if let (Ok(w), Ok(v)) = (worker.parse::<usize>(), value.trim().parse()) {
+            counts[w] = v;
+        }
+    }
+    counts
+}
+
+/// The canary fails over one connection, so one worker alone sees it and
+/// trips; the other worker, which served none of it, follows (the wasm
+/// build's VMs through the shared record at their tick; the native
+/// build's workers share the configuration's state).
+fn a_trip_one_worker_finds_is_followed_by_the_other(build: Build) {
+    let _alone = alone();
+    let guard = r#"{"min_requests": 20, "max_error_rate": 0.05}"#;
+    let faults = [fault("fastapi", 10_000, 0, 0)];
+    let stage = Stage::inline_with_before(build, &guarded(50, guard), WORKERS, &faults);
+    let answers = drive(&stage, 1, 300, "one-worker");
+    assert!(answers.iter().any(|a| a.reason == "guard"), "no trip");
+    let finder = connections_by_worker(&stage);
+    assert_eq!(finder.iter().sum::<u64>(), 1, "one connection: {finder:?}");
+    let other = finder.iter().position(|&n| n == 0).expect("an idle worker");
+    assert_everyone_on_stable(&stage, "other-worker");
+    let after = connections_by_worker(&stage);
+    assert!(
+        after[other] > 0,
+        "the other worker served none of the connections after the trip: {after:?}"
+    );
 }
 
 fn a_slow_canary_trips_max_p99_ms(build: Build) {
@@ -363,6 +424,7 @@ fn the_latch_holds_across_a_push_that_keeps_the_split_and_ends_with_one_that_cha
 
 integration::for_each_build!(
     a_canary_answering_503_trips_within_200_requests_and_2_seconds_on_every_worker,
+    a_trip_one_worker_finds_is_followed_by_the_other,
     a_slow_canary_trips_max_p99_ms,
     a_canary_slower_than_stable_trips_max_p95_ratio,
     noise_below_the_limits_and_too_few_requests_never_trip,

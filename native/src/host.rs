@@ -190,14 +190,14 @@ impl flow::Host for Host<'_, '_> {
     }
 
     fn count(&self, counter: usize) {
-        if let Some(Some(id)) = self.config.counters.get(counter) {
-            self.envoy.increment(*id);
+        if let Some(id) = self.config.counter(counter) {
+            self.envoy.increment(id);
         }
     }
 
     fn record(&self, histogram: usize, value: u64) {
-        if let Some(Some(id)) = self.config.histograms.get(histogram) {
-            self.envoy.record(*id, value);
+        if let Some(id) = self.config.histogram(histogram) {
+            self.envoy.record(id, value);
         }
     }
 }

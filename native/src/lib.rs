@@ -17,5 +17,4 @@
 mod abi;
 mod config;
 mod filter;
-mod guard;
 mod host;

@@ -11,7 +11,7 @@
 use std::cell::OnceCell;
 
 use super::abi::{self, handed_over, LogLevel, MapType, MetricType, OK};
-use super::metrics::Metrics;
+use super::runtime::Config;
 use crate::decide::RequestFacts;
 use crate::flow::{self, Write};
 use crate::{stats, wire};
@@ -26,19 +26,19 @@ pub const RESPONSE_CODE_DETAILS: PropertyPath = PropertyPath(b"response\0code_de
 /// One request as Envoy gives it: each fact read once, when first
 /// needed, and lent out in place; the writes the core asks for; and the
 /// configuration's metrics, which count in the VM's memory.
-pub struct Host<'m> {
+pub struct Host<'c> {
     /// The serialized request header map.
     headers: OnceCell<Vec<u8>>,
     route_name: OnceCell<Option<Vec<u8>>>,
-    metrics: &'m Metrics,
+    config: &'c Config,
 }
 
-impl<'m> Host<'m> {
-    pub fn new(metrics: &'m Metrics) -> Host<'m> {
+impl<'c> Host<'c> {
+    pub fn new(config: &'c Config) -> Host<'c> {
         Host {
             headers: OnceCell::new(),
             route_name: OnceCell::new(),
-            metrics,
+            config,
         }
     }
 
@@ -95,10 +95,12 @@ impl flow::Host for Host<'_> {
         property(RESPONSE_CODE_DETAILS).is_some_and(|d| stats::details_mean_reset(&d))
     }
     fn count(&self, counter: usize) {
-        self.metrics.count(counter);
+        self.config.counts.count(counter);
     }
     fn record(&self, histogram: usize, value: u64) {
-        self.metrics.record(histogram, value);
+        self.config
+            .counts
+            .record(&self.config.runtime, histogram, value);
     }
 }
 

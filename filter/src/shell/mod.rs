@@ -21,11 +21,9 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use abi::{LogLevel, CONTINUE};
+use abi::CONTINUE;
 use request::Request;
-use runtime::Runtime;
-
-use crate::config;
+use runtime::Config;
 
 /// Every context of this VM by id: the root contexts (one per plugin
 /// configuration sharing the VM, usually one) and the live requests.
@@ -55,62 +53,52 @@ fn put_request(id: u32, request: Request) {
     CONTEXTS.with(|c| c.borrow_mut().requests.insert(id, request));
 }
 
-/// A plugin configuration's context: holds the runtime every request of
-/// that configuration shares, and replaces it when Envoy pushes a new one.
+/// A plugin configuration's context: holds the configuration every
+/// request of it shares, and replaces it when Envoy pushes a new one.
 struct Root {
-    runtime: Rc<Runtime>,
+    config: Rc<Config>,
 }
 
 impl Default for Root {
     fn default() -> Self {
-        let empty = config::parse(b"").unwrap_or_default();
         Root {
-            runtime: Rc::new(Runtime::new(empty, 0)),
+            config: Rc::new(Config::empty()),
         }
     }
 }
 
 impl Root {
     fn on_configure(&mut self) -> bool {
-        let text = host::plugin_configuration();
-        // Accept or refuse on the text alone; the clock only sets which
-        // schedule step is in effect, never whether the config is valid.
-        match config::parse(&text) {
-            Ok(plan) => {
-                let splits = plan.splits.len();
-                // The old runtime publishes its last counts when the last
-                // request holding it ends; its guard counts go to the
-                // shared record now, where a split left unchanged finds them.
-                self.runtime.merge_guard();
-                self.runtime = Rc::new(Runtime::new(plan, runtime::unix_now()));
-                // Every second: publish the counters (a top-level mode
-                // counts rejections even with no split) and follow
-                // schedules; twice a second with a guard, so every worker
-                // follows a trip within half a second of its recording.
-                let period = if self.runtime.guarded() { 500 } else { 1000 };
-                host::set_tick_period(period);
-                host::log(
-                    LogLevel::Info,
-                    &format!("configuration applied ({splits} splits)"),
-                );
-                true
-            }
-            Err(error) => {
-                host::log(LogLevel::Error, &format!("configuration refused: {error}"));
-                false
-            }
-        }
+        let Some(config) = Config::configure(&host::plugin_configuration()) else {
+            return false;
+        };
+        // The old configuration publishes its last counts when the last
+        // request holding it ends; its guard counts go to the shared
+        // record now, where a split left unchanged finds them.
+        self.config.runtime.merge_guard();
+        self.config = Rc::new(config);
+        // Every second: publish the counters (a top-level mode counts
+        // rejections even with no split) and follow schedules; twice a
+        // second with a guard, so every worker follows a trip within half
+        // a second of its recording.
+        let period = if self.config.runtime.guarded() {
+            500
+        } else {
+            1000
+        };
+        host::set_tick_period(period);
+        true
     }
 
     fn on_tick(&self) {
-        self.runtime.tick();
+        self.config.tick();
     }
 
     /// The plugin or the VM is stopping: publish what is counted. The
-    /// root is dropped after; requests still running keep its runtime.
+    /// root is dropped after; requests still running keep its configuration.
     fn on_done(self) {
-        self.runtime.metrics.publish();
-        self.runtime.merge_guard();
+        self.config.counts.publish(&self.config.runtime);
+        self.config.runtime.merge_guard();
     }
 }
 
@@ -120,14 +108,14 @@ pub extern "C" fn proxy_on_context_create(id: u32, parent: u32) {
         put_root(id, Root::default());
         return;
     }
-    let runtime = CONTEXTS.with(|c| {
+    let config = CONTEXTS.with(|c| {
         c.borrow()
             .roots
             .get(&parent)
-            .map(|root| Rc::clone(&root.runtime))
+            .map(|root| Rc::clone(&root.config))
     });
-    if let Some(runtime) = runtime {
-        put_request(id, Request::new(runtime));
+    if let Some(config) = config {
+        put_request(id, Request::new(config));
     }
 }
 

@@ -5,27 +5,27 @@ use std::rc::Rc;
 
 use super::abi::{CONTINUE, PAUSE};
 use super::host::Host;
-use super::runtime::Runtime;
+use super::runtime::Config;
 use crate::flow::{Action, Stream};
 
 pub struct Request {
-    runtime: Rc<Runtime>,
+    config: Rc<Config>,
     stream: Stream,
 }
 
 impl Request {
-    pub fn new(runtime: Rc<Runtime>) -> Request {
+    pub fn new(config: Rc<Config>) -> Request {
         Request {
-            runtime,
+            config,
             stream: Stream::default(),
         }
     }
 
     pub fn on_request_headers(&mut self) -> u32 {
-        let runtime = &*self.runtime;
+        let config = &*self.config;
         match self
             .stream
-            .on_request_headers(runtime, &Host::new(&runtime.metrics))
+            .on_request_headers(&config.runtime, &Host::new(config))
         {
             Action::Continue => CONTINUE,
             Action::Stop => PAUSE,
@@ -33,15 +33,15 @@ impl Request {
     }
 
     pub fn on_response_headers(&self) {
-        let runtime = &*self.runtime;
+        let config = &*self.config;
         self.stream
-            .on_response_headers(runtime, &Host::new(&runtime.metrics));
+            .on_response_headers(&config.runtime, &Host::new(config));
     }
 
     /// The stream has ended (Envoy destroys the filter after the access
     /// log, so the response code and its details are final).
     pub fn on_done(self) {
-        let runtime = &*self.runtime;
-        self.stream.on_done(runtime, &Host::new(&runtime.metrics));
+        let config = &*self.config;
+        self.stream.on_done(&config.runtime, &Host::new(config));
     }
 }

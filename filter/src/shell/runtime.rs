@@ -1,149 +1,101 @@
-//! What one plugin configuration shares with every request it serves: the
-//! plan, the schedule step and guard trips in effect, the metrics, the
-//! guard's watch, the random source.
+//! The wasm build's side of a plugin configuration: the core's
+//! [`Runtime`] over Envoy's proxy-wasm calls, and the counts this worker
+//! holds for it until the next tick.
 
-use std::cell::{Cell, RefCell};
-
-use super::abi::LogLevel;
+use super::abi::{LogLevel, MetricType};
 use super::host::{self, SharedWrite};
-use super::metrics::Metrics;
-use crate::decide::Decision;
+use super::metrics::Counts;
 use crate::flow::Shared;
-use crate::plan::{ActiveWeights, Plan};
-use crate::stats::{Class, StatsLayout};
-use crate::watch::{Event, SharedStore, Watch};
+use crate::runtime::{Cadence, ConfigHost, Level, MetricKind, Runtime};
+use crate::watch::SharedStore;
 
-pub struct Runtime {
-    pub plan: Plan,
-    pub active: RefCell<ActiveWeights>,
-    pub metrics: Metrics,
-    watch: RefCell<Watch>,
-    /// A splitmix64 generator for anonymous draws and trace ids, seeded
-    /// once from the host's entropy: one host call per configuration, not
-    /// per request.
-    rng: Cell<u64>,
+/// One plugin configuration in this worker's VM.
+pub struct Config {
+    pub runtime: Runtime<Envoy>,
+    pub counts: Counts,
 }
 
-impl Runtime {
-    /// The runtime of a configuration just accepted: its metrics defined,
-    /// and the trips of its guarded splits restored from shared data (a
-    /// push that leaves a tripped split unchanged keeps it tripped).
-    pub fn new(plan: Plan, now: i64) -> Runtime {
-        let mut active = plan.weights_at(now);
-        active.tripped = vec![false; plan.splits.len()];
-        let metrics = Metrics::define(StatsLayout::of(&plan));
-        let seed = getrandom::u64().unwrap_or(0x9e37_79b9_7f4a_7c15);
-        let mut watch = Watch::of(&plan);
-        let events = if watch.any() {
-            watch.restore(&EnvoyShared)
-        } else {
-            Vec::new()
-        };
-        let runtime = Runtime {
-            plan,
-            active: RefCell::new(active),
-            metrics,
-            watch: RefCell::new(watch),
-            rng: Cell::new(seed),
-        };
-        runtime.apply(events);
-        runtime
+impl Config {
+    /// The configuration of `text`, or `None` (logged) if turnout refuses it.
+    pub fn configure(text: &[u8]) -> Option<Config> {
+        let runtime = Runtime::configure(text, Envoy, Cadence::Ticked, seed(), define)?;
+        Some(Config::of(runtime))
     }
 
-    /// Whether a guard needs the tick more often than the stats do.
-    pub fn guarded(&self) -> bool {
-        self.watch.borrow().any()
+    /// The empty configuration a root context starts with: no split.
+    pub fn empty() -> Config {
+        let plan = crate::config::parse(b"").unwrap_or_default();
+        Config::of(Runtime::new(plan, Envoy, Cadence::Ticked, seed(), define))
     }
 
-    /// The root's tick: publish the counters, merge the guard's counts
-    /// with the other workers', and move to the schedule step now in effect.
+    fn of(runtime: Runtime<Envoy>) -> Config {
+        let counts = Counts::new(runtime.layout().counters.len());
+        Config { runtime, counts }
+    }
+
+    /// The root's tick: publish the counts, then merge the guard and
+    /// follow the schedules.
     pub fn tick(&self) {
-        self.metrics.publish();
-        self.merge_guard();
-        if self.plan.has_schedules() {
-            let now = self.plan.weights_at(unix_now()).bounds;
-            if self.active.borrow().bounds != now {
-                self.active.borrow_mut().bounds = now;
-            }
-        }
-    }
-
-    /// Adds this worker's guard counts to the shared record (the tick, and
-    /// before the configuration is replaced, so no count is lost).
-    pub fn merge_guard(&self) {
-        if self.guarded() {
-            let events = self.watch.borrow_mut().merge(&EnvoyShared, monotonic_s());
-            self.apply(events);
-        }
-    }
-
-    /// Latches, logs and shows what the watch reports.
-    fn apply(&self, events: Vec<Event>) {
-        for event in events {
-            let split = match &event {
-                Event::Tripped { split, trip } => {
-                    let plan = &self.plan.splits[*split];
-                    host::log(LogLevel::Warn, &trip.log_line(&plan.name, &plan.clusters));
-                    *split
-                }
-                Event::Followed { split } => *split,
-            };
-            self.latch(split);
-            self.metrics.set_guard_tripped(split);
-        }
-    }
-
-    fn latch(&self, split: usize) {
-        if let Some(t) = self.active.borrow_mut().tripped.get_mut(split) {
-            *t = true;
-        }
+        self.counts.publish(&self.runtime);
+        self.runtime.tick();
     }
 }
 
-impl Shared for Runtime {
-    fn plan(&self) -> &Plan {
-        &self.plan
-    }
-
-    fn layout(&self) -> &StatsLayout {
-        &self.metrics.layout
-    }
-
-    fn with_active<R>(&self, f: impl FnOnce(&ActiveWeights) -> R) -> R {
-        f(&self.active.borrow())
-    }
-
-    fn next_u64(&self) -> u64 {
-        let state = self.rng.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
-        self.rng.set(state);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Judged in the VM's memory, no host call: a trip found here sends
-    /// the split to stable from the next request on; the tick records it,
-    /// logs it and shows it.
-    fn observe(&self, d: &Decision, class: Class, latency_ms: Option<u64>, now_nanos: u64) {
-        if now_nanos == 0 {
-            return;
-        }
-        let now_s = (now_nanos / 1_000_000_000) as i64;
-        let trip = self
-            .watch
-            .borrow_mut()
-            .observe(d.split, d.cluster, class, latency_ms, now_s);
-        if trip.is_some() {
-            self.latch(d.split);
-        }
+impl Drop for Config {
+    /// Dropping publishes what is left, so replacing a configuration or
+    /// stopping the VM loses no count.
+    fn drop(&mut self) {
+        self.counts.publish(&self.runtime);
     }
 }
 
-/// Envoy's shared data: one store per VM id, shared by every worker.
-struct EnvoyShared;
+/// One seed per configuration from the host's entropy (a fixed one if it
+/// has none: the draws are for spreading, not secrets).
+fn seed() -> u64 {
+    getrandom::u64().unwrap_or(0x9e37_79b9_7f4a_7c15)
+}
 
-impl SharedStore for EnvoyShared {
+/// Defines a metric; `None` if Envoy will not (its counts are dropped:
+/// stats never take a request down).
+fn define(kind: MetricKind, name: &str) -> Option<u32> {
+    let kind = match kind {
+        MetricKind::Counter => MetricType::Counter,
+        MetricKind::Gauge => MetricType::Gauge,
+        MetricKind::Histogram => MetricType::Histogram,
+    };
+    Some(host::define_metric(kind, name)).filter(|&id| id != u32::MAX)
+}
+
+/// Envoy as the wasm build reaches it outside a request; its shared data
+/// (one store per VM id, shared by every worker) holds the guard's record.
+pub struct Envoy;
+
+impl ConfigHost for Envoy {
+    type Metric = u32;
+
+    fn set_gauge(&self, gauge: u32, value: u64) {
+        host::record(gauge, value);
+    }
+
+    fn log(&self, level: Level, message: &str) {
+        let level = match level {
+            Level::Info => LogLevel::Info,
+            Level::Warn => LogLevel::Warn,
+            Level::Error => LogLevel::Error,
+        };
+        host::log(level, message);
+    }
+
+    fn unix_now(&self) -> i64 {
+        i64::try_from(host::now_nanos() / 1_000_000_000).unwrap_or(i64::MAX)
+    }
+
+    fn monotonic_nanos(&self) -> u64 {
+        host::monotonic_nanos()
+    }
+}
+
+impl SharedStore for Envoy {
     fn get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
         host::shared_data(key)
     }
@@ -155,15 +107,4 @@ impl SharedStore for EnvoyShared {
             SharedWrite::Failed => None,
         }
     }
-}
-
-/// Seconds since the Unix epoch by Envoy's clock.
-pub fn unix_now() -> i64 {
-    i64::try_from(host::now_nanos() / 1_000_000_000).unwrap_or(i64::MAX)
-}
-
-/// Envoy's monotonic clock in seconds: the guard's windows, the same on
-/// every worker.
-fn monotonic_s() -> i64 {
-    (host::monotonic_nanos() / 1_000_000_000) as i64
 }

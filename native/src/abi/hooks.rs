@@ -18,7 +18,7 @@ use super::{
     log, ConfigEnvoy, ConfigHandle, EnvoyBuffer, EnvoyHeader, LogLevel, Stream, ABI_VERSION,
     CONTINUE, STOP_ITERATION,
 };
-use crate::config::FilterConfig;
+use crate::config::{self, FilterConfig};
 use crate::filter::Filter;
 
 /// Runs `f`, or returns `fallback` if it panics (the panic hook has
@@ -87,7 +87,7 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
         };
         // SAFETY: Envoy's config buffer is valid for this hook.
         let text = unsafe { bytes(config) };
-        match FilterConfig::new(&envoy, text) {
+        match config::configure(&envoy, text) {
             Some(config) => Box::into_raw(Box::new(Arc::new(config)))
                 .cast_const()
                 .cast(),

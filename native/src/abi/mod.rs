@@ -13,6 +13,8 @@ pub mod hooks;
 use std::ffi::c_void;
 use std::marker::PhantomData;
 
+use turnout::runtime::MetricKind;
+
 /// The ABI version this module is built against. Envoy 1.40 accepts
 /// `v0.2.0` without a warning (`v0.1.0` loads, with a deprecation warning).
 pub const ABI_VERSION: &[u8] = b"v0.2.0\0";
@@ -199,14 +201,6 @@ pub fn log(level: LogLevel, message: &str) {
 pub struct ConfigEnvoy<'h> {
     handle: ConfigHandle,
     hook: PhantomData<&'h ()>,
-}
-
-/// What kind of metric to define.
-#[derive(Clone, Copy)]
-pub enum MetricKind {
-    Counter,
-    Gauge,
-    Histogram,
 }
 
 impl ConfigEnvoy<'_> {
