@@ -38,7 +38,14 @@ fn status_of_a_server_that_is_not_there_exits_2() {
         run.stderr
     );
     // Waiting for a version needs the resource it is a version of.
-    ctl(&["status", "--server", "127.0.0.1:1", "--wait-version", "ab"]).code(2);
+    // Exit 2 alone would not tell: an unreachable server gives it too.
+    let run = ctl(&["status", "--server", "127.0.0.1:1", "--wait-version", "ab"]).code(2);
+    assert!(
+        run.stderr.contains("required arguments were not provided")
+            && run.stderr.contains("--resource"),
+        "{}",
+        run.stderr
+    );
     let run = ctl(&["status", "--server", "127.0.0.1:1", "--wait-file", "x.yaml"]).code(2);
     assert!(
         run.stderr.contains("NAME.json files only"),
