@@ -1,21 +1,31 @@
-//! Plain HTTP/1.1 `GET` over a `TcpStream`, for what turnoutctl asks of
-//! other servers: Prometheus' query API and Envoy's admin
-//! `/stats/prometheus` (the rollout controller), and `turnoutctl serve`'s
-//! `/status` and `/wait` (`status`, and the controller's waits for ACKs).
-//! One request per connection (`Connection: close`); the body is framed by
-//! `Content-Length`, by chunks or by the close. No TLS and no redirects:
-//! these servers are reached on a local or cluster-internal port (put a
-//! local proxy in front of anything else). A whole HTTP client crate would
-//! bring an async runtime or a TLS stack for a few small requests a second.
+//! Plain HTTP/1.1 `GET`, for what turnoutctl asks of other servers:
+//! Prometheus' query API and Envoy's admin `/stats/prometheus` (the rollout
+//! controller), and `turnoutctl serve`'s `/status` and `/wait` (`status`,
+//! and the controller's waits for ACKs). No TLS and no redirects: these
+//! servers are reached on a local or cluster-internal port (put a local
+//! proxy in front of anything else).
+//!
+//! The client is hyper's (`hyper::client::conn::http1`), and URLs are read
+//! by its `Uri`: both are already linked for tonic, so they add no crate to
+//! the tree, where `ureq` would add its own HTTP stack and `url` the IDNA
+//! tables. hyper does the framing (`Content-Length`, chunks, the close);
+//! what is left here is the blocking shape the callers want (they are plain
+//! threads), our error messages, and the checks on a configured address.
 
 use std::fmt;
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
+
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::body::Bytes;
+use hyper::header::{ACCEPT_ENCODING, CONNECTION, HOST, USER_AGENT};
+use hyper::{Request, Uri};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::time::timeout as within;
 
 /// A response body larger than this is refused (a full Envoy
 /// `/stats/prometheus` is a few hundred KB).
-const MAX_BODY: u64 = 64 << 20;
+const MAX_BODY: usize = 64 << 20;
 
 /// An `http://host[:port][/base]` URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,40 +39,41 @@ pub struct Url {
 impl Url {
     /// Parses `http://host[:port][/base]`; IPv6 hosts in brackets.
     pub fn parse(text: &str) -> Result<Url, String> {
-        let rest = match text.split_once("://") {
-            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest,
-            Some((scheme, _)) => {
+        let uri: Uri = text
+            .parse()
+            .map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+        match uri.scheme_str() {
+            Some(scheme) if scheme.eq_ignore_ascii_case("http") => {}
+            Some(scheme) => {
                 return Err(format!(
                     "{text:?}: {scheme}:// is not supported; give an http:// address (a local port or a proxy)"
                 ))
             }
             None => return Err(format!("{text:?} is not an http:// URL")),
-        };
-        if rest.contains(['?', '#', '@']) {
+        }
+        // `Uri` accepts a user in the authority and drops a fragment;
+        // neither has a meaning for a base address.
+        let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
+        if uri.query().is_some() || authority.contains('@') || text.contains('#') {
             return Err(format!(
                 "{text:?}: give scheme, host, port and path only (no query, fragment or user)"
             ));
         }
-        let (authority, base) = match rest.find('/') {
-            Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
-            None => (rest, ""),
-        };
-        let (host, port) = match authority.strip_prefix('[') {
-            Some(v6) => {
-                let (host, after) = v6
-                    .split_once(']')
-                    .ok_or_else(|| format!("{text:?}: unclosed [ in the host"))?;
-                (host, after.strip_prefix(':'))
-            }
-            None => match authority.rsplit_once(':') {
-                Some((host, port)) => (host, Some(port)),
-                None => (authority, None),
-            },
-        };
+        let bracketed = uri.host().unwrap_or_default();
+        // `Uri` keeps an IPv6 host's brackets; `Url` holds the address.
+        let host = bracketed
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(bracketed);
         if host.is_empty() {
             return Err(format!("{text:?} has no host"));
         }
-        let port = match port {
+        // `Uri::port` is `None` for a port that is not a number too, so
+        // the port is read from what follows the host.
+        let port = match authority
+            .strip_prefix(bracketed)
+            .and_then(|rest| rest.strip_prefix(':'))
+        {
             None => 80,
             Some(p) => p
                 .parse::<u16>()
@@ -73,7 +84,7 @@ impl Url {
         Ok(Url {
             host: host.to_string(),
             port,
-            base: base.to_string(),
+            base: uri.path().trim_end_matches('/').to_string(),
         })
     }
 
@@ -92,131 +103,85 @@ impl fmt::Display for Url {
     }
 }
 
+/// Why a `GET` failed.
+enum Failure {
+    /// No connection: the server is not there (or not in time).
+    Unreachable(String),
+    /// Connected, but the exchange failed or the answer is not usable.
+    Exchange(String),
+}
+
 /// `GET base + path_and_query`: the body of a 200, or what went wrong.
-/// `timeout` bounds the connect and each read (a server that holds the
-/// answer, as `/wait` does, needs a timeout longer than its hold).
+/// `timeout` bounds the connect, then the whole exchange (a server that
+/// holds the answer, as `/wait` does, needs a timeout longer than its hold).
 pub fn get(url: &Url, path_and_query: &str, timeout: Duration) -> Result<String, String> {
-    let target = format!("{}{path_and_query}", url.base);
-    let fail = |what: String| format!("GET {url}{path_and_query}: {what}");
-    let mut stream = connect(url, timeout).map_err(|e| {
-        format!(
-            "cannot reach the server at {} (GET {path_and_query}): {e}",
-            url.authority()
-        )
-    })?;
-    let raw = exchange(&mut stream, url, &target, timeout).map_err(|e| fail(e.to_string()))?;
-    let (status, body) = parse_response(&raw).map_err(fail)?;
-    let body = String::from_utf8(body).map_err(|_| fail("the body is not UTF-8".into()))?;
-    if status != 200 {
-        let first: String = body.chars().take(200).collect();
-        return Err(fail(format!("status {status}: {}", first.trim())));
-    }
-    Ok(body)
-}
-
-/// A connection to the first of the host's addresses that takes one.
-fn connect(url: &Url, timeout: Duration) -> std::io::Result<TcpStream> {
-    let mut last = None;
-    let mut stream = None;
-    for addr in (url.host.as_str(), url.port).to_socket_addrs()? {
-        match TcpStream::connect_timeout(&addr, timeout) {
-            Ok(s) => {
-                stream = Some(s);
-                break;
-            }
-            Err(e) => last = Some(e),
-        }
-    }
-    match (stream, last) {
-        (Some(s), _) => Ok(s),
-        (None, Some(e)) => Err(e),
-        (None, None) => Err(std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            "the host has no address",
-        )),
-    }
-}
-
-/// Sends the request and reads until the server closes the connection.
-fn exchange(
-    stream: &mut TcpStream,
-    url: &Url,
-    target: &str,
-    timeout: Duration,
-) -> std::io::Result<Vec<u8>> {
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
-    let request = format!(
-        "GET {target} HTTP/1.1\r\nhost: {}\r\nuser-agent: turnoutctl\r\naccept-encoding: identity\r\nconnection: close\r\n\r\n",
-        url.authority()
-    );
-    stream.write_all(request.as_bytes())?;
-    let mut raw = Vec::new();
-    stream.take(MAX_BODY).read_to_end(&mut raw)?;
-    Ok(raw)
-}
-
-/// The status and the de-framed body of a whole response.
-fn parse_response(raw: &[u8]) -> Result<(u16, Vec<u8>), String> {
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("the response ended inside its head")?;
-    let head = std::str::from_utf8(&raw[..end]).map_err(|_| "the response head is not text")?;
-    let body = &raw[end + 4..];
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status = status_line
-        .strip_prefix("HTTP/1.")
-        .and_then(|s| s.get(2..5))
-        .and_then(|s| s.parse::<u16>().ok())
-        .ok_or_else(|| format!("bad status line {status_line:?}"))?;
-    let header = |name: &str| {
-        head.split("\r\n").skip(1).find_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    // One small runtime a call: the callers are plain threads that ask a
+    // few times a second at most, and a runtime of one thread costs far
+    // less to build than the request it carries.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("GET {url}{path_and_query}: no runtime: {e}"))?;
+    runtime
+        .block_on(exchange(url, path_and_query, timeout))
+        .map_err(|failure| match failure {
+            Failure::Unreachable(e) => format!(
+                "cannot reach the server at {} (GET {path_and_query}): {e}",
+                url.authority()
+            ),
+            Failure::Exchange(e) => format!("GET {url}{path_and_query}: {e}"),
         })
-    };
-    if header("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
-        return Ok((status, dechunk(body)?));
-    }
-    match header("content-length") {
-        Some(n) => {
-            let n: usize = n.parse().map_err(|_| format!("bad content-length {n:?}"))?;
-            let body = body
-                .get(..n)
-                .ok_or("the body is shorter than its content-length")?;
-            Ok((status, body.to_vec()))
-        }
-        None => Ok((status, body.to_vec())),
-    }
 }
 
-/// The data of a chunked body.
-fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = body
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or("a chunk size line is cut")?;
-        let line = std::str::from_utf8(&body[..line_end]).map_err(|_| "bad chunk size")?;
-        let size_text = line.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size_text, 16)
-            .map_err(|_| format!("bad chunk size {size_text:?}"))?;
-        body = &body[line_end + 2..];
-        if size == 0 {
-            return Ok(out);
+/// One request on its own connection (`Connection: close`).
+async fn exchange(url: &Url, path_and_query: &str, timeout: Duration) -> Result<String, Failure> {
+    let stream = within(timeout, TcpStream::connect((url.host.as_str(), url.port)))
+        .await
+        .map_err(|_| Failure::Unreachable("connection timed out".into()))?
+        .map_err(|e| Failure::Unreachable(e.to_string()))?;
+    let fail = |e: &dyn fmt::Display| Failure::Exchange(e.to_string());
+    let answer = async {
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| fail(&e))?;
+        // The connection is driven beside the request; it ends with the
+        // response, as the server closes it.
+        tokio::spawn(connection);
+        let request = Request::get(format!("{}{path_and_query}", url.base))
+            .header(HOST, url.authority())
+            .header(USER_AGENT, "turnoutctl")
+            .header(ACCEPT_ENCODING, "identity")
+            .header(CONNECTION, "close")
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| fail(&e))?;
+        let response = sender.send_request(request).await.map_err(|e| fail(&e))?;
+        let status = response.status().as_u16();
+        let body = Limited::new(response.into_body(), MAX_BODY)
+            .collect()
+            .await
+            .map_err(|e| fail(&e))?
+            .to_bytes();
+        let body = String::from_utf8(body.to_vec())
+            .map_err(|_| Failure::Exchange("the body is not UTF-8".into()))?;
+        if status != 200 {
+            let first: String = body.chars().take(200).collect();
+            return Err(Failure::Exchange(format!(
+                "status {status}: {}",
+                first.trim()
+            )));
         }
-        let chunk = body.get(..size).ok_or("a chunk is cut")?;
-        out.extend_from_slice(chunk);
-        body = body.get(size + 2..).ok_or("a chunk is cut")?;
-    }
+        Ok(body)
+    };
+    within(timeout, answer)
+        .await
+        .map_err(|_| Failure::Exchange(format!("no whole answer within {timeout:?}")))?
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
 
     #[test]
     fn urls_parse_with_and_without_port_and_base() {
@@ -241,24 +206,76 @@ mod tests {
             "http://x:0",
             "http://x:port",
             "http://x/?q=1",
+            "http://x/#top",
+            "http://user@x:1",
         ] {
             assert!(Url::parse(bad).is_err(), "{bad}");
         }
+        assert_eq!(
+            Url::parse("https://p:9090").unwrap_err(),
+            "\"https://p:9090\": https:// is not supported; give an http:// address (a local port or a proxy)"
+        );
+    }
+
+    /// A server on a loopback port that answers one connection with `raw`
+    /// and hands back the request it read.
+    fn answer_once(raw: &'static [u8]) -> (Url, std::thread::JoinHandle<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap() == 1 {
+                head.push(byte[0]);
+            }
+            stream.write_all(raw).unwrap();
+            String::from_utf8(head).unwrap()
+        });
+        let url = Url::parse(&format!("http://127.0.0.1:{port}/base")).unwrap();
+        (url, server)
     }
 
     #[test]
     fn responses_are_deframed() {
-        let r = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello and more";
-        assert_eq!(parse_response(r).unwrap(), (200, b"hello".to_vec()));
-        let r = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=1\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
-        assert_eq!(parse_response(r).unwrap(), (200, b"hello world".to_vec()));
-        let r = b"HTTP/1.0 503 Service Unavailable\r\n\r\nbusy";
-        assert_eq!(parse_response(r).unwrap(), (503, b"busy".to_vec()));
-        assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort").is_err());
+        let t = Duration::from_secs(5);
+        let (url, server) =
+            answer_once(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello and more");
+        assert_eq!(get(&url, "/x?q=1", t).unwrap(), "hello");
+        let head = server.join().unwrap().to_ascii_lowercase();
+        assert!(head.starts_with("get /base/x?q=1 http/1.1\r\n"), "{head}");
+        assert!(head.contains("\r\nconnection: close\r\n"), "{head}");
+
+        let (url, _) = answer_once(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=1\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+        assert_eq!(get(&url, "/", t).unwrap(), "hello world");
+        // Framed by the close.
+        let (url, _) = answer_once(b"HTTP/1.0 200 OK\r\n\r\nuntil the end");
+        assert_eq!(get(&url, "/", t).unwrap(), "until the end");
+
+        let (url, _) = answer_once(b"HTTP/1.0 503 Service Unavailable\r\n\r\nbusy");
+        let e = get(&url, "/", t).unwrap_err();
+        assert!(e.ends_with("/base/: status 503: busy"), "{e}");
+        let (url, _) = answer_once(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort");
+        assert!(get(&url, "/", t).is_err());
+        let (url, _) =
+            answer_once(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel");
+        assert!(get(&url, "/", t).is_err());
+        let (url, _) = answer_once(b"garbage\r\n\r\n");
+        assert!(get(&url, "/", t).is_err());
+        let (url, _) = answer_once(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n\xff\xfe");
+        assert!(get(&url, "/", t)
+            .unwrap_err()
+            .ends_with("the body is not UTF-8"));
+    }
+
+    #[test]
+    fn an_unreachable_server_says_so() {
+        // Port 1 on loopback: nothing listens there.
+        let url = Url::parse("http://127.0.0.1:1").unwrap();
+        let e = get(&url, "/status", Duration::from_secs(5)).unwrap_err();
         assert!(
-            parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel")
-                .is_err()
+            e.starts_with("cannot reach the server at 127.0.0.1:1 (GET /status): "),
+            "{e}"
         );
-        assert!(parse_response(b"garbage").is_err());
     }
 }

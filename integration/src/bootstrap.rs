@@ -7,10 +7,10 @@
 //! route bodies, stats tags) are block YAML starting at column 0: they are
 //! indented into place here.
 
-use std::fs::{self, File};
+use std::fs::{self, File, Permissions};
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 const WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
 
@@ -363,24 +363,25 @@ pub fn native_ecds_resource(name: &str, config_json: &str) -> String {
 /// Replaces `path` with `contents` atomically: a temporary file in the same
 /// directory, fsync, then rename over `path`. Readers (Envoy) never see a
 /// half-written file, and the rename is the "moved into the watched
-/// directory" event that makes Envoy reload it.
+/// directory" event that makes Envoy reload it. The fsyncs stay although
+/// the tests need no durability: without them most requests straddled a
+/// push in CI (cause not found; commits 3cad296, 8a6f5b0 and 8d83421).
 pub fn write_atomically(path: &Path, contents: &str) {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
     let dir = path.parent().expect("path has a parent directory");
     let name = path
         .file_name()
         .expect("path has a file name")
         .to_string_lossy();
-    let tmp = dir.join(format!(
-        ".{name}.tmp-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
     let write = || -> std::io::Result<()> {
-        let mut file = File::create(&tmp)?;
+        // 0666 less the umask, as `File::create` made it, not tempfile's
+        // private 0600.
+        let mut file = tempfile::Builder::new()
+            .prefix(&format!(".{name}.tmp-"))
+            .permissions(Permissions::from_mode(0o666))
+            .tempfile_in(dir)?;
         file.write_all(contents.as_bytes())?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
+        file.as_file().sync_all()?;
+        file.persist(path).map_err(|e| e.error)?;
         File::open(dir)?.sync_all()
     };
     write().unwrap_or_else(|e| panic!("write {} atomically: {e}", path.display()));

@@ -9,7 +9,6 @@ use crate::envoy::poll;
 use crate::paths::{scratch_dir, with_lock};
 use crate::process::spawn_tied;
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::env;
 use std::fs::{self, File};
 use std::net::{Ipv4Addr, TcpListener};
@@ -147,19 +146,9 @@ pub fn scrape_config(
     y
 }
 
-/// One sample of an instant vector: its labels (with `__name__` when the
-/// series has one) and value.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Sample {
-    pub labels: BTreeMap<String, String>,
-    pub value: f64,
-}
-
-impl Sample {
-    pub fn label(&self, name: &str) -> Option<&str> {
-        self.labels.get(name).map(String::as_str)
-    }
-}
+/// One sample of an instant vector, as turnoutctl's rollout controller
+/// reads it too.
+pub use turnout_prometheus::Sample;
 
 /// A Prometheus server on 127.0.0.1 with its TSDB and log in a scratch
 /// directory; killed (SIGKILL) and reaped on drop, and by the kernel if the
@@ -255,29 +244,8 @@ impl Prometheus {
 
     /// The instant vector `expr` evaluates to now (`/api/v1/query`).
     pub fn query(&self, expr: &str) -> Vec<Sample> {
-        let json = self.api(&format!("/api/v1/query?query={}", url_encode(expr)));
-        let data = &json["data"];
-        assert_eq!(
-            data["resultType"], "vector",
-            "{expr} is not an instant vector: {json}"
-        );
-        data["result"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|r| Sample {
-                labels: r["metric"]
-                    .as_object()
-                    .into_iter()
-                    .flatten()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                    .collect(),
-                value: r["value"][1]
-                    .as_str()
-                    .and_then(parse_value)
-                    .unwrap_or_else(|| panic!("{expr}: bad sample value in {r}")),
-            })
-            .collect()
+        let json = self.api(&turnout_prometheus::query_path(expr));
+        turnout_prometheus::instant_vector(&json).unwrap_or_else(|e| panic!("{expr}: {e}: {json}"))
     }
 
     /// Queries `expr` until `done` accepts the result, and returns it;
@@ -342,47 +310,9 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Prometheus' text form of a sample value: a float, `NaN`, `+Inf`, `-Inf`.
-fn parse_value(s: &str) -> Option<f64> {
-    match s {
-        "NaN" => Some(f64::NAN),
-        "+Inf" => Some(f64::INFINITY),
-        "-Inf" => Some(f64::NEG_INFINITY),
-        _ => s.parse().ok(),
-    }
-}
-
-/// Percent-encodes everything but RFC 3986's unreserved characters.
-pub fn url_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 3);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn url_encode_escapes_promql() {
-        assert_eq!(
-            url_encode(r#"sum by (a) (x{b="c"}) > 0.5"#),
-            "sum%20by%20%28a%29%20%28x%7Bb%3D%22c%22%7D%29%20%3E%200.5"
-        );
-    }
-
-    #[test]
-    fn sample_values_parse() {
-        assert_eq!(parse_value("0.25"), Some(0.25));
-        assert_eq!(parse_value("+Inf"), Some(f64::INFINITY));
-        assert!(parse_value("NaN").unwrap().is_nan());
-    }
 
     #[test]
     fn scrape_config_names_target_path_and_rules() {

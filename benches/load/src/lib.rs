@@ -16,7 +16,8 @@
 //!
 //! This file builds that stage; the machine's clocks (`machine`), wrk
 //! (`wrk`), the statistics of a run (`stats`) and the hostcall count
-//! (`hostcalls`) are modules of their own, re-exported here.
+//! (`hostcalls`) are modules of their own, re-exported here; `options` is
+//! `cargo bench-load`'s command line, `pool` bench-pool's.
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +26,7 @@ use integration::{Bootstrap, Envoy, Listener, Route, RouteAction, Upstream};
 
 mod hostcalls;
 mod machine;
+pub mod options;
 pub mod pool;
 mod stats;
 mod wrk;

@@ -7,13 +7,15 @@
 //! between two scrapes is [`Scrape::since`], taken series by series, so a
 //! proxy that restarts (its counters back at 0) or joins is counted from 0
 //! rather than turning a sum negative. Names are matched as the filter
-//! writes them into labels (`turnout::stats::sanitize`).
+//! writes them into labels (`turnout::stats::sanitize`). Both formats are
+//! read by `turnout_prometheus`, shared with the integration harness.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::Value;
 use turnout::stats::{sanitize, Class};
+use turnout_prometheus::{instant_vector, parse_value, query_path, text_samples, Labels};
 
 use super::analysis::{Side, Window};
 use super::plan::{Metrics, Plan};
@@ -124,19 +126,16 @@ impl Source {
 
     /// The Prometheus text exposition of one proxy, added to `scrape`.
     fn exposition(&self, proxy: &str, text: &str, scrape: &mut Scrape) {
-        for line in text.lines() {
-            let Some((name, labels, value)) = parse_sample(line) else {
-                continue;
-            };
-            let label = |n: &str| labels.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
-            if name == "turnout_guard_tripped" {
-                if label("split").as_deref() == Some(&self.split) && value >= 1.0 {
+        for sample in text_samples(text) {
+            let label = |n: &str| sample.label(n).map(str::to_string);
+            if sample.name == "turnout_guard_tripped" {
+                if sample.label("split") == Some(&self.split) && sample.value >= 1.0 {
                     scrape.tripped.push(proxy.to_string());
                 }
                 continue;
             }
-            if let Some(series) = self.series(name, &label, proxy) {
-                *scrape.series.entry(series).or_default() += value;
+            if let Some(series) = self.series(sample.name, &label, proxy) {
+                *scrape.series.entry(series).or_default() += sample.value;
             }
         }
     }
@@ -209,105 +208,13 @@ impl Scrape {
     }
 }
 
-/// A sample's labels, by name.
-type Labels = BTreeMap<String, String>;
-
-/// A sample's labels, in order, as the text exposition has them.
-type LabelPairs = Vec<(String, String)>;
-
 /// `/api/v1/query?query=EXPR`: the instant vector's labels and values.
 fn query(url: &Url, expr: &str) -> Result<Vec<(Labels, f64)>, String> {
-    let body = http::get(
-        url,
-        &format!("/api/v1/query?query={}", url_encode(expr)),
-        TIMEOUT,
-    )?;
+    let body = http::get(url, &query_path(expr), TIMEOUT)?;
     let json: Value = serde_json::from_str(&body)
         .map_err(|e| format!("{url}: the query answer is not JSON: {e}"))?;
-    if json["status"] != "success" || json["data"]["resultType"] != "vector" {
-        return Err(format!("{url}: query {expr:?} failed: {}", json["error"]));
-    }
-    let results = json["data"]["result"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    Ok(results
-        .iter()
-        .filter_map(|r| {
-            let labels = r["metric"]
-                .as_object()?
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                .collect();
-            Some((labels, parse_value(r["value"][1].as_str()?)?))
-        })
-        .collect())
-}
-
-/// One sample line of the text exposition: `name{a="b",c="d"} value [ts]`.
-fn parse_sample(line: &str) -> Option<(&str, LabelPairs, f64)> {
-    if line.starts_with('#') || line.trim().is_empty() {
-        return None;
-    }
-    let name_end = line.find(['{', ' '])?;
-    let name = &line[..name_end];
-    let mut rest = &line[name_end..];
-    let mut labels = Vec::new();
-    if let Some(inner) = rest.strip_prefix('{') {
-        let mut chars = inner.char_indices();
-        let mut key = String::new();
-        let close = loop {
-            let (i, c) = chars.next()?;
-            match c {
-                '}' => break i,
-                ',' | ' ' => {}
-                '=' => {
-                    if chars.next()?.1 != '"' {
-                        return None;
-                    }
-                    let mut value = String::new();
-                    loop {
-                        match chars.next()?.1 {
-                            '"' => break,
-                            '\\' => match chars.next()?.1 {
-                                'n' => value.push('\n'),
-                                other => value.push(other),
-                            },
-                            other => value.push(other),
-                        }
-                    }
-                    labels.push((std::mem::take(&mut key), value));
-                }
-                other => key.push(other),
-            }
-        };
-        rest = &inner[close + 1..];
-    }
-    let value = parse_value(rest.split_whitespace().next()?)?;
-    Some((name, labels, value))
-}
-
-/// A sample value: a float, `NaN`, `+Inf`, `-Inf`.
-fn parse_value(s: &str) -> Option<f64> {
-    match s {
-        "+Inf" | "Inf" => Some(f64::INFINITY),
-        "-Inf" => Some(f64::NEG_INFINITY),
-        "NaN" => Some(f64::NAN),
-        _ => s.parse().ok(),
-    }
-}
-
-/// Percent-encodes everything but RFC 3986's unreserved characters.
-fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+    let samples = instant_vector(&json).map_err(|e| format!("{url}: query {expr:?}: {e}"))?;
+    Ok(samples.into_iter().map(|s| (s.labels, s.value)).collect())
 }
 
 #[cfg(test)]
@@ -360,21 +267,6 @@ weird_label{a="q\"uo\\te,}"} 1 1700000000
     }
 
     #[test]
-    fn samples_parse_with_escapes_and_timestamps() {
-        let (name, labels, value) =
-            parse_sample(r#"weird_label{a="q\"uo\\te,}",b="x"} 1.5 1700000000"#).unwrap();
-        assert_eq!(name, "weird_label");
-        assert_eq!(
-            labels,
-            [("a".into(), "q\"uo\\te,}".into()), ("b".into(), "x".into())]
-        );
-        assert_eq!(value, 1.5);
-        assert_eq!(parse_sample("plain 3").map(|s| s.2), Some(3.0));
-        assert_eq!(parse_sample("# HELP x y"), None);
-        assert_eq!(parse_sample("broken{a=\"x"), None);
-    }
-
-    #[test]
     fn deltas_are_per_series_and_survive_a_restart() {
         let series = |proxy: &str, class| Series {
             proxy: proxy.into(),
@@ -395,13 +287,5 @@ weird_label{a="q\"uo\\te,}"} 1 1700000000
         later.series.insert(series("c", 3), 7.0);
         let w = later.since(&at(100.0, 500.0), ErrorClasses::DEFAULT);
         assert_eq!((w.target.responses, w.target.errors), (57, 7));
-    }
-
-    #[test]
-    fn queries_are_url_encoded() {
-        assert_eq!(
-            url_encode(r#"sum by (a) (x{b=~"c|d"})"#),
-            "sum%20by%20%28a%29%20%28x%7Bb%3D~%22c%7Cd%22%7D%29"
-        );
     }
 }

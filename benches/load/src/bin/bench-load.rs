@@ -47,175 +47,29 @@
 //! CPU added over (a) and over (b), paired per cycle. The report is printed
 //! and written to `target/bench-load/report.md`, every slice to
 //! `target/bench-load/slices.csv`.
+//!
+//! The options are read in `turnout_bench_load::options` (`--help` lists
+//! them); `main` then runs the cycles (`run_cycles`), the memory probe
+//! (`memory_probe`), works out the figures (`figures`) and writes the
+//! report (`report`).
 
 use std::fmt::Write as _;
 use std::fs;
+use std::path::PathBuf;
 use std::process::{exit, Command};
 use std::time::{Duration, Instant};
 
 use integration::{admin_get, envoy_binary, target_dir, workspace_root};
+use turnout_bench_load::options::Options;
 use turnout_bench_load::{
     children_cpu_seconds, ensure_wrk, fnv1a, hostcalls, median, pin_process, pin_self, quantile,
     ratio_of_medians, rss_kib, steal_adjusted, thread_count, ticks_per_second, wasm_memories_kib,
-    CpuClock, Estimate, Extra, ExtraModule, Hostcalls, LoadStage, MachineTicks, UpstreamKind,
-    Variant, Wrk, WrkResult, TURNOUT_CONFIG, WRK_SCRIPT,
+    CpuClock, Estimate, ExtraModule, Hostcalls, LoadStage, MachineTicks, Variant, Wrk, WrkResult,
+    TURNOUT_CONFIG, WRK_SCRIPT,
 };
 
 /// The confidence level of the bootstrap intervals.
 const LEVEL: f64 = 0.9;
-
-struct Options {
-    cycles: u32,
-    slice_seconds: u32,
-    connections: u32,
-    threads: u32,
-    warmup: u32,
-    upstream: UpstreamKind,
-    memory_requests: u64,
-    proxy_core: usize,
-    load_core: usize,
-    extras: Vec<Extra>,
-    /// Listener names of the built-in variants to run (with `native`);
-    /// `None`: all five.
-    only: Option<Vec<String>>,
-    /// Share of a core other processes may take during a slice.
-    max_other: f64,
-    retries: u32,
-    resamples: usize,
-}
-
-/// A variant's listener name from its letter (or its name).
-fn listener_of(word: &str) -> Option<&'static str> {
-    Some(match word {
-        "a" | "native" => "native",
-        "b" | "turnout" => "turnout",
-        "c" | "floor" => "floor",
-        "c'" | "c2" | "floor_clear" => "floor_clear",
-        "d" | "lua" => "lua",
-        "e" | "turnout_native" => "turnout_native",
-        _ => return None,
-    })
-}
-
-fn options() -> Options {
-    let mut o = Options {
-        cycles: 25,
-        slice_seconds: 2,
-        connections: 32,
-        threads: 1,
-        warmup: 2,
-        upstream: UpstreamKind::Harness,
-        memory_requests: 100_000,
-        proxy_core: 0,
-        load_core: 1,
-        extras: Vec::new(),
-        only: None,
-        max_other: 0.25,
-        retries: 3,
-        resamples: 10_000,
-    };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < args.len() {
-        let value = args.get(i + 1).cloned().unwrap_or_default();
-        let number = || -> u64 {
-            value.parse().unwrap_or_else(|_| {
-                eprintln!("{} needs a number, not {value:?}", args[i]);
-                exit(2)
-            })
-        };
-        match args[i].as_str() {
-            "--cycles" | "--rounds" => o.cycles = number().max(1) as u32,
-            "--slice-seconds" | "--seconds" => o.slice_seconds = number().max(1) as u32,
-            "--connections" => o.connections = number() as u32,
-            "--threads" => o.threads = number() as u32,
-            "--warmup" => o.warmup = number() as u32,
-            "--memory-requests" => o.memory_requests = number(),
-            "--proxy-core" => o.proxy_core = number() as usize,
-            "--load-core" => o.load_core = number() as usize,
-            "--max-other-percent" => o.max_other = number() as f64 / 100.0,
-            "--retries" => o.retries = number() as u32,
-            "--bootstrap" => o.resamples = number() as usize,
-            "--only" => {
-                o.only = Some(
-                    value
-                        .split(',')
-                        .map(str::trim)
-                        .filter(|w| !w.is_empty())
-                        .map(String::from)
-                        .collect(),
-                )
-            }
-            "--extra" => {
-                let module = match value.split_once('=') {
-                    Some((_, spec)) if spec.starts_with("floor:") => {
-                        ExtraModule::Floor(spec["floor:".len()..].replace(',', " "))
-                    }
-                    Some((_, spec)) if spec.starts_with("turnout:") => {
-                        ExtraModule::Turnout(spec["turnout:".len()..].into())
-                    }
-                    Some((_, spec)) if spec.starts_with("config:") => {
-                        ExtraModule::Config(spec["config:".len()..].into())
-                    }
-                    Some((_, spec)) if spec.starts_with("native-config:") => {
-                        ExtraModule::NativeConfig(spec["native-config:".len()..].into())
-                    }
-                    Some((_, spec)) if spec.starts_with("native:") => {
-                        ExtraModule::Native(spec["native:".len()..].into())
-                    }
-                    Some((_, "native-floor")) => ExtraModule::Native(
-                        integration::native_floor_module_dir().join("libturnout_native.so"),
-                    ),
-                    Some((_, "bare")) => {
-                        ExtraModule::Bare(integration::build_wasm_package("turnout-floor-bare"))
-                    }
-                    _ => {
-                        eprintln!(
-                            "--extra NAME=floor:WORDS, NAME=turnout:PATH, NAME=native:PATH, NAME=config:JSON, NAME=native-config:JSON, NAME=bare or NAME=native-floor"
-                        );
-                        exit(2)
-                    }
-                };
-                let name = value.split('=').next().unwrap_or_default().to_string();
-                o.extras.push(Extra { name, module });
-            }
-            "--upstream" => {
-                o.upstream = match value.as_str() {
-                    "envoy" => UpstreamKind::Envoy,
-                    "harness" => UpstreamKind::Harness,
-                    _ => {
-                        eprintln!("--upstream is envoy or harness");
-                        exit(2)
-                    }
-                }
-            }
-            other => {
-                eprintln!("unknown option {other}; see benches/load/src/bin/bench-load.rs");
-                exit(2)
-            }
-        }
-        i += 2;
-    }
-    // --only's words as listener names; an extra's name is allowed (extras
-    // run anyway).
-    if let Some(words) = o.only.take() {
-        let mut names = Vec::new();
-        for word in words {
-            match listener_of(&word) {
-                Some(name) => names.push(name.to_string()),
-                None if o.extras.iter().any(|e| e.name == word) => {}
-                None => {
-                    eprintln!(
-                        "--only takes a b c c' d e (or native turnout floor floor_clear lua turnout_native), not {word:?}"
-                    );
-                    exit(2)
-                }
-            }
-        }
-        o.only = Some(names);
-    }
-    o
-}
 
 /// One variant's figures in one slice.
 struct Sample {
@@ -321,8 +175,76 @@ struct Key {
     of_medians: (f64, f64, f64),
 }
 
+/// What the slices run against: the options, wrk, the stage and its
+/// variants.
+struct Bench {
+    o: Options,
+    wrk_bin: PathBuf,
+    script: PathBuf,
+    stage: LoadStage,
+    /// (listener, short name, label): the variants run, then the extras.
+    cases: Vec<(String, String, String)>,
+}
+
+impl Bench {
+    fn wrk(&self, seconds: u32) -> Wrk {
+        Wrk {
+            bin: self.wrk_bin.clone(),
+            script: self.script.clone(),
+            threads: self.o.threads,
+            connections: self.o.connections,
+            seconds,
+        }
+    }
+
+    fn index(&self, listener: &str) -> Option<usize> {
+        self.cases.iter().position(|c| c.0 == listener)
+    }
+}
+
+/// What the cycles measured, and how.
+struct Cycles {
+    /// `samples[cycle][case]`
+    samples: Vec<Vec<Sample>>,
+    /// Every slice measured, kept or not.
+    csv: String,
+    noisy: usize,
+    retried: usize,
+    envoy_clock: CpuClock,
+    upstream_clock: CpuClock,
+    /// Clock ticks per second of /proc/stat.
+    hz: f64,
+    load_at_start: String,
+    load_at_end: String,
+    /// Seconds of warm-up and slices.
+    measured_for: f64,
+    envoy_threads: usize,
+}
+
+/// The wasm VMs' memory, and Envoy's, before and after the probe's
+/// requests: (requests served, VmRSS KiB, wasm memories).
+type MemoryReading = (u64, u64, Vec<(u64, u64)>);
+
+struct Memory {
+    before: MemoryReading,
+    after: MemoryReading,
+    /// `/stats?filter=^wasm\.` at the end.
+    wasm_stats: String,
+}
+
+/// The figures over the cycles, and what the report needs of their making.
+struct Figures {
+    key: Option<Key>,
+    list: Vec<Figure>,
+    /// Envoy's CPU per request corrected for steal, `[cycle][case]`.
+    cpu_adjusted: Vec<Vec<f64>>,
+    steal_m: Vec<Vec<f64>>,
+    beta_cpu: f64,
+    beta_rps: f64,
+}
+
 fn main() {
-    let o = options();
+    let o = Options::from_args();
     if let Err(e) = pin_self(o.load_core) {
         eprintln!("cannot pin to core {}: {e}", o.load_core);
         exit(1);
@@ -335,18 +257,47 @@ fn main() {
     fs::create_dir_all(&dir).expect("create target/bench-load");
     let script = dir.join("users.lua");
     fs::write(&script, WRK_SCRIPT).expect("write the wrk script");
-    let wrk = |seconds| Wrk {
-        bin: wrk_bin.clone(),
-        script: script.clone(),
-        threads: o.threads,
-        connections: o.connections,
-        seconds,
-    };
 
     eprintln!("building the wasm modules and starting Envoy...");
     let source = source_state();
     let stage = LoadStage::with_extras(o.upstream, 1, &o.extras);
-    // (listener, short name, label): the variants run, then the extras.
+    let cases = cases(&o);
+    let bench = Bench {
+        o,
+        wrk_bin,
+        script,
+        stage,
+        cases,
+    };
+    let cycles = run_cycles(&bench);
+    let memory = memory_probe(&bench);
+    let stage = &bench.stage;
+    let calls = [
+        ("(b) turnout", &stage.turnout_wasm, TURNOUT_CONFIG),
+        ("(c) floor", &stage.floor_wasm, ""),
+        (
+            "(c') floor + clear_route_cache",
+            &stage.floor_wasm,
+            "clear_route_cache",
+        ),
+    ]
+    .map(|(label, module, config)| (label, hostcalls(module, config).expect("hostcalls.py")));
+    let figures = figures(&bench, &cycles.samples);
+    let report = report(&bench, &cycles, &memory, &calls, &figures, &source);
+    println!("{report}");
+    let out = dir.join("report.md");
+    fs::write(&out, &report).expect("write the report");
+    fs::write(dir.join("slices.csv"), &cycles.csv).expect("write the slices");
+    eprintln!(
+        "report written to {}, every slice to {}",
+        out.display(),
+        dir.join("slices.csv").display()
+    );
+}
+
+/// (listener, short name, label) of every variant run: the built-in ones
+/// `--only` keeps, (a) always, then the extras.
+fn cases(o: &Options) -> Vec<(String, String, String)> {
     let letter = |v: Variant| match v {
         Variant::Native => "a",
         Variant::Turnout => "b",
@@ -355,7 +306,7 @@ fn main() {
         Variant::Lua => "d",
         Variant::TurnoutNative => "e",
     };
-    let cases: Vec<(String, String, String)> = Variant::ALL
+    Variant::ALL
         .iter()
         .filter(|v| {
             **v == Variant::Native
@@ -387,8 +338,12 @@ fn main() {
             };
             (e.name.clone(), e.name.clone(), label)
         }))
-        .collect();
-    let index = |listener: &str| cases.iter().position(|c| c.0 == listener);
+        .collect()
+}
+
+/// Pins Envoy, warms every listener up, then runs the cycles.
+fn run_cycles(bench: &Bench) -> Cycles {
+    let (o, stage, cases) = (&bench.o, &bench.stage, &bench.cases);
     let pid = stage.envoy.pid();
     pin_process(pid, o.proxy_core).unwrap_or_else(|e| {
         eprintln!("{e}");
@@ -404,8 +359,9 @@ fn main() {
         envoy_clock.describe()
     );
 
-    for (name, _, _) in &cases {
-        let r = wrk(o.warmup)
+    for (name, _, _) in cases {
+        let r = bench
+            .wrk(o.warmup)
             .run(stage.listener_port(name))
             .expect("warm-up");
         eprintln!("warm-up {name:<12} {:>9.0} req/s", r.requests_per_second);
@@ -426,7 +382,8 @@ fn main() {
         };
         let (e0, u0, c0, m0) = read();
         let t0 = Instant::now();
-        let r = wrk(o.slice_seconds)
+        let r = bench
+            .wrk(o.slice_seconds)
             .run(stage.listener_port(name))
             .expect("wrk");
         let wall = t0.elapsed().as_secs_f64();
@@ -526,9 +483,25 @@ fn main() {
     let load_at_end = load_average();
     let measured_for = started.elapsed().as_secs_f64();
     let envoy_threads = thread_count(pid);
+    Cycles {
+        samples,
+        csv,
+        noisy,
+        retried,
+        envoy_clock,
+        upstream_clock,
+        hz,
+        load_at_start,
+        load_at_end,
+        measured_for,
+        envoy_threads,
+    }
+}
 
-    // The wasm VMs' memory: after everything so far, then after
-    // `memory_requests` more through turnout.
+/// The wasm VMs' memory: after everything so far, then after
+/// `memory_requests` more through turnout.
+fn memory_probe(bench: &Bench) -> Memory {
+    let (stage, pid) = (&bench.stage, bench.stage.envoy.pid());
     let served = |stage: &LoadStage| -> u64 {
         let (_, body) = admin_get(
             stage.envoy.admin_port(),
@@ -540,53 +513,60 @@ fn main() {
             .unwrap_or(0)
     };
     let before = (
-        served(&stage),
+        served(stage),
         rss_kib(pid).unwrap_or(0),
         wasm_memories_kib(pid).unwrap_or_default(),
     );
     let mut more = 0;
-    while more < o.memory_requests {
-        more += wrk(5)
+    while more < bench.o.memory_requests {
+        more += bench
+            .wrk(5)
             .run(stage.port(Variant::Turnout))
             .expect("wrk")
             .requests;
     }
     let after = (
-        served(&stage),
+        served(stage),
         rss_kib(pid).unwrap_or(0),
         wasm_memories_kib(pid).unwrap_or_default(),
     );
     let (_, wasm_stats) = admin_get(stage.envoy.admin_port(), "/stats?filter=^wasm\\.");
+    Memory {
+        before,
+        after,
+        wasm_stats,
+    }
+}
 
-    let calls = [
-        ("(b) turnout", &stage.turnout_wasm, TURNOUT_CONFIG),
-        ("(c) floor", &stage.floor_wasm, ""),
-        (
-            "(c') floor + clear_route_cache",
-            &stage.floor_wasm,
-            "clear_route_cache",
-        ),
-    ]
-    .map(|(label, module, config)| (label, hostcalls(module, config).expect("hostcalls.py")));
+/// Envoy's CPU per request of case `i`, per cycle.
+fn cpu_of(samples: &[Vec<Sample>], i: usize) -> Vec<f64> {
+    samples.iter().map(|row| row[i].envoy_us).collect()
+}
 
-    // ------------------------------------------------------------------
-    // The figures.
+fn minus(x: &[f64], y: &[f64]) -> Vec<f64> {
+    x.iter().zip(y).map(|(x, y)| x - y).collect()
+}
+
+/// What case `i` adds to Envoy's CPU per request over (a), per cycle.
+fn added(samples: &[Vec<Sample>], i: usize) -> Vec<f64> {
+    minus(&cpu_of(samples, i), &cpu_of(samples, 0))
+}
+
+/// The figures over the cycles.
+fn figures(bench: &Bench, samples: &[Vec<Sample>]) -> Figures {
+    let (o, cases) = (&bench.o, &bench.cases);
+    let n = cases.len();
+    let index = |listener: &str| bench.index(listener);
     let cycles = samples.len();
-    let cpu_of = |i: usize| -> Vec<f64> { samples.iter().map(|row| row[i].envoy_us).collect() };
+    let cpu_of = |i: usize| cpu_of(samples, i);
     let rps_of = |i: usize| -> Vec<f64> {
         samples
             .iter()
             .map(|row| row[i].wrk.requests_per_second)
             .collect()
     };
-    let minus =
-        |x: &[f64], y: &[f64]| -> Vec<f64> { x.iter().zip(y).map(|(x, y)| x - y).collect() };
-    let med = |i: usize, f: &dyn Fn(&Sample) -> f64| {
-        median(&samples.iter().map(|row| f(&row[i])).collect::<Vec<_>>())
-    };
     let (a, b, c, c2) = (0, index("turnout"), index("floor"), index("floor_clear"));
-    let cpu_a = cpu_of(a);
-    let added = |i: usize| minus(&cpu_of(i), &cpu_a);
+    let added = |i: usize| added(samples, i);
     let diff = |name: String, x: Vec<f64>| Figure {
         name,
         unit: "µs",
@@ -744,9 +724,59 @@ fn main() {
             ));
         }
     }
+    Figures {
+        key,
+        list: figures,
+        cpu_adjusted,
+        steal_m,
+        beta_cpu,
+        beta_rps,
+    }
+}
 
-    // ------------------------------------------------------------------
-    // The report.
+/// The report, in Markdown.
+fn report(
+    bench: &Bench,
+    cycles_run: &Cycles,
+    memory: &Memory,
+    calls: &[(&str, Hostcalls)],
+    figures_made: &Figures,
+    source: &str,
+) -> String {
+    let (o, stage, cases) = (&bench.o, &bench.stage, &bench.cases);
+    let samples = &cycles_run.samples;
+    let Cycles {
+        noisy,
+        retried,
+        envoy_clock,
+        upstream_clock,
+        hz,
+        load_at_start,
+        load_at_end,
+        measured_for,
+        envoy_threads,
+        ..
+    } = cycles_run;
+    let Memory {
+        before,
+        after,
+        wasm_stats,
+    } = memory;
+    let Figures {
+        key,
+        list: figures,
+        cpu_adjusted,
+        steal_m,
+        beta_cpu,
+        beta_rps,
+    } = figures_made;
+    let (n, cycles) = (cases.len(), samples.len());
+    let (a, b, c) = (0, bench.index("turnout"), bench.index("floor"));
+    let cpu_of = |i: usize| cpu_of(samples, i);
+    let added = |i: usize| added(samples, i);
+    let med = |i: usize, f: &dyn Fn(&Sample) -> f64| {
+        median(&samples.iter().map(|row| f(&row[i])).collect::<Vec<_>>())
+    };
     let mut report = String::new();
     let w = &mut report;
     let _ = writeln!(w, "machine: {}", machine());
@@ -902,7 +932,7 @@ fn main() {
             row(w, f);
         }
     }
-    for f in &figures {
+    for f in figures {
         row(w, f);
     }
 
@@ -972,7 +1002,7 @@ fn main() {
     );
     let _ = writeln!(w, "| filter | calls out of the VM | calls into the VM |");
     let _ = writeln!(w, "| --- | --- | --- |");
-    for (label, h) in &calls {
+    for (label, h) in calls {
         let _ = writeln!(
             w,
             "| {label} | {}: {} | {}: {} |",
@@ -987,15 +1017,7 @@ fn main() {
         "\nEnvoy's wasm stats at the end:\n```\n{}```",
         wasm_stats
     );
-    println!("{report}");
-    let out = dir.join("report.md");
-    fs::write(&out, &report).expect("write the report");
-    fs::write(dir.join("slices.csv"), &csv).expect("write the slices");
-    eprintln!(
-        "report written to {}, every slice to {}",
-        out.display(),
-        dir.join("slices.csv").display()
-    );
+    report
 }
 
 /// Whether the interval `lo`–`hi` is on the good side of `bound` (below
