@@ -13,6 +13,7 @@ pub mod guard;
 pub mod keys;
 pub mod plan;
 pub mod schedule;
+pub mod shadow;
 pub mod stats;
 pub mod trace;
 pub mod watch;
