@@ -20,7 +20,8 @@ use crate::plan::{
 use crate::schedule::{self, Step};
 use crate::stats::Class;
 
-// `splits[].shadow`, kept with the rest of the shadow's code.
+// `splits[].shadow`: in the shadow's directory, but a child of this module
+// so that it reports problems with the validator's own primitives.
 #[path = "shadow/config.rs"]
 mod shadow;
 
