@@ -20,6 +20,11 @@ use crate::plan::{
 use crate::schedule::{self, Step};
 use crate::stats::Class;
 
+// `splits[].shadow`: in the shadow's directory, but a child of this module
+// so that it reports problems with the validator's own primitives.
+#[path = "shadow/config.rs"]
+mod shadow;
+
 /// The configuration version this filter reads.
 pub const VERSION: u64 = 1;
 
@@ -186,6 +191,7 @@ const SPLIT_FIELDS: &[&str] = &[
     "allow_paths",
     "maintenance_body",
     "guard",
+    "shadow",
 ];
 
 impl Validator {
@@ -349,6 +355,9 @@ impl Validator {
         let guard = obj
             .get("guard")
             .and_then(|v| self.guard(v, &format!("{path}.guard")));
+        let shadow = obj
+            .get("shadow")
+            .and_then(|v| self.shadow(v, &format!("{path}.shadow"), stable.as_deref()));
 
         let (name, matcher, stable, salt) = (name?, matcher?, stable?, salt?);
         let mut clusters = vec![stable];
@@ -370,6 +379,7 @@ impl Validator {
             force_header,
             mode,
             guard,
+            shadow,
         })
     }
 

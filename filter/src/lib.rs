@@ -14,6 +14,7 @@ pub mod keys;
 pub mod plan;
 pub mod runtime;
 pub mod schedule;
+pub mod shadow;
 pub mod stats;
 pub mod trace;
 pub mod watch;

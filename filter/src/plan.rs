@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use crate::guard::GuardPlan;
 use crate::schedule::{self, Step};
+use crate::shadow::ShadowPlan;
 
 /// A validated configuration, ready for the request path.
 #[derive(Clone, Debug, Default)]
@@ -67,6 +68,8 @@ pub struct SplitPlan {
     pub mode: ModePolicy,
     /// The limits that trip the split back to stable, when configured.
     pub guard: Option<GuardPlan>,
+    /// Where the split's stable requests are copied, when configured.
+    pub shadow: Option<ShadowPlan>,
 }
 
 /// The splits grouped by how they match, each group in config order.

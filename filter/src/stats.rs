@@ -12,6 +12,7 @@
 
 use crate::decide::Reason;
 use crate::plan::{Mode, Plan};
+use crate::shadow::{Outcome, Part, ROOT_FIELD};
 
 /// The `split` label of requests that a mode refuses but no split takes.
 pub const NO_SPLIT: &str = "_none";
@@ -84,15 +85,69 @@ pub fn sanitize(label: &str) -> String {
         .collect()
 }
 
+/// A body field's `field` label: the folded JSON pointer as it is
+/// (`/items/*/price`: Envoy keeps `/`, `*` and `~` in a metric's name and
+/// in the Prometheus label), but every byte outside ASCII letters, digits
+/// and `_-/*~` written `_` as in every other label (a key `a.b` is
+/// counted as `/a_b`: a dot would cut the name), and the empty pointer
+/// (the whole body) as `_root`. Labels of fields never start with `_`, so
+/// neither `_root` nor `_other` can be a field's.
+pub fn shadow_field_label(field: &str) -> String {
+    if field.is_empty() {
+        return ROOT_FIELD.to_string();
+    }
+    field
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_-/*~".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The `turnout_shadow_field_total` counter of a split's field (a label,
+/// or a pointer made one).
+pub fn shadow_field_counter(split: &str, field: &str) -> String {
+    format!(
+        "turnout.shadow_field_total.split.{}.field.{}",
+        sanitize(split),
+        field_label_of(field)
+    )
+}
+
+/// The `turnout_shadow_noise_total` counter of a split's field.
+pub fn shadow_noise_counter(split: &str, field: &str) -> String {
+    format!(
+        "turnout.shadow_noise_total.split.{}.field.{}",
+        sanitize(split),
+        field_label_of(field)
+    )
+}
+
+/// A label as it is (`_other`, `_root`), a pointer as its label.
+fn field_label_of(field: &str) -> String {
+    if field.starts_with('_') {
+        sanitize(field)
+    } else {
+        shadow_field_label(field)
+    }
+}
+
 /// Every metric a plan defines, in the order the request path indexes them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StatsLayout {
     /// Counter names: per split, per cluster, the reasons then the classes;
-    /// then per split (and [`NO_SPLIT`]) the two modes' rejections.
+    /// then per split (and [`NO_SPLIT`]) the two modes' rejections; then
+    /// the shadows' (see `add_shadows`).
     pub counters: Vec<String>,
-    /// Histogram names: per split, per cluster, the latency.
+    /// Histogram names: per split, per cluster, the latency; then per
+    /// split with a shadow, its copies' latency.
     pub histograms: Vec<String>,
-    /// Gauge names: per split, the guard state.
+    /// Gauge names: per split, the guard state; then per split with a
+    /// shadow, its `shadow_tripped`. All start at 0.
     pub gauges: Vec<String>,
     /// Gauge names and values: per split, per cluster, whether it is the
     /// split's stable cluster (1) or a target (0). Alerts on "the new side"
@@ -101,6 +156,18 @@ pub struct StatsLayout {
     /// Where each split's first counter and histogram are.
     split_base: Vec<(usize, usize)>,
     rejected_base: usize,
+    /// Per split, where its shadow's series are, if it has a shadow.
+    shadow_base: Vec<Option<ShadowBase>>,
+}
+
+/// A shadowed split's first `shadow_total` counter (the
+/// `shadow_mismatch_total` ones follow), its `shadow_latency_ms` histogram
+/// and its `shadow_tripped` gauge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ShadowBase {
+    counter: usize,
+    histogram: usize,
+    gauge: usize,
 }
 
 const PER_CLUSTER: usize = Reason::ALL.len() + Class::ALL.len();
@@ -151,7 +218,71 @@ impl StatsLayout {
                 ));
             }
         }
+        layout.add_shadows(plan);
         layout
+    }
+
+    /// The shadows' series, after every other (so a plan without a shadow
+    /// defines exactly what it did before shadows existed, and a gauge's
+    /// index below the split count is still that split's guard):
+    /// per shadowed split, its `shadow_total` counters by outcome, its
+    /// `shadow_mismatch_total` counters by part, its latency histogram and
+    /// its `shadow_tripped` gauge. The field series are defined as fields
+    /// are seen (`shadow::FieldTable`).
+    fn add_shadows(&mut self, plan: &Plan) {
+        for split in &plan.splits {
+            let Some(shadow) = &split.shadow else {
+                self.shadow_base.push(None);
+                continue;
+            };
+            self.shadow_base.push(Some(ShadowBase {
+                counter: self.counters.len(),
+                histogram: self.histograms.len(),
+                gauge: self.gauges.len(),
+            }));
+            let (s, c) = (sanitize(&split.name), sanitize(&shadow.cluster));
+            for outcome in Outcome::ALL {
+                self.counters.push(format!(
+                    "turnout.shadow_total.split.{s}.cluster.{c}.outcome.{}",
+                    outcome.as_str()
+                ));
+            }
+            for part in Part::ALL {
+                self.counters.push(format!(
+                    "turnout.shadow_mismatch_total.split.{s}.cluster.{c}.part.{}",
+                    part.as_str()
+                ));
+            }
+            self.histograms
+                .push(format!("turnout.shadow_latency_ms.split.{s}.cluster.{c}"));
+            self.gauges
+                .push(format!("turnout.shadow_tripped.split.{s}"));
+        }
+    }
+
+    fn shadow(&self, split: usize) -> Option<ShadowBase> {
+        self.shadow_base.get(split).copied().flatten()
+    }
+
+    /// The `shadow_total` counter of a copy's outcome; `None` when the
+    /// split has no shadow.
+    pub fn shadow_outcome(&self, split: usize, outcome: Outcome) -> Option<usize> {
+        Some(self.shadow(split)?.counter + outcome as usize)
+    }
+
+    /// The `shadow_mismatch_total` counter of a differing part.
+    pub fn shadow_mismatch(&self, split: usize, part: Part) -> Option<usize> {
+        Some(self.shadow(split)?.counter + Outcome::ALL.len() + part as usize)
+    }
+
+    /// The `shadow_latency_ms` histogram of a split's copies.
+    pub fn shadow_latency(&self, split: usize) -> Option<usize> {
+        Some(self.shadow(split)?.histogram)
+    }
+
+    /// The `shadow_tripped` gauge of a split (an index into `gauges`).
+    pub fn shadow_tripped(&self, split: usize) -> Option<usize> {
+        Some(self.shadow(split)?.gauge)
     }
 
     /// The `requests_total` counter of a decision.

@@ -5,6 +5,7 @@ use turnout::config::parse;
 use turnout::guard::{ErrorClasses, GuardPlan};
 use turnout::plan::{Anonymous, KeySource, MatchOn, Mode, Weight};
 use turnout::schedule::Step;
+use turnout::shadow::{BodyCompare, Segment, ShadowPlan};
 use turnout::stats::Class;
 
 fn refused(json: &str) -> String {
@@ -542,4 +543,191 @@ fn a_split_is_fingerprinted_by_its_own_json_not_its_layout() {
     assert_ne!(base[0], ramped[0]);
     assert_eq!(base[1], ramped[1]);
     assert_ne!(base[0], base[1]);
+}
+
+fn shadow(json: &str) -> String {
+    split(&format!(r#", "shadow": {json}"#))
+}
+
+#[test]
+fn the_design_shadow_is_accepted() {
+    let plan = parse(
+        shadow(
+            r#"{"cluster": "fastapi", "percent": 100, "methods": ["GET","HEAD"], "writes": false,
+            "timeout_ms": 2000, "max_body_bytes": 1048576, "max_in_flight": 256,
+            "compare": {"status": true, "headers": ["content-type"], "body": "json",
+                        "ignore": ["/request_id", "/items/*/updated_at"]},
+            "noise": false, "max_error_rate": 0.05, "window_s": 60, "min_requests": 50}"#,
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let s = plan.splits[0].shadow.clone().unwrap();
+    let ignore: Vec<&str> = s.compare.ignore.iter().map(|p| p.as_str()).collect();
+    assert_eq!(ignore, ["/request_id", "/items/*/updated_at"]);
+    assert_eq!(s.compare.ignore[1].segments()[1], Segment::Any);
+    // Every value written is the default.
+    let mut defaults = ShadowPlan::new("fastapi");
+    defaults.compare.ignore = s.compare.ignore.clone();
+    assert_eq!(s, defaults);
+    assert_eq!(
+        (
+            s.percent,
+            s.methods.as_slice(),
+            s.timeout_ms,
+            s.max_body_bytes,
+            s.max_in_flight
+        ),
+        (
+            10_000,
+            &["GET".to_string(), "HEAD".to_string()][..],
+            2000,
+            1_048_576,
+            256
+        )
+    );
+    assert_eq!(
+        (s.window_s, s.min_requests, s.max_error_rate),
+        (60, 50, 0.05)
+    );
+    assert_eq!(s.compare.headers, ["content-type"]);
+    assert_eq!(s.compare.body, BodyCompare::Json);
+    assert!(s.compare.status && !s.noise && !s.writes);
+    // Only the cluster is required; a split without a shadow has none.
+    let plan = parse(shadow(r#"{"cluster": "fastapi"}"#).as_bytes()).unwrap();
+    assert_eq!(plan.splits[0].shadow, Some(ShadowPlan::new("fastapi")));
+    assert_eq!(parse(split("").as_bytes()).unwrap().splits[0].shadow, None);
+}
+
+#[test]
+fn shadow_numbers_may_be_istio_floats_and_percents_have_two_decimals() {
+    let plan = parse(
+        shadow(
+            r#"{"cluster": "mirror", "percent": 12.5, "timeout_ms": 500.0, "max_body_bytes": 0.0,
+            "max_in_flight": 8.0, "window_s": 30.0, "min_requests": 10.0, "max_error_rate": 1.0,
+            "methods": ["get", "Options"], "noise": true,
+            "compare": {"status": false, "headers": ["X-Version", "ETag"], "body": "bytes"}}"#,
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let s = plan.splits[0].shadow.as_ref().unwrap();
+    assert_eq!(
+        (s.percent, s.timeout_ms, s.max_body_bytes, s.max_in_flight),
+        (1250, 500, 0, 8)
+    );
+    assert_eq!(
+        (s.window_s, s.min_requests, s.max_error_rate),
+        (30, 10, 1.0)
+    );
+    assert_eq!(s.methods, ["GET", "OPTIONS"]);
+    assert_eq!(s.compare.headers, ["x-version", "etag"]);
+    assert_eq!(
+        (s.compare.status, s.compare.body, s.noise),
+        (false, BodyCompare::Bytes, true)
+    );
+    assert_eq!(
+        parse(shadow(r#"{"cluster": "f", "percent": 0.01}"#).as_bytes())
+            .unwrap()
+            .splits[0]
+            .shadow
+            .as_ref()
+            .unwrap()
+            .percent,
+        1
+    );
+    assert_eq!(
+        refused(&shadow(r#"{"cluster": "f", "percent": 100.001}"#)),
+        "splits[0].shadow.percent: 100.001 is not between 0 and 100"
+    );
+    assert_eq!(
+        refused(&shadow(r#"{"cluster": "f", "percent": 12.345}"#)),
+        "splits[0].shadow.percent: 12.345 has more than two decimals (the resolution is 0.01 %)"
+    );
+}
+
+#[test]
+fn copying_writes_needs_writes_true() {
+    assert_eq!(
+        refused(&shadow(r#"{"cluster": "fastapi", "methods": ["GET", "POST"]}"#)),
+        "splits[0].shadow.methods[1]: \"POST\" has side effects: its copies would write on the new \
+         side too (dual writes); set \"writes\": true to copy it, or copy only GET, HEAD, OPTIONS"
+    );
+    for method in ["PUT", "patch", "DELETE", "TRACE", "PURGE"] {
+        let json = format!(r#"{{"cluster": "f", "methods": ["{method}"], "writes": false}}"#);
+        assert!(
+            refused(&shadow(&json)).starts_with("splits[0].shadow.methods[0]: "),
+            "{method}"
+        );
+    }
+    let plan = parse(
+        shadow(r#"{"cluster": "f", "methods": ["GET", "POST", "DELETE"], "writes": true}"#)
+            .as_bytes(),
+    )
+    .unwrap();
+    let s = plan.splits[0].shadow.as_ref().unwrap();
+    assert_eq!((s.methods.len(), s.writes), (3, true));
+}
+
+#[test]
+fn shadow_refusals_name_their_fields() {
+    let cases = [
+        (r#"{"percent": 5}"#, "splits[0].shadow.cluster: is required"),
+        (r#"{"cluster": "legacy"}"#, "splits[0].shadow.cluster: \"legacy\" is the split's stable cluster; copies go to another"),
+        (r#"{"cluster": "f", "mirror": true}"#, "splits[0].shadow.mirror: unknown field; expected one of cluster, percent, methods, writes, timeout_ms, max_body_bytes, max_in_flight, compare, noise, max_error_rate, window_s, min_requests"),
+        (r#"{"cluster": "f", "compare": {"json": true}}"#, "splits[0].shadow.compare.json: unknown field; expected one of status, headers, body, ignore"),
+        (r#"{"cluster": "f", "compare": {"ignore": ["request_id"]}}"#, "splits[0].shadow.compare.ignore[0]: \"request_id\" does not start with '/' (a JSON pointer, RFC 6901)"),
+        (r#"{"cluster": "f", "compare": {"ignore": ["/a~2b"]}}"#, "splits[0].shadow.compare.ignore[0]: \"/a~2b\" has \"a~2b\", where '~' is not followed by 0 or 1 (write '~0' for '~', '~1' for '/')"),
+        (r#"{"cluster": "f", "compare": {"ignore": [""]}}"#, "splits[0].shadow.compare.ignore[0]: \"\" is the whole body; to leave the body out, set \"body\": \"none\""),
+        (r#"{"cluster": "f", "compare": {"ignore": ["/a", "/a"]}}"#, "splits[0].shadow.compare.ignore[1]: \"/a\" is listed twice"),
+        (r#"{"cluster": "f", "compare": {"body": "bytes", "ignore": ["/a"]}}"#, "splits[0].shadow.compare.ignore: applies to \"body\": \"json\" only; with \"bytes\" it would ignore nothing"),
+        (r#"{"cluster": "f", "compare": {"body": "xml"}}"#, "splits[0].shadow.compare.body: \"xml\" is not \"json\", \"bytes\" or \"none\""),
+        (r#"{"cluster": "f", "compare": {"headers": ["content type"]}}"#, "splits[0].shadow.compare.headers[0]: \"content type\" is not a valid HTTP header name"),
+        (r#"{"cluster": "f", "compare": {"headers": ["ETag", "etag"]}}"#, "splits[0].shadow.compare.headers[1]: \"etag\" is listed twice"),
+        (r#"{"cluster": "f", "methods": []}"#, "splits[0].shadow.methods: is empty; give at least one method, or set \"percent\" to 0"),
+        (r#"{"cluster": "f", "methods": ["GET", "get"]}"#, "splits[0].shadow.methods[1]: \"get\" is listed twice"),
+        (r#"{"cluster": "f", "methods": ["G T"]}"#, "splits[0].shadow.methods[0]: \"G T\" is not an HTTP method"),
+        (r#"{"cluster": "f", "timeout_ms": 0}"#, "splits[0].shadow.timeout_ms: 0 is not between 1 and 60000"),
+        (r#"{"cluster": "f", "max_body_bytes": 16777217}"#, "splits[0].shadow.max_body_bytes: 16777217 is not between 0 and 16777216"),
+        (r#"{"cluster": "f", "max_in_flight": 0}"#, "splits[0].shadow.max_in_flight: 0 is not between 1 and 10000"),
+        (r#"{"cluster": "f", "window_s": 3601}"#, "splits[0].shadow.window_s: 3601 is not between 1 and 3600"),
+        (r#"{"cluster": "f", "min_requests": 0}"#, "splits[0].shadow.min_requests: 0 is not between 1 and 1000000000"),
+        (r#"{"cluster": "f", "max_error_rate": 0}"#, "splits[0].shadow.max_error_rate: 0 is not above 0"),
+        (r#"{"cluster": "f", "max_error_rate": 1.5}"#, "splits[0].shadow.max_error_rate: 1.5 is not between 0 and 1"),
+        (r#"{"cluster": "f", "writes": "yes"}"#, "splits[0].shadow.writes: \"yes\" is not true or false"),
+        (r#"["fastapi"]"#, "splits[0].shadow: [\"fastapi\"] is not an object"),
+    ];
+    for (json, message) in cases {
+        assert_eq!(refused(&shadow(json)), message, "{json}");
+    }
+    let many: Vec<String> = (0..65).map(|i| format!("\"/f{i}\"")).collect();
+    let json = format!(
+        r#"{{"cluster": "f", "compare": {{"ignore": [{}]}}}}"#,
+        many.join(",")
+    );
+    assert_eq!(
+        refused(&shadow(&json)),
+        "splits[0].shadow.compare.ignore: has 65 pointers, over 64"
+    );
+    // All of a shadow's problems at once.
+    assert_eq!(
+        refused(&shadow(
+            r#"{"cluster": "f", "timeout_ms": -1, "noise": 1, "compare": {"body": 2}}"#
+        )),
+        "splits[0].shadow.noise: 1 is not true or false; \
+         splits[0].shadow.timeout_ms: -1 is not a whole number; \
+         splits[0].shadow.compare.body: 2 is not a string"
+    );
+}
+
+#[test]
+fn a_changed_shadow_is_a_changed_split() {
+    let fp = |json: &str| parse(json.as_bytes()).unwrap().splits[0].fingerprint;
+    let base = fp(&shadow(r#"{"cluster": "fastapi", "percent": 10}"#));
+    assert_eq!(base, fp(&shadow(r#"{"percent":10,"cluster":"fastapi"}"#)));
+    assert_ne!(
+        base,
+        fp(&shadow(r#"{"cluster": "fastapi", "percent": 20}"#))
+    );
+    assert_ne!(base, fp(&split("")));
 }

@@ -8,6 +8,7 @@ use libfuzzer_sys::fuzz_target;
 use turnout::bucket::BUCKETS;
 use turnout::config::parse;
 use turnout::plan::{KeySource, MatchOn, Weight};
+use turnout::shadow::{is_safe_method, Outcome, Part, MAX_IGNORE};
 use turnout::stats::StatsLayout;
 
 fuzz_target!(|data: &[u8]| {
@@ -65,6 +66,14 @@ fuzz_target!(|data: &[u8]| {
             assert!(token(h));
             assert_ne!(h, &plan.decision_header);
         }
+        if let Some(shadow) = &split.shadow {
+            assert_ne!(shadow.cluster, split.clusters[0], "a shadow of stable");
+            assert!(shadow.percent <= BUCKETS && !shadow.methods.is_empty());
+            assert!(shadow.writes || shadow.methods.iter().all(|m| is_safe_method(m.as_bytes())));
+            assert!(shadow.compare.ignore.len() <= MAX_IGNORE);
+            assert!(shadow.max_error_rate > 0.0 && shadow.max_error_rate <= 1.0);
+            assert!(shadow.timeout_ms > 0 && shadow.window_s > 0 && shadow.min_requests > 0);
+        }
         match &split.matcher.on {
             MatchOn::Route(r) => assert!(!r.is_empty()),
             MatchOn::Prefix(p) | MatchOn::Path(p) => assert!(p.starts_with('/')),
@@ -101,6 +110,21 @@ fuzz_target!(|data: &[u8]| {
                 assert!(layout.request(s, c, reason) < layout.counters.len());
             }
             assert!(layout.latency(s, c) < layout.histograms.len());
+        }
+        // A shadowed split's series exist, and only a shadowed split's.
+        let outcome = layout.shadow_outcome(s, Outcome::Skipped);
+        assert_eq!(outcome.is_some(), split.shadow.is_some());
+        if split.shadow.is_some() {
+            assert!(outcome.is_some_and(|i| i < layout.counters.len()));
+            assert!(layout
+                .shadow_mismatch(s, Part::Body)
+                .is_some_and(|i| i < layout.counters.len()));
+            assert!(layout
+                .shadow_latency(s)
+                .is_some_and(|i| i < layout.histograms.len()));
+            assert!(layout
+                .shadow_tripped(s)
+                .is_some_and(|i| i >= plan.splits.len() && i < layout.gauges.len()));
         }
     }
     let _ = (

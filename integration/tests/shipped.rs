@@ -32,8 +32,8 @@ fn every_bootstrap_carries_the_stats_tags() {
     let tags = tag_entries(&read("envoy/stats_tags.yaml"));
     assert_eq!(
         tags.len(),
-        20,
-        "5 tags for each build's namespace, each a name and a regex"
+        32,
+        "8 tags for each build's namespace, each a name and a regex"
     );
     for entry in fs::read_dir(workspace_root().join("envoy")).unwrap() {
         let path = entry.unwrap().path();
@@ -42,6 +42,107 @@ fn every_bootstrap_carries_the_stats_tags() {
             assert_eq!(tag_entries(&text), tags, "{}", path.display());
         }
     }
+}
+
+/// The tags of a stat name as Envoy extracts them with `stats_tags`: each
+/// regex is matched against the whole original name; its first group is
+/// cut from the name, its second is the value. Then the Prometheus name:
+/// the custom namespace stripped, every other byte but `[a-zA-Z0-9_]` `_`.
+fn prometheus_series(
+    tags: &[(String, regex::Regex)],
+    name: &str,
+) -> (String, Vec<(String, String)>) {
+    let mut cut = Vec::new();
+    let mut labels = Vec::new();
+    for (tag, regex) in tags {
+        if let Some(m) = regex.captures(name) {
+            let whole = m.get(1).unwrap();
+            cut.push(whole.range());
+            labels.push((tag.clone(), m.get(2).unwrap().as_str().to_string()));
+        }
+    }
+    cut.sort_by_key(|r| r.start);
+    let mut rest = String::new();
+    let mut at = 0;
+    for range in cut {
+        rest.push_str(&name[at..range.start]);
+        at = range.end;
+    }
+    rest.push_str(&name[at..]);
+    let rest = rest
+        .strip_prefix("wasmcustom.")
+        .or_else(|| rest.strip_prefix("dynamicmodulescustom."))
+        .unwrap();
+    let series = rest
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    (series, labels)
+}
+
+/// Every name turnout defines, in both builds' namespaces, becomes the
+/// contract's series with one label per `.key.value` pair: the shadow's
+/// too, whose field label is a JSON pointer (`/items/*/price`).
+#[test]
+fn the_stats_tags_label_every_name_turnout_defines() {
+    let lines = tag_entries(&read("envoy/stats_tags.yaml"));
+    let tags: Vec<(String, regex::Regex)> = lines
+        .chunks(2)
+        .map(|pair| {
+            let tag = pair[0].trim_start_matches("- tag_name:").trim();
+            let regex = pair[1]
+                .trim_start_matches("regex:")
+                .trim()
+                .trim_matches('\'');
+            (tag.to_string(), regex::Regex::new(regex).unwrap())
+        })
+        .collect();
+    let plan = turnout::config::parse(
+        br#"{"splits": [
+        {"name": "users", "match": {"route": "users"}, "stable": "legacy",
+         "targets": [{"cluster": "fastapi", "weight": 5}],
+         "guard": {"max_error_rate": 0.1}, "shadow": {"cluster": "mirror.ns"}},
+        {"name": "v1.orders", "match": {"prefix": "/o"}, "stable": "outbound|80||o.ns", "targets": []}]}"#,
+    )
+    .unwrap();
+    let layout = turnout::stats::StatsLayout::of(&plan);
+    let mut names: Vec<String> = layout
+        .counters
+        .iter()
+        .chain(&layout.histograms)
+        .chain(&layout.gauges)
+        .chain(layout.stable_info.iter().map(|(n, _)| n))
+        .cloned()
+        .collect();
+    for field in ["/items/*/price", "/a~1b/~0c", "", "_other", "/k.v"] {
+        names.push(turnout::stats::shadow_field_counter("users", field));
+        names.push(turnout::stats::shadow_noise_counter("v1.orders", field));
+    }
+    let mut series = std::collections::BTreeSet::new();
+    for name in &names {
+        // What the name says: turnout.SERIES(.KEY.VALUE)*, no dot in a value.
+        let parts: Vec<&str> = name.split('.').collect();
+        let want_labels: Vec<(String, String)> = parts[2..]
+            .chunks(2)
+            .map(|kv| (kv[0].to_string(), kv[1].to_string()))
+            .collect();
+        for namespace in ["wasmcustom", "dynamicmodulescustom"] {
+            let (got, mut labels) = prometheus_series(&tags, &format!("{namespace}.{name}"));
+            assert_eq!(got, format!("turnout_{}", parts[1]), "{name}");
+            labels.sort();
+            let mut want = want_labels.clone();
+            want.sort();
+            assert_eq!(labels, want, "{namespace}.{name}");
+        }
+        series.insert(parts[1].to_string());
+    }
+    assert!(series.contains("shadow_field_total") && series.contains("shadow_tripped"));
+    assert_eq!(series.len(), 12, "{series:?}");
+    let field = prometheus_series(
+        &tags,
+        "wasmcustom.turnout.shadow_field_total.split.users.field./items/*/price",
+    );
+    assert!(field.1.contains(&("field".into(), "/items/*/price".into())));
 }
 
 /// A shipped bootstrap, its ECDS directory and ports moved to this test's.

@@ -191,7 +191,7 @@ impl fmt::Display for Trip {
 }
 
 /// A measured value with the digits that matter: `0.0123`, `2.35`, `320`.
-fn number(x: f64) -> String {
+pub(crate) fn number(x: f64) -> String {
     if !x.is_finite() {
         return if x > 0.0 { "inf".into() } else { "nan".into() };
     }
