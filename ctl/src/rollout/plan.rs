@@ -1,10 +1,11 @@
 //! The rollout plan (`turnoutctl rollout PLAN.json`, a contract in
 //! DESIGN.md): which split's target to drive through which steps, how long
 //! to hold each, what to judge it by, where the metrics are, and what to do
-//! on a failure. Checked like a config: every problem at once, each named
-//! by its field (`steps[2].hold_s: 0 is not between 1 and 604800`). The
-//! weights and the `analysis` are checked by the filter's own rules for a
-//! target's `weight` and a split's `guard`, so they mean the same.
+//! on a failure. Checked as a config is, with the config's own field checks
+//! (`turnout::fields`): every problem at once, each named by its field
+//! (`steps[2].hold_s: 0 is not between 1 and 604800`). The weights and the
+//! `analysis` are checked by the filter's own rules for a target's
+//! `weight` and a split's `guard`, so they mean the same.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -117,9 +118,9 @@ fn plan(v: &mut Validator, value: &Value) -> Option<Plan> {
     };
     v.known_fields(top, "", FIELDS);
     // Every field is checked before any refusal, so all problems show.
-    let config = name(v, top, "config");
-    let split = name(v, top, "split");
-    let target = name(v, top, "target");
+    let config = non_empty_field(v, top, "config");
+    let split = non_empty_field(v, top, "split");
+    let target = non_empty_field(v, top, "target");
     let hold_s = match top.get("hold_s") {
         Some(x) => v.whole_in(x, "hold_s", 1, MAX_HOLD_S),
         None => Some(DEFAULT_HOLD_S),
@@ -183,7 +184,7 @@ fn server(v: &mut Validator, value: &Value) -> Option<String> {
 }
 
 /// A required non-empty string.
-fn name(v: &mut Validator, obj: &Map<String, Value>, name: &str) -> Option<String> {
+fn non_empty_field(v: &mut Validator, obj: &Map<String, Value>, name: &str) -> Option<String> {
     v.required(obj, "", name)
         .and_then(|value| v.non_empty(value, name))
 }
