@@ -8,8 +8,7 @@ use turnout::schedule::{self, Step};
 
 /// Basis points as a percentage without needless zeros: `25 %`, `0.5 %`.
 pub fn pct(bps: u64) -> String {
-    let text = format!("{}.{:02}", bps / 100, bps % 100);
-    format!("{} %", text.trim_end_matches('0').trim_end_matches('.'))
+    format!("{} %", turnout::fields::percent_text(bps))
 }
 
 /// A count as a share of `total`, two decimals: `24.80 %`.

@@ -12,6 +12,8 @@ use std::fmt;
 use serde_json::{Map, Value};
 
 use crate::bucket::BUCKETS;
+pub use crate::fields::Problem;
+use crate::fields::{is_token_byte, percent_text, Validator};
 use crate::guard::{ErrorClasses, GuardPlan};
 use crate::plan::{
     Anonymous, KeySource, MatchOn, Matcher, Mode, ModePolicy, Plan, SplitIndex, SplitPlan,
@@ -37,24 +39,6 @@ const MAX_RETRY_AFTER_S: u64 = 86_400;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {
     pub problems: Vec<Problem>,
-}
-
-/// One refused field.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Problem {
-    /// Where: `splits[0].targets[1].weight`; empty for the document itself.
-    pub path: String,
-    pub message: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_empty() {
-            write!(f, "{}", self.message)
-        } else {
-            write!(f, "{}: {}", self.path, self.message)
-        }
-    }
 }
 
 impl fmt::Display for ConfigError {
@@ -98,14 +82,6 @@ pub fn parse(text: &[u8]) -> Result<Plan, ConfigError> {
     }
 }
 
-/// A weight (percent, at most two decimals) checked as a target's
-/// `weight` is, in basis points; the problem is named under `path`. For
-/// documents that share the config's fields (turnoutctl's rollout plan).
-pub fn weight_field(value: &Value, path: &str) -> Result<u16, Vec<Problem>> {
-    let mut v = Validator::default();
-    v.weight(value, path).ok_or(v.problems)
-}
-
 /// An object checked as `splits[].guard` is, every problem named under
 /// `path`: a rollout plan's `analysis` means what the guard's fields mean.
 pub fn guard_field(value: &Value, path: &str) -> Result<GuardPlan, Vec<Problem>> {
@@ -122,12 +98,6 @@ pub fn guard_field(value: &Value, path: &str) -> Result<GuardPlan, Vec<Problem>>
 fn fingerprint(value: &Value) -> u64 {
     let canonical = serde_json::to_vec(value).unwrap_or_default();
     xxhash_rust::xxh64::xxh64(&canonical, 0)
-}
-
-/// Walks the JSON tree, collecting problems.
-#[derive(Default)]
-struct Validator {
-    problems: Vec<Problem>,
 }
 
 /// Mode fields as written at one level, before inheritance.
@@ -195,13 +165,6 @@ const SPLIT_FIELDS: &[&str] = &[
 ];
 
 impl Validator {
-    fn fail(&mut self, path: &str, message: impl Into<String>) {
-        self.problems.push(Problem {
-            path: path.to_string(),
-            message: message.into(),
-        });
-    }
-
     fn document(&mut self, value: &Value) -> Option<Plan> {
         let top = self.object(value, "")?;
         self.known_fields(top, "", TOP_FIELDS);
@@ -509,32 +472,14 @@ impl Validator {
                 };
                 self.fail(
                     path,
-                    format!("weights add up to {}{when}, over 100", bps_text(sum)),
+                    format!(
+                        "weights add up to {}{when}, over 100",
+                        percent_text(sum.into())
+                    ),
                 );
                 return;
             }
         }
-    }
-
-    /// A weight in percent with at most two decimals, as basis points.
-    fn weight(&mut self, value: &Value, path: &str) -> Option<u16> {
-        let Some(w) = value.as_f64() else {
-            self.fail(path, format!("{value} is not a number"));
-            return None;
-        };
-        if !(0.0..=100.0).contains(&w) {
-            self.fail(path, format!("{value} is not between 0 and 100"));
-            return None;
-        }
-        let bps = (w * 100.0).round();
-        if (w * 100.0 - bps).abs() > 1e-6 {
-            self.fail(
-                path,
-                format!("{value} has more than two decimals (the resolution is 0.01 %)"),
-            );
-            return None;
-        }
-        Some(bps as u16)
     }
 
     fn schedule(&mut self, value: &Value, path: &str) -> Option<Vec<Step>> {
@@ -795,161 +740,6 @@ impl Validator {
             }
         }
     }
-
-    // ---- typed accessors: each reports its own problem and returns None ----
-
-    fn known_fields(&mut self, obj: &Map<String, Value>, path: &str, allowed: &[&str]) {
-        for key in obj.keys() {
-            if !allowed.contains(&key.as_str()) {
-                let field = if path.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{path}.{key}")
-                };
-                self.fail(
-                    &field,
-                    format!("unknown field; expected one of {}", allowed.join(", ")),
-                );
-            }
-        }
-    }
-
-    fn required<'v>(
-        &mut self,
-        obj: &'v Map<String, Value>,
-        path: &str,
-        name: &str,
-    ) -> Option<&'v Value> {
-        let value = obj.get(name);
-        if value.is_none() {
-            self.fail(&format!("{path}.{name}"), "is required");
-        }
-        value
-    }
-
-    fn object<'v>(&mut self, value: &'v Value, path: &str) -> Option<&'v Map<String, Value>> {
-        let obj = value.as_object();
-        if obj.is_none() {
-            let what = if path.is_empty() {
-                "the configuration "
-            } else {
-                ""
-            };
-            self.fail(path, format!("{what}{} is not an object", short(value)));
-        }
-        obj
-    }
-
-    fn array<'v>(&mut self, value: &'v Value, path: &str) -> Option<&'v Vec<Value>> {
-        let items = value.as_array();
-        if items.is_none() {
-            self.fail(path, format!("{} is not an array", short(value)));
-        }
-        items
-    }
-
-    fn string<'v>(&mut self, value: &'v Value, path: &str) -> Option<&'v str> {
-        let text = value.as_str();
-        if text.is_none() {
-            self.fail(path, format!("{} is not a string", short(value)));
-        }
-        text
-    }
-
-    fn non_empty(&mut self, value: &Value, path: &str) -> Option<String> {
-        match self.string(value, path)? {
-            "" => {
-                self.fail(path, "is empty");
-                None
-            }
-            text => Some(text.to_string()),
-        }
-    }
-
-    fn boolean(&mut self, value: &Value, path: &str) -> Option<bool> {
-        let b = value.as_bool();
-        if b.is_none() {
-            self.fail(path, format!("{} is not true or false", short(value)));
-        }
-        b
-    }
-
-    /// A non-negative whole number; `1.0` counts (Istio sends every number
-    /// as a float).
-    fn whole_number(&mut self, value: &Value, path: &str) -> Option<u64> {
-        if let Some(n) = value.as_u64() {
-            return Some(n);
-        }
-        match value.as_f64() {
-            Some(f) if f >= 0.0 && f.fract() == 0.0 && f < 1e15 => Some(f as u64),
-            _ => {
-                self.fail(path, format!("{} is not a whole number", short(value)));
-                None
-            }
-        }
-    }
-
-    /// A whole number in `lo..=hi`.
-    fn whole_in(&mut self, value: &Value, path: &str, lo: u64, hi: u64) -> Option<u64> {
-        let n = self.whole_number(value, path)?;
-        if !(lo..=hi).contains(&n) {
-            self.fail(path, format!("{value} is not between {lo} and {hi}"));
-            return None;
-        }
-        Some(n)
-    }
-
-    /// A number above 0 and at most `max`. `None` when refused.
-    fn positive_up_to(&mut self, value: &Value, path: &str, max: f64) -> Option<f64> {
-        let Some(x) = value.as_f64() else {
-            self.fail(path, format!("{} is not a number", short(value)));
-            return None;
-        };
-        if x.is_nan() || x <= 0.0 {
-            self.fail(path, format!("{value} is not above 0"));
-            return None;
-        }
-        if x > max {
-            self.fail(path, format!("{value} is not between 0 and {max}"));
-            return None;
-        }
-        Some(x)
-    }
-
-    fn header_name(&mut self, value: &Value, path: &str) -> Option<String> {
-        let name = self.string(value, path)?;
-        if name.is_empty() || !name.bytes().all(is_token_byte) {
-            self.fail(path, format!("{name:?} is not a valid HTTP header name"));
-            return None;
-        }
-        Some(name.to_ascii_lowercase())
-    }
-
-    /// A cluster name is written into a request header: visible ASCII only.
-    fn cluster_name(&mut self, value: &Value, path: &str) -> Option<String> {
-        let name = self.string(value, path)?;
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic()) {
-            self.fail(
-                path,
-                format!("{name:?} is not a cluster name (visible ASCII, no spaces)"),
-            );
-            return None;
-        }
-        Some(name.to_string())
-    }
-
-    /// A split name appears in stats and headers: visible ASCII, no `;`.
-    fn label(&mut self, value: &Value, path: &str) -> Option<String> {
-        let name = self.string(value, path)?;
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && b != b';') {
-            self.fail(
-                path,
-                format!("{name:?} is not a split name (visible ASCII, no spaces or ';')"),
-            );
-            return None;
-        }
-        Some(name.to_string())
-    }
 }
 
 /// A split's mode fields win over the top level's, one by one.
@@ -994,28 +784,5 @@ fn mode_policy(
         read_only_body: format!(
             "{{\"error\":\"read_only\",\"split\":{split_json},\"message\":\"writes are paused during a migration; retry after {retry_after_s} s\"}}"
         ),
-    }
-}
-
-/// RFC 9110 `tchar`: the bytes of a header name or method.
-fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-fn bps_text(bps: u32) -> String {
-    if bps % 100 == 0 {
-        format!("{}", bps / 100)
-    } else {
-        format!("{}.{:02}", bps / 100, bps % 100)
-    }
-}
-
-/// A value as shown in a message, cut short.
-fn short(value: &Value) -> String {
-    let text = value.to_string();
-    if text.chars().count() > 40 {
-        format!("{}…", text.chars().take(40).collect::<String>())
-    } else {
-        text
     }
 }

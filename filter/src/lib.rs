@@ -8,6 +8,7 @@
 pub mod bucket;
 pub mod config;
 pub mod decide;
+pub mod fields;
 pub mod flow;
 pub mod guard;
 pub mod keys;

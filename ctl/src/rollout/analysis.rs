@@ -1,12 +1,12 @@
 //! Judging a step: the target against the stable cluster over the hold so
-//! far, by the analysis fields with the meaning the guard gives them
-//! (`turnout::guard`): the error rate and p99 against absolute limits, on
-//! evidence beyond noise ([`beyond_noise`]: a rate at the limit would show
-//! what was seen with probability under 1/1000); the p95 against stable's
-//! (above the guard's floor of [`P95_RATIO_MIN_MS`]); and the guard's own
-//! sequential test of the error ratio. None of them is judged before the
-//! target has `min_requests` responses: no traffic is no evidence, never a
-//! pass and never a failure.
+//! far, by the analysis fields with the meaning the guard gives them, and
+//! by the guard's own judge (`turnout::guard::judge`), which reads a
+//! [`Side`] scraped from the proxies' metrics as it reads a guard's window:
+//! the error rate and p99 against absolute limits, on evidence beyond
+//! noise; the p95 against stable's (above the guard's floor); and the
+//! guard's own sequential test of the error ratio. None of them is judged
+//! before the target has `min_requests` responses: no traffic is no
+//! evidence, never a pass and never a failure.
 //!
 //! The sequential test ([`ErrorRatioTest`]) is fed one batch per interval,
 //! the counts between two scrapes, and lives for the whole rollout, not a
@@ -17,9 +17,9 @@
 
 use std::collections::BTreeMap;
 
+use turnout::guard::judge::{self, Breach, Evidence};
 use turnout::guard::sprt::{Batch, ErrorRatioTest};
-use turnout::guard::window::Counts;
-use turnout::guard::{self, beyond_noise, GuardPlan, Rule, P95_RATIO_MIN_MS};
+use turnout::guard::GuardPlan;
 
 /// One cluster's responses over a stretch of time.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -47,20 +47,26 @@ impl Side {
             *self.buckets.entry(le).or_default() += n;
         }
     }
+}
 
-    pub fn error_rate(&self) -> Option<f64> {
-        (self.responses > 0).then(|| self.errors as f64 / self.responses as f64)
+impl Evidence for Side {
+    fn responses(&self) -> u64 {
+        self.responses
+    }
+
+    fn errors(&self) -> u64 {
+        self.errors
     }
 
     /// Latencies recorded: the count of the highest bucket.
-    pub fn timed(&self) -> u64 {
+    fn timed(&self) -> u64 {
         self.buckets.values().copied().max().unwrap_or(0)
     }
 
     /// How many latencies were over `limit_ms`: exact when the limit is a
     /// bucket bound (Envoy's 500 ms is), else interpolated inside its
     /// bucket as the quantiles are.
-    pub fn over(&self, limit_ms: f64) -> u64 {
+    fn over(&self, limit_ms: f64) -> u64 {
         let total = self.timed();
         let mut lower = (0.0, 0u64);
         for (&bits, &count) in &self.buckets {
@@ -81,7 +87,7 @@ impl Side {
     /// The `q` quantile in ms, interpolated inside its bucket as
     /// Prometheus' `histogram_quantile` does; a rank in the `+Inf` bucket
     /// reads as the highest finite bound. `None` without latencies.
-    pub fn quantile(&self, q: f64) -> Option<f64> {
+    fn quantile(&self, q: f64) -> Option<f64> {
         let total = self.timed();
         if total == 0 {
             return None;
@@ -119,14 +125,10 @@ impl Window {
 pub enum Failure {
     /// These proxies' guards tripped the split.
     GuardTripped(Vec<String>),
-    /// A limit was breached: the error rate (0..1), the p99 in ms, the p95
-    /// ratio, or the error ratio (the measured ratio of the error rates in
-    /// the hold; the test's evidence decided).
-    Limit {
-        rule: Rule,
-        measured: f64,
-        limit: f64,
-    },
+    /// A limit was breached, as the guard judges it (for the error ratio,
+    /// the measured ratio of the error rates in the hold; the test's
+    /// evidence decided).
+    Limit(Breach),
     /// Proxies refused the step's config (node, Envoy's message), as the
     /// fleet server reports.
     Nacked(Vec<(String, String)>),
@@ -134,9 +136,9 @@ pub enum Failure {
     NotServed(Vec<String>),
 }
 
-/// The judgement of one interval.
+/// The judgement of one interval of a step's hold.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Verdict {
+pub enum StepVerdict {
     /// Nothing breached; the hold goes on.
     Ok,
     /// The hold is over and the target passed with enough traffic.
@@ -149,11 +151,7 @@ pub enum Verdict {
     /// The hold is over, but the error rate or p99 is over its limit by
     /// less than the evidence a failure needs: it goes on until the
     /// evidence says either way. A step never advances over a limit.
-    Unsettled {
-        rule: Rule,
-        measured: f64,
-        limit: f64,
-    },
+    Unsettled(Breach),
     Fail(Failure),
 }
 
@@ -192,112 +190,41 @@ impl Judge {
 
     /// The first failure the proxies' guards or the counts show: guard,
     /// then error rate, p99, p95 ratio and error ratio, as the guard
-    /// orders them. `hold` is the step's counts so far.
+    /// orders them. `hold` is the step's counts so far. The rollout has
+    /// one target, so its sequential test is judged at the plan's `alpha`.
     pub fn failure(&self, hold: &Window, tripped: &[String]) -> Option<Failure> {
         if !tripped.is_empty() {
             return Some(Failure::GuardTripped(tripped.to_vec()));
         }
-        let plan = &self.plan;
-        let min = u64::from(plan.min_requests);
-        let (target, stable) = (&hold.target, &hold.stable);
-        let breach = |rule, measured: f64, limit: f64| {
-            (measured > limit).then_some(Failure::Limit {
-                rule,
-                measured,
-                limit,
-            })
-        };
-        let mut found = None;
-        if let (Some(limit), Some(rate)) = (plan.max_error_rate, target.error_rate()) {
-            if target.responses >= min && beyond_noise(target.errors, target.responses, limit) {
-                found = found.or(breach(Rule::ErrorRate, rate, limit));
-            }
-        }
-        if let (Some(limit), Some(p99)) = (plan.max_p99_ms, target.quantile(0.99)) {
-            // The p99 is over the limit when more than 1 % of the latencies
-            // are: the guard's question, asked of the same evidence.
-            let (slow, timed) = (target.over(limit), target.timed());
-            if timed >= min && slow > timed / 100 && beyond_noise(slow, timed, 0.01) {
-                found = found.or(breach(Rule::P99, p99.max(limit.floor() + 1.0), limit));
-            }
-        }
-        if let (Some(limit), Some(t95), Some(s95)) = (
-            plan.max_p95_ratio,
-            target.quantile(0.95),
-            stable.quantile(0.95),
-        ) {
-            if target.timed() >= min && stable.timed() >= min && t95 > P95_RATIO_MIN_MS && s95 > 0.0
-            {
-                found = found.or(breach(Rule::P95Ratio, t95 / s95, limit));
-            }
-        }
-        if let Some(limit) = plan.max_error_ratio {
-            if found.is_none()
-                && self.test.target_responses() >= min
-                && self.test.rejects(plan.alpha)
-            {
-                found = Some(Failure::Limit {
-                    rule: Rule::ErrorRatio,
-                    measured: rate_ratio(target, stable),
-                    limit,
-                });
-            }
-        }
-        found
+        let (plan, target, stable) = (&self.plan, &hold.target, &hold.stable);
+        judge::limits(plan, target, stable)
+            .or_else(|| judge::error_ratio(plan, &self.test, plan.alpha, target, stable))
+            .map(Failure::Limit)
     }
 
     /// The verdict of an interval of the hold: a failure at once; else,
     /// once the hold is over, a pass with `min_requests` or more target
-    /// responses in it, and a longer hold with fewer.
-    pub fn verdict(&self, hold: &Window, tripped: &[String], hold_over: bool) -> Verdict {
+    /// responses in it, and a longer hold with fewer or with a limit
+    /// breached as measured but not beyond noise.
+    pub fn verdict(&self, hold: &Window, tripped: &[String], hold_over: bool) -> StepVerdict {
         if let Some(failure) = self.failure(hold, tripped) {
-            return Verdict::Fail(failure);
+            return StepVerdict::Fail(failure);
         }
         let need = u64::from(self.plan.min_requests);
         match (hold_over, hold.target.responses) {
-            (false, _) => Verdict::Ok,
-            (true, have) if have < need => Verdict::LowTraffic { have, need },
-            (true, _) => self.over_a_limit(&hold.target).unwrap_or(Verdict::Pass),
+            (false, _) => StepVerdict::Ok,
+            (true, have) if have < need => StepVerdict::LowTraffic { have, need },
+            (true, _) => judge::over_as_measured(&self.plan, &hold.target)
+                .map_or(StepVerdict::Pass, StepVerdict::Unsettled),
         }
     }
-
-    /// The error rate or p99 over its limit as measured, evidence or not.
-    fn over_a_limit(&self, target: &Side) -> Option<Verdict> {
-        if let (Some(limit), Some(rate)) = (self.plan.max_error_rate, target.error_rate()) {
-            if rate > limit {
-                return Some(Verdict::Unsettled {
-                    rule: Rule::ErrorRate,
-                    measured: rate,
-                    limit,
-                });
-            }
-        }
-        let limit = self.plan.max_p99_ms?;
-        // Over when more than 1 % of the latencies are, as the guard counts.
-        (target.over(limit) > target.timed() / 100).then(|| Verdict::Unsettled {
-            rule: Rule::P99,
-            measured: target
-                .quantile(0.99)
-                .unwrap_or(limit)
-                .max(limit.floor() + 1.0),
-            limit,
-        })
-    }
-}
-
-/// The target's error rate over stable's, as the guard reports it.
-fn rate_ratio(target: &Side, stable: &Side) -> f64 {
-    let counts = |s: &Side| Counts {
-        responses: s.responses,
-        errors: s.errors,
-        ..Counts::default()
-    };
-    guard::rate_ratio(counts(target), counts(stable))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use turnout::guard::{Local, Merged, Rule};
+    use turnout::stats::Class;
 
     /// Envoy's default histogram bounds (ms), the ones `turnout_latency_ms` has.
     const BOUNDS: [f64; 12] = [
@@ -368,25 +295,25 @@ mod tests {
             r#"{"min_requests": 100, "max_error_rate": 0.01, "max_p99_ms": 500}"#,
         ));
         let empty = Window::default();
-        assert_eq!(judge.verdict(&empty, &[], false), Verdict::Ok);
+        assert_eq!(judge.verdict(&empty, &[], false), StepVerdict::Ok);
         assert_eq!(
             judge.verdict(&empty, &[], true),
-            Verdict::LowTraffic { have: 0, need: 100 }
+            StepVerdict::LowTraffic { have: 0, need: 100 }
         );
         // 99 responses, all failed and slow: below min_requests, not judged.
         let bad = window(side(99, 99, &[(3000.0, 99)]), side(1000, 0, &[(2.0, 1000)]));
-        assert_eq!(judge.verdict(&bad, &[], false), Verdict::Ok);
+        assert_eq!(judge.verdict(&bad, &[], false), StepVerdict::Ok);
         assert_eq!(
             judge.verdict(&bad, &[], true),
-            Verdict::LowTraffic {
+            StepVerdict::LowTraffic {
                 have: 99,
                 need: 100
             }
         );
         // Enough of it is judged.
         let healthy = window(side(100, 0, &[(3.0, 100)]), side(1000, 0, &[(2.0, 1000)]));
-        assert_eq!(judge.verdict(&healthy, &[], false), Verdict::Ok);
-        assert_eq!(judge.verdict(&healthy, &[], true), Verdict::Pass);
+        assert_eq!(judge.verdict(&healthy, &[], false), StepVerdict::Ok);
+        assert_eq!(judge.verdict(&healthy, &[], true), StepVerdict::Pass);
     }
 
     #[test]
@@ -396,13 +323,13 @@ mod tests {
         // 4 errors in 121 (3.3 %) against 1 %: not beyond noise, so no
         // failure; but no pass either.
         let hold = window(side(121, 4, &[]), stable.clone());
-        assert_eq!(judge.verdict(&hold, &[], false), Verdict::Ok);
+        assert_eq!(judge.verdict(&hold, &[], false), StepVerdict::Ok);
         match judge.verdict(&hold, &[], true) {
-            Verdict::Unsettled {
+            StepVerdict::Unsettled(Breach {
                 rule,
                 measured,
                 limit,
-            } => {
+            }) => {
                 assert_eq!((rule, limit), (Rule::ErrorRate, 0.01));
                 assert!((measured - 4.0 / 121.0).abs() < 1e-12);
             }
@@ -410,10 +337,13 @@ mod tests {
         }
         // More of the same is evidence: it fails.
         let hold = window(side(605, 20, &[]), stable.clone());
-        assert!(matches!(judge.verdict(&hold, &[], true), Verdict::Fail(_)));
+        assert!(matches!(
+            judge.verdict(&hold, &[], true),
+            StepVerdict::Fail(_)
+        ));
         // Under the limit, it passes.
         let hold = window(side(605, 5, &[]), stable);
-        assert_eq!(judge.verdict(&hold, &[], true), Verdict::Pass);
+        assert_eq!(judge.verdict(&hold, &[], true), StepVerdict::Pass);
     }
 
     #[test]
@@ -422,7 +352,7 @@ mod tests {
         let v = judge.verdict(&Window::default(), &["http://127.0.0.1:9901".into()], false);
         assert_eq!(
             v,
-            Verdict::Fail(Failure::GuardTripped(vec!["http://127.0.0.1:9901".into()]))
+            StepVerdict::Fail(Failure::GuardTripped(vec!["http://127.0.0.1:9901".into()]))
         );
     }
 
@@ -433,7 +363,7 @@ mod tests {
         ));
         let stable = side(1000, 1, &[(3.0, 1000)]);
         let rule = |w: &Window| match judge.failure(w, &[]) {
-            Some(Failure::Limit { rule, .. }) => Some(rule),
+            Some(Failure::Limit(breach)) => Some(breach.rule),
             _ => None,
         };
         // 20 % errors against 5 %: beyond noise in 100 responses.
@@ -526,10 +456,154 @@ mod tests {
         judge.fold(10, &interval(10, 10, 100, 0));
         assert!(matches!(
             judge.failure(&Window::default(), &[]),
-            Some(Failure::Limit {
+            Some(Failure::Limit(Breach {
                 rule: Rule::ErrorRatio,
                 ..
-            })
+            }))
         ));
+    }
+
+    /// Responses of one side: (how many, class, latency in ms).
+    type Traffic<'a> = &'a [(u64, Class, u64)];
+
+    /// The same responses as the guard counts them (a worker's window and
+    /// the merged state) and as the rollout reads them from Envoy's
+    /// histogram (the contract's bounds).
+    fn counted_both_ways(
+        plan: &GuardPlan,
+        target: Traffic,
+        stable: Traffic,
+    ) -> (Local, Merged, Window) {
+        let now = 1_800_000_000;
+        let mut local = Local::new(plan, 2);
+        let mut hold = Window::default();
+        for (cluster, traffic) in [(0, stable), (1, target)] {
+            let mut latencies = Vec::new();
+            let (mut responses, mut errors) = (0, 0);
+            for &(n, class, ms) in traffic {
+                for _ in 0..n {
+                    local.record(now, cluster, class, Some(ms));
+                }
+                responses += n;
+                errors += if plan.errors.contains(class) { n } else { 0 };
+                latencies.push((ms as f64, n));
+            }
+            let scraped = side(responses, errors, &latencies);
+            match cluster {
+                0 => hold.stable = scraped,
+                _ => hold.target = scraped,
+            }
+        }
+        let mut merged = Merged::new(plan, 2);
+        merged.absorb(now, local.delta());
+        (local, merged, hold)
+    }
+
+    /// The guard and the rollout controller, handed the same responses,
+    /// judge them with the same functions: the same counts, the same
+    /// breach (with the same figure where both read it from counts; the
+    /// latency estimates differ with the histograms' buckets), the same
+    /// breach as measured.
+    #[test]
+    fn the_guard_and_the_rollout_judge_the_same_responses_alike() {
+        use Class::{ServerError as E, Success as S};
+        let plan = plan(
+            r#"{"min_requests": 50, "max_error_rate": 0.05, "max_p99_ms": 500,
+                "max_p95_ratio": 2.0, "max_error_ratio": 2.0, "alpha": 0.001}"#,
+        );
+        let stable: Traffic = &[(1998, S, 3), (2, E, 3)];
+        let cases: [(Traffic, Traffic, Option<Rule>, Option<Rule>); 9] = [
+            // Healthy.
+            (&[(199, S, 3), (1, E, 3)], stable, None, None),
+            // 20 % errors against 5 %.
+            (
+                &[(80, S, 3), (20, E, 3)],
+                stable,
+                Some(Rule::ErrorRate),
+                Some(Rule::ErrorRate),
+            ),
+            // 10 % slow at 800 ms: a p99 over 500.
+            (
+                &[(90, S, 3), (10, S, 800)],
+                stable,
+                Some(Rule::P99),
+                Some(Rule::P99),
+            ),
+            // A p95 of 80 ms against 3.
+            (&[(100, S, 80)], stable, Some(Rule::P95Ratio), None),
+            // 20 ms against 3: under the floor.
+            (&[(100, S, 20)], stable, None, None),
+            // All failing and slow, but under min_requests.
+            (&[(40, E, 3000)], stable, None, Some(Rule::ErrorRate)),
+            // 4 % errors: under the error rate's 5 %, but 40 times stable's.
+            (
+                &[(960, S, 3), (40, E, 3)],
+                &[(9990, S, 3), (10, E, 3)],
+                Some(Rule::ErrorRatio),
+                None,
+            ),
+            // 5.8 % errors: over 5 % as measured, not beyond noise (and
+            // about stable's rate).
+            (
+                &[(114, S, 3), (7, E, 3)],
+                &[(1890, S, 3), (110, E, 3)],
+                None,
+                Some(Rule::ErrorRate),
+            ),
+            // 2 of 100 slow: over the p99 as measured, not beyond noise.
+            (&[(98, S, 3), (2, S, 800)], stable, None, Some(Rule::P99)),
+        ];
+        for (i, (target, stable, breached, over)) in cases.into_iter().enumerate() {
+            let (local, merged, hold) = counted_both_ways(&plan, target, stable);
+            let window = local.window();
+            // The same counts, read either way.
+            let figures = |e: &dyn Fn(f64) -> (u64, u64, u64, u64)| e(500.0);
+            for (guard, scraped) in [
+                (window.cluster(0), &hold.stable),
+                (window.cluster(1), &hold.target),
+            ] {
+                assert_eq!(
+                    figures(&|ms| (
+                        guard.responses(),
+                        guard.errors(),
+                        guard.timed(),
+                        guard.over(ms)
+                    )),
+                    figures(&|ms| (
+                        scraped.responses(),
+                        scraped.errors(),
+                        scraped.timed(),
+                        scraped.over(ms)
+                    )),
+                    "case {i}"
+                );
+            }
+            // The guard: a worker's window, then the merged state with its
+            // sequential test.
+            let worker = local.judge();
+            let guard = merged.judge();
+            // The rollout: the hold's counts, with its own sequential test.
+            let mut judge = Judge::new(plan);
+            judge.fold(0, &hold);
+            let rollout = match judge.failure(&hold, &[]) {
+                Some(Failure::Limit(breach)) => Some(breach),
+                None => None,
+                other => panic!("case {i}: {other:?}"),
+            };
+            assert_eq!(guard.map(|t| t.rule), breached, "case {i}");
+            assert_eq!(rollout.map(|b| b.rule), breached, "case {i}");
+            if breached != Some(Rule::ErrorRatio) {
+                assert_eq!(worker.map(|t| t.rule), breached, "case {i}");
+            }
+            if let (Some(trip), Some(breach)) = (guard, rollout) {
+                if matches!(trip.rule, Rule::ErrorRate | Rule::ErrorRatio) {
+                    assert_eq!(trip.measured, breach.measured, "case {i}");
+                }
+            }
+            let over_guard = judge::over_as_measured(&plan, &window.cluster(1));
+            let over_rollout = judge::over_as_measured(&plan, &hold.target);
+            assert_eq!(over_guard.map(|b| b.rule), over, "case {i}");
+            assert_eq!(over_rollout.map(|b| b.rule), over, "case {i}");
+        }
     }
 }

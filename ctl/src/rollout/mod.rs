@@ -33,8 +33,9 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use turnout::fields::percent_text;
 
-use self::analysis::{Failure, Judge, Verdict, Window};
+use self::analysis::{Failure, Judge, StepVerdict, Window};
 use self::metrics::{Scrape, Source};
 use self::plan::{Metrics, OnFailure, Plan};
 use self::report::{At, Log};
@@ -228,9 +229,11 @@ impl Rollout {
                 Ok((delta, tripped)) => {
                     hold.add(&delta);
                     match self.judged(i, held_s, &hold, &tripped) {
-                        Verdict::Pass => return Ok(()),
-                        Verdict::Fail(failure) => return Err(self.fail(i, failure)),
-                        Verdict::Ok | Verdict::LowTraffic { .. } | Verdict::Unsettled { .. } => {}
+                        StepVerdict::Pass => return Ok(()),
+                        StepVerdict::Fail(failure) => return Err(self.fail(i, failure)),
+                        StepVerdict::Ok
+                        | StepVerdict::LowTraffic { .. }
+                        | StepVerdict::Unsettled(_) => {}
                     }
                 }
                 Err(e) => {
@@ -249,7 +252,7 @@ impl Rollout {
     }
 
     /// The verdict of an interval of the hold, said and logged.
-    fn judged(&mut self, i: usize, held_s: u64, hold: &Window, tripped: &[String]) -> Verdict {
+    fn judged(&mut self, i: usize, held_s: u64, hold: &Window, tripped: &[String]) -> StepVerdict {
         let hold_s = self.plan.steps[i].hold_s;
         let verdict = self.judge.verdict(hold, tripped, held_s >= hold_s);
         let evidence = self.judge.evidence();
@@ -346,7 +349,7 @@ impl Rollout {
         let change = Change::Weight {
             split: self.plan.split.clone(),
             cluster: self.plan.target.clone(),
-            weight: plan::weight_text(weight),
+            weight: percent_text(weight.into()),
         };
         let said = edit::apply(&input, &change, crate::now())?;
         self.expected = split::read(
@@ -423,10 +426,6 @@ impl Rollout {
 
     fn done(&mut self) {
         let t = &self.totals;
-        let rate = |s: &analysis::Side| {
-            s.error_rate()
-                .map_or("-".into(), |r| format!("{:.2} %", r * 100.0))
-        };
         outln!(
             "rollout {}: DONE{}: {} reached {} in {} · {} target req · errors {} (stable {})",
             self.plan.split,
@@ -439,8 +438,8 @@ impl Rollout {
             show::pct(self.weight.into()),
             report::duration(self.started.elapsed().as_secs()),
             report::count(t.target.responses),
-            rate(&t.target),
-            rate(&t.stable)
+            report::rate(&t.target),
+            report::rate(&t.stable)
         );
         self.log.write(
             "done",

@@ -1,16 +1,18 @@
 //! The rollout plan (`turnoutctl rollout PLAN.json`, a contract in
 //! DESIGN.md): which split's target to drive through which steps, how long
 //! to hold each, what to judge it by, where the metrics are, and what to do
-//! on a failure. Checked like a config: every problem at once, each named
-//! by its field (`steps[2].hold_s: 0 is not between 1 and 604800`). The
-//! weights and the `analysis` are checked by the filter's own rules for a
-//! target's `weight` and a split's `guard`, so they mean the same.
+//! on a failure. Checked as a config is, with the config's own field checks
+//! (`turnout::fields`): every problem at once, each named by its field
+//! (`steps[2].hold_s: 0 is not between 1 and 604800`). The weights and the
+//! `analysis` are checked by the filter's own rules for a target's
+//! `weight` and a split's `guard`, so they mean the same.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
-use turnout::config::{self, Problem};
+use turnout::config;
+use turnout::fields::{percent_text, Problem, Validator};
 use turnout::guard::GuardPlan;
 
 use crate::fail::Fail;
@@ -101,311 +103,228 @@ pub fn parse(text: &str) -> Result<Plan, Vec<Problem>> {
             message: format!("not valid JSON: {e}"),
         }]
     })?;
-    let mut c = Check::default();
-    let plan = c.plan(&value);
+    let mut v = Validator::default();
+    let plan = plan(&mut v, &value);
     match plan {
-        Some(plan) if c.problems.is_empty() => Ok(plan),
-        _ => Err(c.problems),
+        Some(plan) if v.problems.is_empty() => Ok(plan),
+        _ => Err(v.problems),
     }
 }
 
-/// Collects the problems of a plan.
-#[derive(Default)]
-struct Check {
-    problems: Vec<Problem>,
+fn plan(v: &mut Validator, value: &Value) -> Option<Plan> {
+    let Some(top) = value.as_object() else {
+        v.fail("", "the plan is not an object");
+        return None;
+    };
+    v.known_fields(top, "", FIELDS);
+    // Every field is checked before any refusal, so all problems show.
+    let config = non_empty_field(v, top, "config");
+    let split = non_empty_field(v, top, "split");
+    let target = non_empty_field(v, top, "target");
+    let hold_s = match top.get("hold_s") {
+        Some(x) => v.whole_in(x, "hold_s", 1, MAX_HOLD_S),
+        None => Some(DEFAULT_HOLD_S),
+    };
+    let interval_s = match top.get("interval_s") {
+        Some(x) => v.whole_in(x, "interval_s", 1, MAX_INTERVAL_S),
+        None => Some(DEFAULT_INTERVAL_S),
+    };
+    let steps = v
+        .required(top, "", "steps")
+        .and_then(|x| steps(v, x, hold_s.unwrap_or(DEFAULT_HOLD_S)));
+    let metrics = v.required(top, "", "metrics").and_then(|x| metrics(v, x));
+    let analysis = v.required(top, "", "analysis").and_then(|x| analysis(v, x));
+    let on_failure = match top.get("on_failure") {
+        None => Some(OnFailure::Rollback),
+        Some(x) => match x.as_str() {
+            Some("rollback") => Some(OnFailure::Rollback),
+            Some("pause") => Some(OnFailure::Pause),
+            _ => {
+                v.fail(
+                    "on_failure",
+                    format!("{x} is not \"rollback\" or \"pause\""),
+                );
+                None
+            }
+        },
+    };
+    let server = match top.get("server") {
+        None => Some(None),
+        Some(x) => server(v, x).map(Some),
+    };
+    Some(Plan {
+        config: PathBuf::from(config?),
+        split: split?,
+        target: target?,
+        steps: steps?,
+        interval_s: interval_s?,
+        metrics: metrics?,
+        analysis: analysis?,
+        on_failure: on_failure?,
+        server: server?,
+    })
 }
 
-impl Check {
-    fn fail(&mut self, path: &str, message: impl Into<String>) {
-        self.problems.push(Problem {
-            path: path.to_string(),
-            message: message.into(),
-        });
-    }
-
-    fn plan(&mut self, value: &Value) -> Option<Plan> {
-        let Some(top) = value.as_object() else {
-            self.fail("", "the plan is not an object");
-            return None;
-        };
-        for key in top.keys().filter(|k| !FIELDS.contains(&k.as_str())) {
-            self.fail(
-                key,
-                format!("unknown field; expected one of {}", FIELDS.join(", ")),
-            );
+/// `HOST:PORT` of `turnoutctl serve`, as `turnoutctl status --server`
+/// takes it.
+fn server(v: &mut Validator, value: &Value) -> Option<String> {
+    let text = v.string(value, "server")?;
+    let address = text.trim_start_matches("http://");
+    match Url::parse(&format!("http://{address}")) {
+        Ok(url) if url.base.is_empty() && address.contains(':') => Some(address.to_string()),
+        Ok(_) => {
+            v.fail("server", format!("{text:?} is not HOST:PORT"));
+            None
         }
-        // Every field is checked before any refusal, so all problems show.
-        let config = self.name(top, "config");
-        let split = self.name(top, "split");
-        let target = self.name(top, "target");
-        let hold_s = match top.get("hold_s") {
-            Some(v) => self.whole_in(v, "hold_s", 1, MAX_HOLD_S),
-            None => Some(DEFAULT_HOLD_S),
-        };
-        let interval_s = match top.get("interval_s") {
-            Some(v) => self.whole_in(v, "interval_s", 1, MAX_INTERVAL_S),
-            None => Some(DEFAULT_INTERVAL_S),
-        };
-        let steps = self
-            .required(top, "steps")
-            .and_then(|v| self.steps(v, hold_s.unwrap_or(DEFAULT_HOLD_S)));
-        let metrics = self.required(top, "metrics").and_then(|v| self.metrics(v));
-        let analysis = self
-            .required(top, "analysis")
-            .and_then(|v| self.analysis(v));
-        let on_failure = match top.get("on_failure") {
-            None => Some(OnFailure::Rollback),
-            Some(v) => match v.as_str() {
-                Some("rollback") => Some(OnFailure::Rollback),
-                Some("pause") => Some(OnFailure::Pause),
-                _ => {
-                    self.fail(
-                        "on_failure",
-                        format!("{v} is not \"rollback\" or \"pause\""),
-                    );
-                    None
-                }
-            },
-        };
-        let server = match top.get("server") {
-            None => Some(None),
-            Some(v) => self.server(v).map(Some),
-        };
-        Some(Plan {
-            config: PathBuf::from(config?),
-            split: split?,
-            target: target?,
-            steps: steps?,
-            interval_s: interval_s?,
-            metrics: metrics?,
-            analysis: analysis?,
-            on_failure: on_failure?,
-            server: server?,
-        })
-    }
-
-    /// `HOST:PORT` of `turnoutctl serve`, as `turnoutctl status --server`
-    /// takes it.
-    fn server(&mut self, value: &Value) -> Option<String> {
-        let Some(text) = value.as_str() else {
-            self.fail("server", format!("{value} is not a string"));
-            return None;
-        };
-        let address = text.trim_start_matches("http://");
-        match Url::parse(&format!("http://{address}")) {
-            Ok(url) if url.base.is_empty() && address.contains(':') => Some(address.to_string()),
-            Ok(_) => {
-                self.fail("server", format!("{text:?} is not HOST:PORT"));
-                None
-            }
-            Err(e) => {
-                self.fail("server", e);
-                None
-            }
+        Err(e) => {
+            v.fail("server", e);
+            None
         }
     }
+}
 
-    fn required<'v>(&mut self, obj: &'v Map<String, Value>, name: &str) -> Option<&'v Value> {
-        let value = obj.get(name);
-        if value.is_none() {
-            self.fail(name, "is required");
-        }
-        value
+/// A required non-empty string.
+fn non_empty_field(v: &mut Validator, obj: &Map<String, Value>, name: &str) -> Option<String> {
+    v.required(obj, "", name)
+        .and_then(|value| v.non_empty(value, name))
+}
+
+/// `[10, {"weight": 30, "hold_s": 600}, …]`: increasing weights above 0.
+fn steps(v: &mut Validator, value: &Value, hold_s: u64) -> Option<Vec<Step>> {
+    let items = v.array(value, "steps")?;
+    if items.is_empty() {
+        v.fail("steps", "is empty; give at least one weight");
+        return None;
     }
-
-    /// A required non-empty string.
-    fn name(&mut self, obj: &Map<String, Value>, name: &str) -> Option<String> {
-        match self.required(obj, name)?.as_str() {
-            Some("") => self.fail(name, "is empty"),
-            Some(s) => return Some(s.to_string()),
-            None => self.fail(name, format!("{} is not a string", obj[name])),
-        }
-        None
-    }
-
-    fn whole_in(&mut self, value: &Value, path: &str, lo: u64, hi: u64) -> Option<u64> {
-        // `1.0` counts, as in the config.
-        let n = value.as_u64().or_else(|| {
-            value
-                .as_f64()
-                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 1e15)
-                .map(|f| f as u64)
-        });
-        match n {
-            Some(n) if (lo..=hi).contains(&n) => Some(n),
-            Some(_) => {
-                self.fail(path, format!("{value} is not between {lo} and {hi}"));
-                None
-            }
-            None => {
-                self.fail(path, format!("{value} is not a whole number"));
-                None
-            }
-        }
-    }
-
-    /// `[10, {"weight": 30, "hold_s": 600}, …]`: increasing weights above 0.
-    fn steps(&mut self, value: &Value, hold_s: u64) -> Option<Vec<Step>> {
-        let Some(items) = value.as_array() else {
-            self.fail("steps", format!("{value} is not an array"));
-            return None;
+    let mut steps = Vec::new();
+    let mut ok = true;
+    for (i, item) in items.iter().enumerate() {
+        let path = format!("steps[{i}]");
+        let step = match item {
+            Value::Object(obj) => step_object(v, obj, &path, hold_s),
+            _ => step_weight(v, item, &path).map(|weight| Step { weight, hold_s }),
         };
-        if items.is_empty() {
-            self.fail("steps", "is empty; give at least one weight");
-            return None;
-        }
-        let mut steps = Vec::new();
-        let mut ok = true;
-        for (i, item) in items.iter().enumerate() {
-            let path = format!("steps[{i}]");
-            let step = match item {
-                Value::Object(obj) => self.step_object(obj, &path, hold_s),
-                _ => self
-                    .weight(item, &path)
-                    .map(|weight| Step { weight, hold_s }),
-            };
-            let Some(step) = step else {
+        let Some(step) = step else {
+            ok = false;
+            continue;
+        };
+        if let Some(previous) = steps.last().map(|s: &Step| s.weight) {
+            if step.weight <= previous {
+                v.fail(
+                    &path,
+                    format!(
+                        "{} is not above the step before it ({}): steps only ramp up",
+                        percent_text(step.weight.into()),
+                        percent_text(previous.into())
+                    ),
+                );
                 ok = false;
-                continue;
-            };
-            if let Some(previous) = steps.last().map(|s: &Step| s.weight) {
-                if step.weight <= previous {
-                    self.fail(
-                        &path,
-                        format!(
-                            "{} is not above the step before it ({}): steps only ramp up",
-                            weight_text(step.weight),
-                            weight_text(previous)
-                        ),
-                    );
-                    ok = false;
-                }
             }
-            steps.push(step);
         }
-        ok.then_some(steps)
+        steps.push(step);
     }
+    ok.then_some(steps)
+}
 
-    fn step_object(&mut self, obj: &Map<String, Value>, path: &str, hold_s: u64) -> Option<Step> {
-        for key in obj
-            .keys()
-            .filter(|k| !["weight", "hold_s"].contains(&k.as_str()))
-        {
-            self.fail(
-                &format!("{path}.{key}"),
-                "unknown field; expected one of weight, hold_s",
+fn step_object(
+    v: &mut Validator,
+    obj: &Map<String, Value>,
+    path: &str,
+    hold_s: u64,
+) -> Option<Step> {
+    v.known_fields(obj, path, &["weight", "hold_s"]);
+    let weight = v
+        .required(obj, path, "weight")
+        .and_then(|w| step_weight(v, w, &format!("{path}.weight")));
+    let hold_s = match obj.get("hold_s") {
+        Some(x) => v.whole_in(x, &format!("{path}.hold_s"), 1, MAX_HOLD_S),
+        None => Some(hold_s),
+    };
+    Some(Step {
+        weight: weight?,
+        hold_s: hold_s?,
+    })
+}
+
+/// A weight as the config's, and above 0.
+fn step_weight(v: &mut Validator, value: &Value, path: &str) -> Option<u16> {
+    match v.weight(value, path)? {
+        0 => {
+            v.fail(
+                path,
+                "is 0: a step gives the target traffic (to stop, roll back)",
             );
+            None
         }
-        let weight = match obj.get("weight") {
-            Some(w) => self.weight(w, &format!("{path}.weight")),
-            None => {
-                self.fail(&format!("{path}.weight"), "is required");
-                None
-            }
-        };
-        let hold_s = match obj.get("hold_s") {
-            Some(v) => self.whole_in(v, &format!("{path}.hold_s"), 1, MAX_HOLD_S),
-            None => Some(hold_s),
-        };
-        Some(Step {
-            weight: weight?,
-            hold_s: hold_s?,
-        })
-    }
-
-    /// A weight as the config's, and above 0.
-    fn weight(&mut self, value: &Value, path: &str) -> Option<u16> {
-        match config::weight_field(value, path) {
-            Ok(0) => {
-                self.fail(
-                    path,
-                    "is 0: a step gives the target traffic (to stop, roll back)",
-                );
-                None
-            }
-            Ok(w) => Some(w),
-            Err(problems) => {
-                self.problems.extend(problems);
-                None
-            }
-        }
-    }
-
-    fn metrics(&mut self, value: &Value) -> Option<Metrics> {
-        let one_of = "give one of {\"prometheus\": URL} or {\"envoy_admin\": [URL, …]}";
-        let Some(obj) = value.as_object() else {
-            self.fail("metrics", format!("{value} is not an object; {one_of}"));
-            return None;
-        };
-        for key in obj
-            .keys()
-            .filter(|k| !["prometheus", "envoy_admin"].contains(&k.as_str()))
-        {
-            self.fail(
-                &format!("metrics.{key}"),
-                format!("unknown field; {one_of}"),
-            );
-        }
-        match (obj.get("prometheus"), obj.get("envoy_admin")) {
-            (Some(url), None) => self.url(url, "metrics.prometheus").map(Metrics::Prometheus),
-            (None, Some(Value::Array(urls))) if !urls.is_empty() => {
-                let urls: Vec<Option<Url>> = urls
-                    .iter()
-                    .enumerate()
-                    .map(|(i, u)| self.url(u, &format!("metrics.envoy_admin[{i}]")))
-                    .collect();
-                urls.into_iter()
-                    .collect::<Option<Vec<Url>>>()
-                    .map(Metrics::EnvoyAdmin)
-            }
-            (None, Some(other)) => {
-                self.fail(
-                    "metrics.envoy_admin",
-                    format!("{other} is not a non-empty array of URLs"),
-                );
-                None
-            }
-            (Some(_), Some(_)) => {
-                self.fail("metrics", format!("has both sources; {one_of}"));
-                None
-            }
-            (None, None) => {
-                self.fail("metrics", format!("names no source; {one_of}"));
-                None
-            }
-        }
-    }
-
-    fn url(&mut self, value: &Value, path: &str) -> Option<Url> {
-        let Some(text) = value.as_str() else {
-            self.fail(path, format!("{value} is not a string"));
-            return None;
-        };
-        Url::parse(text).map_err(|e| self.fail(path, e)).ok()
-    }
-
-    /// The guard's fields, checked by the guard's rules; `window_s` has no
-    /// meaning here.
-    fn analysis(&mut self, value: &Value) -> Option<GuardPlan> {
-        let mut value = value.clone();
-        if let Some(obj) = value.as_object_mut() {
-            if obj.remove("window_s").is_some() {
-                self.fail(
-                    "analysis.window_s",
-                    "is not used by a rollout, which judges each step over its whole hold so far",
-                );
-            }
-        }
-        config::guard_field(&value, "analysis")
-            .map_err(|problems| self.problems.extend(problems))
-            .ok()
+        w => Some(w),
     }
 }
 
-/// Basis points as the JSON number written into the config: `30`, `12.5`.
-pub fn weight_text(bps: u16) -> String {
-    let text = format!("{}.{:02}", bps / 100, bps % 100);
-    text.trim_end_matches('0').trim_end_matches('.').to_string()
+fn metrics(v: &mut Validator, value: &Value) -> Option<Metrics> {
+    let one_of = "give one of {\"prometheus\": URL} or {\"envoy_admin\": [URL, …]}";
+    let Some(obj) = value.as_object() else {
+        v.fail("metrics", format!("{value} is not an object; {one_of}"));
+        return None;
+    };
+    for key in obj
+        .keys()
+        .filter(|k| !["prometheus", "envoy_admin"].contains(&k.as_str()))
+    {
+        v.fail(
+            &format!("metrics.{key}"),
+            format!("unknown field; {one_of}"),
+        );
+    }
+    match (obj.get("prometheus"), obj.get("envoy_admin")) {
+        (Some(u), None) => url(v, u, "metrics.prometheus").map(Metrics::Prometheus),
+        (None, Some(Value::Array(urls))) if !urls.is_empty() => {
+            let urls: Vec<Option<Url>> = urls
+                .iter()
+                .enumerate()
+                .map(|(i, u)| url(v, u, &format!("metrics.envoy_admin[{i}]")))
+                .collect();
+            urls.into_iter()
+                .collect::<Option<Vec<Url>>>()
+                .map(Metrics::EnvoyAdmin)
+        }
+        (None, Some(other)) => {
+            v.fail(
+                "metrics.envoy_admin",
+                format!("{other} is not a non-empty array of URLs"),
+            );
+            None
+        }
+        (Some(_), Some(_)) => {
+            v.fail("metrics", format!("has both sources; {one_of}"));
+            None
+        }
+        (None, None) => {
+            v.fail("metrics", format!("names no source; {one_of}"));
+            None
+        }
+    }
+}
+
+fn url(v: &mut Validator, value: &Value, path: &str) -> Option<Url> {
+    let text = v.string(value, path)?;
+    Url::parse(text).map_err(|e| v.fail(path, e)).ok()
+}
+
+/// The guard's fields, checked by the guard's rules; `window_s` has no
+/// meaning here.
+fn analysis(v: &mut Validator, value: &Value) -> Option<GuardPlan> {
+    let mut value = value.clone();
+    if let Some(obj) = value.as_object_mut() {
+        if obj.remove("window_s").is_some() {
+            v.fail(
+                "analysis.window_s",
+                "is not used by a rollout, which judges each step over its whole hold so far",
+            );
+        }
+    }
+    config::guard_field(&value, "analysis")
+        .map_err(|problems| v.problems.extend(problems))
+        .ok()
 }
 
 #[cfg(test)]
@@ -594,13 +513,5 @@ mod tests {
     fn the_shipped_plan_parses_and_is_the_contract_example() {
         let shipped = include_str!("../../../envoy/rollout-plan.json");
         assert_eq!(parse(shipped), parse(PLAN));
-    }
-
-    #[test]
-    fn weights_are_written_as_typed() {
-        assert_eq!(weight_text(3000), "30");
-        assert_eq!(weight_text(1250), "12.5");
-        assert_eq!(weight_text(5), "0.05");
-        assert_eq!(weight_text(10_000), "100");
     }
 }

@@ -14,9 +14,10 @@ use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
+use turnout::guard::judge::{Breach, Evidence};
 use turnout::guard::Rule;
 
-use super::analysis::{Failure, Side, Verdict, Window};
+use super::analysis::{Failure, Side, StepVerdict, Window};
 use crate::fail::Fail;
 use crate::show;
 
@@ -45,8 +46,8 @@ pub fn duration(secs: u64) -> String {
     }
 }
 
-/// `0.21 %`, or `-` without responses.
-fn rate(side: &Side) -> String {
+/// An error rate: `0.21 %`, or `-` without responses.
+pub fn rate(side: &Side) -> String {
     side.error_rate()
         .map_or("-".into(), |r| format!("{:.2} %", r * 100.0))
 }
@@ -96,24 +97,19 @@ pub fn interval(at: &At, held_s: u64, hold_s: u64, hold: &Window, verdict: &str)
 }
 
 /// A verdict in words.
-pub fn verdict(v: &Verdict, evidence: f64) -> String {
+pub fn verdict(v: &StepVerdict, evidence: f64) -> String {
     match v {
-        Verdict::Ok => "ok".into(),
-        Verdict::Pass => "passed".into(),
-        Verdict::LowTraffic { have, need } => format!(
+        StepVerdict::Ok => "ok".into(),
+        StepVerdict::Pass => "passed".into(),
+        StepVerdict::LowTraffic { have, need } => format!(
             "low traffic: {} of {} req, hold extended",
             count(*have),
             count(*need)
         ),
-        Verdict::Unsettled {
-            rule,
-            measured,
-            limit,
-        } => format!(
-            "{}, not yet beyond noise: hold extended",
-            breach(*rule, *measured, *limit)
-        ),
-        Verdict::Fail(f) => format!("FAILED: {}", failure(f, evidence)),
+        StepVerdict::Unsettled(b) => {
+            format!("{}, not yet beyond noise: hold extended", breach(b))
+        }
+        StepVerdict::Fail(f) => format!("FAILED: {}", failure(f, evidence)),
     }
 }
 
@@ -129,11 +125,11 @@ pub fn failure(f: &Failure, evidence: f64) -> String {
             "the fleet server refused the config, it is not served: {}",
             problems.join("; ")
         ),
-        Failure::Limit {
+        Failure::Limit(Breach {
             rule: Rule::ErrorRatio,
             measured,
             limit,
-        } => {
+        }) => {
             let seen = if measured.is_finite() {
                 format!("{measured:.1}x in this hold")
             } else {
@@ -143,17 +139,14 @@ pub fn failure(f: &Failure, evidence: f64) -> String {
                 "error_ratio: the error rate is over {limit}x stable's (sequential test, evidence e^{evidence:.1}; {seen})"
             )
         }
-        Failure::Limit {
-            rule,
-            measured,
-            limit,
-        } => breach(*rule, *measured, *limit),
+        Failure::Limit(b) => breach(b),
     }
 }
 
 /// A measured value over its limit: `error_rate 10.31 % > 1 %`.
-fn breach(rule: Rule, measured: f64, limit: f64) -> String {
-    match rule {
+fn breach(b: &Breach) -> String {
+    let (measured, limit) = (b.measured, b.limit);
+    match b.rule {
         Rule::ErrorRate => format!("error_rate {:.2} % > {} %", measured * 100.0, limit * 100.0),
         Rule::P99 => format!("p99 {} > {limit} ms", ms(Some(measured))),
         Rule::P95Ratio => format!("p95 {measured:.2}x stable's > {limit}x"),
@@ -227,14 +220,14 @@ impl Log {
         hold: &Window,
         tripped: &[String],
         evidence: f64,
-        verdict: &Verdict,
+        verdict: &StepVerdict,
         why: &str,
     ) {
         let name = match verdict {
-            Verdict::Ok => "ok",
-            Verdict::Pass => "pass",
-            Verdict::LowTraffic { .. } | Verdict::Unsettled { .. } => "extend",
-            Verdict::Fail(_) => "fail",
+            StepVerdict::Ok => "ok",
+            StepVerdict::Pass => "pass",
+            StepVerdict::LowTraffic { .. } | StepVerdict::Unsettled(_) => "extend",
+            StepVerdict::Fail(_) => "fail",
         };
         self.write(
             "interval",

@@ -17,6 +17,10 @@
 //!   (see [`sprt`]): one test over all the traffic keeps its false-alarm
 //!   bound, one per worker would multiply it.
 //!
+//! Whichever state is judged, the limits are judged by [`judge`], through
+//! a window's per-cluster totals: the same functions that turnoutctl's
+//! rollout controller judges a step's scraped counts with.
+//!
 //! A shell, per guarded split and worker:
 //!
 //! ```text
@@ -37,7 +41,7 @@
 
 pub mod codec;
 pub mod histogram;
-mod judge;
+pub mod judge;
 pub mod sprt;
 mod state;
 pub mod window;
@@ -46,7 +50,6 @@ use std::fmt;
 
 use crate::stats::Class;
 
-pub use judge::{beyond_noise, rate_ratio, P95_RATIO_MIN_MS};
 pub use state::{Local, Merged};
 pub use window::Window;
 

@@ -100,7 +100,8 @@ impl Merged {
     /// The first limit the merged state breaches: the window's limits,
     /// then the sequential tests.
     pub fn judge(&self) -> Option<Trip> {
-        judge::window_limits(&self.window).or_else(|| judge::error_ratio(&self.window, &self.tests))
+        judge::window_limits(&self.window)
+            .or_else(|| judge::window_error_ratio(&self.window, &self.tests))
     }
 
     /// Latches a trip (this state's own, or one a worker saw in its own

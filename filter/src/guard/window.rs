@@ -13,6 +13,7 @@
 //! a p95) and only a slot that expires is walked.
 
 use super::histogram::{self, BUCKETS};
+use super::judge::Evidence;
 use super::GuardPlan;
 use crate::stats::Class;
 
@@ -58,6 +59,39 @@ pub struct Counts {
     pub errors: u64,
     pub timed: u64,
     pub slow: u64,
+}
+
+/// One cluster's totals over a window, as the limits read them.
+#[derive(Clone, Copy, Debug)]
+pub struct ClusterTotals<'w> {
+    window: &'w Window,
+    cluster: usize,
+    counts: Counts,
+}
+
+impl Evidence for ClusterTotals<'_> {
+    fn responses(&self) -> u64 {
+        self.counts.responses
+    }
+
+    fn errors(&self) -> u64 {
+        self.counts.errors
+    }
+
+    fn timed(&self) -> u64 {
+        self.counts.timed
+    }
+
+    /// The latencies over the window's own `max_p99_ms`, counted as they
+    /// came (exact, no bucket error): the one limit the judge asks about,
+    /// since it judges a window by the window's plan.
+    fn over(&self, _limit_ms: f64) -> u64 {
+        self.counts.slow
+    }
+
+    fn quantile(&self, q: f64) -> Option<f64> {
+        self.window.quantile(self.cluster, q)
+    }
 }
 
 /// Counts in time slots, per cluster, with their running totals.
@@ -152,6 +186,16 @@ impl Window {
             errors: t[ERRORS],
             timed: t[TIMED],
             slow: t[SLOW],
+        }
+    }
+
+    /// A cluster's totals over the window as of its last advance, to be
+    /// judged.
+    pub fn cluster(&self, cluster: usize) -> ClusterTotals<'_> {
+        ClusterTotals {
+            window: self,
+            cluster,
+            counts: self.counts(cluster),
         }
     }
 
