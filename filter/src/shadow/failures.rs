@@ -15,7 +15,8 @@
 //! the guard's do (`Window::add`), since the slots of every worker line up.
 
 use super::ShadowPlan;
-use crate::guard::{beyond_noise, ErrorClasses, GuardPlan, Window};
+use crate::guard::judge::beyond_noise;
+use crate::guard::{ErrorClasses, GuardPlan, Window};
 use crate::stats::Class;
 
 /// How a copy ended.
