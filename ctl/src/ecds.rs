@@ -11,6 +11,7 @@
 use std::io::Write;
 use std::path::Path;
 
+use serde::Serialize;
 use serde_json::Value;
 use turnout::config::Problem;
 
@@ -150,40 +151,92 @@ pub fn replace_config(text: &str, index: usize, config: &str) -> Option<String> 
 
 /// A new ECDS file holding one resource called `name`: the wasm module at
 /// `wasm` (as Envoy will see the path) run by `runtime`, with `config` as
-/// its plugin configuration. Keys are written in the order people read them.
+/// its plugin configuration.
 pub fn wrap(name: &str, wasm: &str, runtime: &str, config: &str) -> String {
-    let q = |s: &str| Value::String(s.to_string()).to_string();
-    format!(
-        r#"{{
-  "resources": [
-    {{
-      "@type": "{RESOURCE_TYPE}",
-      "name": {name},
-      "typed_config": {{
-        "@type": "{WASM_TYPE}",
-        "config": {{
-          "name": "{PLUGIN}",
-          "root_id": "{PLUGIN}",
-          "vm_config": {{
-            "vm_id": "{PLUGIN}",
-            "runtime": {runtime},
-            "code": {{"local": {{"filename": {wasm}}}}}
-          }},
-          "configuration": {{
-            "@type": "{STRING_VALUE}",
-            "value": {config}
-          }}
-        }}
-      }}
-    }}
-  ]
-}}
-"#,
-        name = q(name),
-        runtime = q(runtime),
-        wasm = q(wasm),
-        config = q(config),
-    )
+    let file = File {
+        resources: [TypedExtensionConfig {
+            at_type: RESOURCE_TYPE,
+            name,
+            typed_config: Wasm {
+                at_type: WASM_TYPE,
+                config: PluginConfig {
+                    name: PLUGIN,
+                    root_id: PLUGIN,
+                    vm_config: VmConfig {
+                        vm_id: PLUGIN,
+                        runtime,
+                        code: AsyncDataSource {
+                            local: DataSource { filename: wasm },
+                        },
+                    },
+                    configuration: StringValue {
+                        at_type: STRING_VALUE,
+                        value: config,
+                    },
+                },
+            },
+        }],
+    };
+    // Borrowed strings only: serializing cannot fail.
+    let text = serde_json::to_string_pretty(&file).unwrap_or_default();
+    text + "\n"
+}
+
+// The file `wrap` writes: Envoy's messages under their proto names, with
+// the fields in the order people read them (a struct keeps its order; a
+// serde_json map would sort the keys).
+
+#[derive(Serialize)]
+struct File<'a> {
+    resources: [TypedExtensionConfig<'a>; 1],
+}
+
+#[derive(Serialize)]
+struct TypedExtensionConfig<'a> {
+    #[serde(rename = "@type")]
+    at_type: &'static str,
+    name: &'a str,
+    typed_config: Wasm<'a>,
+}
+
+#[derive(Serialize)]
+struct Wasm<'a> {
+    #[serde(rename = "@type")]
+    at_type: &'static str,
+    config: PluginConfig<'a>,
+}
+
+#[derive(Serialize)]
+struct PluginConfig<'a> {
+    name: &'static str,
+    root_id: &'static str,
+    vm_config: VmConfig<'a>,
+    configuration: StringValue<'a>,
+}
+
+#[derive(Serialize)]
+struct VmConfig<'a> {
+    vm_id: &'static str,
+    runtime: &'a str,
+    code: AsyncDataSource<'a>,
+}
+
+#[derive(Serialize)]
+struct AsyncDataSource<'a> {
+    local: DataSource<'a>,
+}
+
+#[derive(Serialize)]
+struct DataSource<'a> {
+    filename: &'a str,
+}
+
+/// In an `Any`: turnout's config as one string.
+#[derive(Serialize)]
+struct StringValue<'a> {
+    #[serde(rename = "@type")]
+    at_type: &'static str,
+    value: &'a str,
 }
 
 /// `turnoutctl ecds`: wraps a plain config into the ECDS file Envoy

@@ -14,7 +14,7 @@ use super::analysis::Failure;
 use super::{Rollout, WATCH};
 use crate::fail::Fail;
 use crate::serve::client;
-use crate::serve::wait::{Verdict as Delivery, Want};
+use crate::serve::wait::{Delivery, Want};
 
 /// How long one ask of the fleet server's `/wait` may last: the config is
 /// checked between two.
@@ -61,7 +61,10 @@ impl Rollout {
                     );
                     return Ok(Ok(()));
                 }
-                Ok(Delivery::Nacked { nacks }) => return Ok(Err(Failure::Nacked(nacks))),
+                Ok(Delivery::Nacked { nacks }) => {
+                    let nacks = nacks.into_iter().map(|n| (n.node, n.message)).collect();
+                    return Ok(Err(Failure::Nacked(nacks)));
+                }
                 Ok(Delivery::Refused { problems }) => return Ok(Err(Failure::NotServed(problems))),
                 // The file changed again: whose change, `unchanged` says.
                 Ok(Delivery::Superseded { .. }) => continue,

@@ -6,11 +6,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use serde_json::Value;
-
 use super::catalog::resource_name;
-use super::version_of;
-use super::wait::{Verdict, Want};
+use super::status::StatusDocument;
+use super::wait::{Delivery, WaitAnswer, WaitQuery, Want};
+use super::{json_text, version_of};
 use crate::fail::Fail;
 use crate::http;
 
@@ -19,29 +18,24 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The status document (see status.rs) of the server at `server`
 /// (`HOST:PORT`, optionally with `http://`).
-pub fn status(server: &str) -> Result<Value, String> {
+pub fn status(server: &str) -> Result<StatusDocument, String> {
     let body = get(server, "/status", TIMEOUT)?;
-    serde_json::from_str(&body).map_err(|e| format!("{server}/status: not JSON: {e}"))
+    serde_json::from_str(&body).map_err(|e| format!("{server}/status: not a status document: {e}"))
 }
 
 /// Waits up to `timeout` until every proxy subscribed to `want.resource`
-/// (at least `want.proxies`) has ACKed `want.version`; the server's
-/// verdict: `Acked`, `Nacked` (a proxy refused it; Envoy's message),
-/// `Refused` (the server refused that file), `Superseded` (the file changed
-/// again), or `Waiting` (timed out). `Err` only when the server cannot be
-/// asked.
-pub fn wait_acked(server: &str, want: &Want, timeout: Duration) -> Result<Verdict, String> {
-    let path = format!(
-        "/wait?resource={}&version={}&proxies={}&timeout_ms={}",
-        want.resource,
-        want.version,
-        want.proxies,
-        timeout.as_millis()
-    );
-    let body = get(server, &path, timeout + TIMEOUT)?;
-    let doc: Value =
-        serde_json::from_str(&body).map_err(|e| format!("{server}/wait: not JSON: {e}"))?;
-    Verdict::from_json(&doc)
+/// (at least `want.proxies`) has ACKed `want.version`; what the server
+/// says became of it: `Acked`, `Nacked` (a proxy refused it; Envoy's
+/// message), `Refused` (the server refused that file), `Superseded` (the
+/// file changed again), or `Waiting` (timed out). `Err` only when the
+/// server cannot be asked.
+pub fn wait_acked(server: &str, want: &Want, timeout: Duration) -> Result<Delivery, String> {
+    let query = serde_urlencoded::to_string(WaitQuery::new(want, timeout))
+        .map_err(|e| format!("cannot ask for {}: {e}", want.resource))?;
+    let body = get(server, &format!("/wait?{query}"), timeout + TIMEOUT)?;
+    let answer: WaitAnswer = serde_json::from_str(&body)
+        .map_err(|e| format!("{server}/wait: not a wait answer: {e}"))?;
+    Ok(answer.delivery)
 }
 
 /// What `turnoutctl status` waits for, if anything.
@@ -54,7 +48,7 @@ pub enum Wait {
     File(std::path::PathBuf),
 }
 
-/// `turnoutctl status`: the table (or `--json`), or with a wait, its verdict.
+/// `turnoutctl status`: the table (or `--json`), or with a wait, its outcome.
 pub fn run(
     server: &str,
     json: bool,
@@ -65,7 +59,7 @@ pub fn run(
     let Some(wait) = wait else {
         let doc = status(server).map_err(Fail::Usage)?;
         if json {
-            outln!("{doc:#}");
+            outln!("{}", json_text(&doc));
         } else {
             out!("{}", super::status::table(&doc));
         }
@@ -80,14 +74,14 @@ pub fn run(
         version,
         proxies,
     };
-    let verdict = wait_acked(server, &want, timeout).map_err(Fail::Usage)?;
+    let delivery = wait_acked(server, &want, timeout).map_err(Fail::Usage)?;
     if json {
-        outln!("{:#}", verdict.to_json(&want));
+        outln!("{}", json_text(&delivery.answer(&want)));
     }
-    match verdict {
-        Verdict::Acked { .. } => {
+    match delivery {
+        Delivery::Acked { .. } => {
             if !json {
-                outln!("{}", verdict.message(&want));
+                outln!("{}", delivery.message(&want));
             }
             Ok(())
         }

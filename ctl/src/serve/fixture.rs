@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use super::catalog::{Catalog, Ms, Template};
-use super::state::{Ask, Registry};
+use super::state::{Ask, Subscriptions};
 
 /// `turnout` served at `version` since `at`, from `/d/turnout.json`.
 pub fn catalog(version: &str, at: Ms) -> Catalog {
@@ -26,7 +26,7 @@ pub fn catalog(version: &str, at: Ms) -> Catalog {
 
 /// A new stream from `node` (cluster `fleet`) subscribing to `turnout`
 /// at `at`; it is sent what `c` serves.
-pub fn subscribe(r: &mut Registry, node: &str, c: &Catalog, at: Ms) -> u64 {
+pub fn subscribe(r: &mut Subscriptions, node: &str, c: &Catalog, at: Ms) -> u64 {
     let id = r.open("ecds", "127.0.0.1:9", at);
     let names = ["turnout".to_string()];
     let ask = Ask {
@@ -40,7 +40,14 @@ pub fn subscribe(r: &mut Registry, node: &str, c: &Catalog, at: Ms) -> u64 {
 
 /// Stream `id` answers the push `nonce` of what `c` serves at `at`: an
 /// ACK, or a NACK with `error` (keeping an older version, "old").
-pub fn answer(r: &mut Registry, id: u64, c: &Catalog, nonce: &str, error: Option<&str>, at: Ms) {
+pub fn answer(
+    r: &mut Subscriptions,
+    id: u64,
+    c: &Catalog,
+    nonce: &str,
+    error: Option<&str>,
+    at: Ms,
+) {
     let names = ["turnout".to_string()];
     let version = match error {
         Some(_) => "old".to_string(),

@@ -1,5 +1,5 @@
 //! The server's own Prometheus metrics (`GET /metrics`), made from the
-//! catalog and the registry at each scrape.
+//! catalog and the subscriptions at each scrape.
 //!
 //! | series | labels | |
 //! | --- | --- | --- |
@@ -16,11 +16,11 @@ use std::collections::BTreeSet;
 use std::fmt::Write;
 
 use super::catalog::Catalog;
-use super::state::Registry;
+use super::state::Subscriptions;
 
-pub fn render(catalog: &Catalog, registry: &Registry) -> String {
+pub fn render(catalog: &Catalog, subs: &Subscriptions) -> String {
     let mut out = String::new();
-    let nodes: BTreeSet<&str> = registry.proxies().map(|p| p.node.as_str()).collect();
+    let nodes: BTreeSet<&str> = subs.proxies().map(|p| p.node.as_str()).collect();
     head(
         &mut out,
         "proxies",
@@ -29,7 +29,7 @@ pub fn render(catalog: &Catalog, registry: &Registry) -> String {
     );
     line(&mut out, "proxies", &[], nodes.len() as u64);
     head(&mut out, "streams", "gauge", "Open xDS streams.");
-    line(&mut out, "streams", &[], registry.proxies().count() as u64);
+    line(&mut out, "streams", &[], subs.proxies().count() as u64);
 
     let served = catalog.versions();
     head(
@@ -67,7 +67,7 @@ pub fn render(catalog: &Catalog, registry: &Registry) -> String {
         "gauge",
         "The version each connected proxy ACKed last, per resource.",
     );
-    for p in registry.proxies() {
+    for p in subs.proxies() {
         for (name, track) in &p.resources {
             if let Some(acked) = &track.acked {
                 let labels = [
@@ -87,7 +87,7 @@ pub fn render(catalog: &Catalog, registry: &Registry) -> String {
         "Subscribed streams whose ACKed version is not the served one.",
     );
     for (name, version) in &served {
-        let behind = registry
+        let behind = subs
             .proxies()
             .filter_map(|p| p.resources.get(name))
             .filter(|t| t.acked.as_ref().is_none_or(|a| a.version != *version))
@@ -106,7 +106,7 @@ pub fn render(catalog: &Catalog, registry: &Registry) -> String {
         "counter",
         "NACKs received, per node and resource.",
     );
-    for ((node, name), n) in &registry.nacks {
+    for ((node, name), n) in &subs.nacks {
         line(
             &mut out,
             "nacks_total",
@@ -120,7 +120,7 @@ pub fn render(catalog: &Catalog, registry: &Registry) -> String {
         "counter",
         "Responses sent carrying the resource.",
     );
-    for (name, n) in &registry.pushes {
+    for (name, n) in &subs.pushes {
         line(&mut out, "pushes_total", &[("resource", name)], *n);
     }
     out
@@ -160,9 +160,9 @@ mod tests {
     use crate::serve::fixture::{answer, catalog, subscribe};
 
     #[test]
-    fn series_follow_the_registry() {
+    fn series_follow_the_subscriptions() {
         let c = catalog("v1", 1);
-        let mut r = Registry::default();
+        let mut r = Subscriptions::default();
         for (node, error) in [("a", None), ("b\"x", Some("no"))] {
             let id = subscribe(&mut r, node, &c, 2);
             answer(&mut r, id, &c, "1", error, 3);

@@ -15,15 +15,16 @@
 
 mod catalog;
 pub mod client;
+mod directory;
 #[cfg(test)]
 mod fixture;
 mod http;
 mod hub;
+mod logging;
 mod metrics;
 mod state;
 mod status;
 pub mod wait;
-mod watch;
 mod xds;
 
 use std::net::SocketAddr;
@@ -32,24 +33,27 @@ use std::time::Duration;
 
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer;
 use envoy_types::pb::envoy::service::extension::v3::extension_config_discovery_service_server::ExtensionConfigDiscoveryServiceServer;
+use serde::Serialize;
 use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
+use tracing::{info, warn};
 
 pub use catalog::{version_of, Template};
 
 use crate::fail::Fail;
-use hub::{log, now_ms, Hub};
+use hub::{now_ms, Hub};
 
 /// Runs the server until the process is stopped.
 pub fn run(dir: &Path, listen: &str, template: Template, poll: Duration) -> Result<(), Fail> {
     let addr: SocketAddr = listen
         .parse()
         .map_err(|_| Fail::Usage(format!("--listen {listen:?}: not an IP:PORT address")))?;
-    let mut scanner = watch::Scanner::new(dir, template);
-    let events = scanner.scan(now_ms()).map_err(Fail::Usage)?;
-    for event in &events {
-        log(&event.describe());
+    logging::start();
+    let mut scanner = directory::Scanner::new(dir, template);
+    let changes = scanner.scan(now_ms()).map_err(Fail::Usage)?;
+    for change in &changes {
+        change.log();
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -59,36 +63,42 @@ pub fn run(dir: &Path, listen: &str, template: Template, poll: Duration) -> Resu
     runtime.block_on(serve(scanner, addr, poll))
 }
 
-async fn serve(mut scanner: watch::Scanner, addr: SocketAddr, poll: Duration) -> Result<(), Fail> {
+async fn serve(
+    mut scanner: directory::Scanner,
+    addr: SocketAddr,
+    poll: Duration,
+) -> Result<(), Fail> {
     let hub = Hub::new(scanner.catalog().clone());
     let incoming = TcpIncoming::bind(addr)
         .map_err(|e| Fail::Usage(format!("cannot listen on {addr}: {e}")))?
         .with_nodelay(Some(true));
     let bound = incoming.local_addr().unwrap_or(addr);
     let xds = xds::Xds::new(hub.clone());
-    let router = Routes::new(ExtensionConfigDiscoveryServiceServer::new(xds.clone()))
-        .add_service(AggregatedDiscoveryServiceServer::new(xds))
-        .into_axum_router()
-        .fallback_service(http::Http::new(hub.clone()));
-    log(&format!(
+    // One axum router for both: the HTTP routes, then the gRPC services
+    // (a path each, `/SERVICE/METHOD`); what matches neither falls to the
+    // HTTP side's fallback.
+    let routes = Routes::from(http::router(hub.clone()))
+        .add_service(ExtensionConfigDiscoveryServiceServer::new(xds.clone()))
+        .add_service(AggregatedDiscoveryServiceServer::new(xds));
+    info!(
         "listening on {bound} (gRPC: ECDS and ADS, state of the world; HTTP: /status /metrics /wait)"
-    ));
+    );
     let watcher = hub.clone();
     tokio::spawn(async move {
         let mut failing = false;
         loop {
             tokio::time::sleep(poll).await;
             match scanner.scan(now_ms()) {
-                Ok(events) if events.is_empty() => failing = false,
-                Ok(events) => {
+                Ok(changes) if changes.is_empty() => failing = false,
+                Ok(changes) => {
                     failing = false;
-                    for event in &events {
-                        log(&event.describe());
+                    for change in &changes {
+                        change.log();
                     }
                     watcher.publish(scanner.catalog().clone());
                 }
                 Err(e) if !failing => {
-                    log(&format!("{e}; what is served stays"));
+                    warn!("{e}; what is served stays");
                     failing = true;
                 }
                 Err(_) => {}
@@ -102,8 +112,21 @@ async fn serve(mut scanner: watch::Scanner, addr: SocketAddr, poll: Duration) ->
         .http2_keepalive_interval(Some(Duration::from_secs(15)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .accept_http1(true)
-        .add_routes(Routes::from(router))
+        .add_routes(routes)
         .serve_with_incoming(incoming)
         .await
         .map_err(|e| Fail::Refused(format!("the server stopped: {e}")))
+}
+
+/// A document (the status, a wait's answer) as the server sends it and
+/// `--json` prints it: indented by two spaces, keys sorted. Through a
+/// `serde_json::Value`, whose map sorts its keys (no `preserve_order`, see
+/// Cargo.toml): the documents' types list their fields in reading order,
+/// and the bytes stay what scripts have read since before they had types.
+pub fn json_text(doc: &impl Serialize) -> String {
+    match serde_json::to_value(doc) {
+        Ok(value) => format!("{value:#}"),
+        // Only a map with keys that are not strings fails: none has one.
+        Err(e) => format!("{{\"error\": {}}}", serde_json::Value::from(e.to_string())),
+    }
 }

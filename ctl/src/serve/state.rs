@@ -14,9 +14,10 @@ use std::collections::BTreeMap;
 
 use super::catalog::Ms;
 
-/// Every open stream, and the counters that outlive them.
+/// Every open stream (a proxy's subscription: what was sent on it and
+/// what it answered), and the counters that outlive them.
 #[derive(Debug, Default)]
-pub struct Registry {
+pub struct Subscriptions {
     proxies: BTreeMap<u64, Proxy>,
     next: u64,
     /// NACKs received, by (node, resource); kept after a proxy leaves.
@@ -150,7 +151,7 @@ pub fn version_info(versions: &BTreeMap<String, String>) -> String {
     }
 }
 
-impl Registry {
+impl Subscriptions {
     /// A new stream from `peer`; its id.
     pub fn open(&mut self, api: &'static str, peer: &str, now: Ms) -> u64 {
         self.next += 1;
@@ -374,9 +375,9 @@ mod tests {
         list.iter().map(|s| s.to_string()).collect()
     }
 
-    /// A registry with one proxy `a` subscribed to `turnout`, sent `v1`.
-    fn subscribed() -> (Registry, u64, Vec<String>) {
-        let mut r = Registry::default();
+    /// Subscriptions with one proxy `a` subscribed to `turnout`, sent `v1`.
+    fn subscribed() -> (Subscriptions, u64, Vec<String>) {
+        let mut r = Subscriptions::default();
         let id = r.open("ecds", "127.0.0.1:1", 10);
         let turnout = names(&["turnout"]);
         let ask = Ask {
@@ -529,7 +530,7 @@ mod tests {
 
     #[test]
     fn a_reconnect_says_what_the_proxy_has_and_is_answered_even_if_current() {
-        let mut r = Registry::default();
+        let mut r = Subscriptions::default();
         let id = r.open("ads", "p", 1);
         let turnout = names(&["turnout"]);
         let now = served(&[("turnout", "v1")]);
@@ -560,7 +561,7 @@ mod tests {
 
     #[test]
     fn a_resource_the_server_lacks_is_never_sent_and_never_removed() {
-        let mut r = Registry::default();
+        let mut r = Subscriptions::default();
         let id = r.open("ecds", "p", 1);
         let both = names(&["a", "b"]);
         let ask = Ask {

@@ -1,11 +1,16 @@
 //! Waiting until every proxy has a version: the judgement the server makes
-//! after each change (pure), and the verdict as it travels to the caller.
+//! after each change (pure), and the answer as it travels to the caller:
+//! the query of `GET /wait` and the document it answers with, one derived
+//! type each, read and written by the server and its clients alike.
 //!
 //! "Every proxy" is every open stream subscribed to the resource, and at
 //! least `proxies` of them: with none connected nothing is proven, so the
 //! wait goes on (until its deadline) rather than succeed on an empty fleet.
 
-use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::catalog::Catalog;
 use super::state::Proxy;
@@ -19,51 +24,140 @@ pub struct Want {
     pub proxies: usize,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Verdict {
+/// The query of `GET /wait`:
+/// `resource=NAME&version=V&proxies=N&timeout_ms=T`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitQuery {
+    #[serde(default)]
+    pub resource: String,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default = "one", deserialize_with = "number")]
+    pub proxies: u64,
+    #[serde(default = "thirty_seconds", deserialize_with = "number")]
+    pub timeout_ms: u64,
+    /// Any other parameter, refused by name rather than ignored: a
+    /// misspelt `proxies` would otherwise wait for one proxy.
+    #[serde(flatten)]
+    pub unknown: BTreeMap<String, String>,
+}
+
+/// The longest wait asked for is an hour.
+const LONGEST_MS: u64 = 3_600_000;
+
+fn one() -> u64 {
+    1
+}
+
+fn thirty_seconds() -> u64 {
+    30_000
+}
+
+/// A number in the query, refused in the words people read.
+fn number<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse()
+        .map_err(|_| serde::de::Error::custom(format!("{text:?} is not a number")))
+}
+
+impl WaitQuery {
+    pub fn new(want: &Want, timeout: Duration) -> WaitQuery {
+        WaitQuery {
+            resource: want.resource.clone(),
+            version: want.version.clone(),
+            proxies: want.proxies as u64,
+            timeout_ms: timeout.as_millis().try_into().unwrap_or(u64::MAX),
+            unknown: BTreeMap::new(),
+        }
+    }
+
+    /// What the query asks for, and how long to wait for it at most.
+    pub fn want(self) -> Result<(Want, Duration), String> {
+        if let Some(key) = self.unknown.keys().next() {
+            return Err(format!("unknown parameter {key:?}"));
+        }
+        if self.resource.is_empty() || self.version.is_empty() {
+            return Err("resource and version are required".into());
+        }
+        let want = Want {
+            resource: self.resource,
+            version: self.version,
+            proxies: usize::try_from(self.proxies).unwrap_or(usize::MAX),
+        };
+        Ok((want, Duration::from_millis(self.timeout_ms.min(LONGEST_MS))))
+    }
+}
+
+/// What became of a version sent to the fleet, as far as it is known.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "lowercase")]
+pub enum Delivery {
     /// Every subscribed proxy (at least `Want::proxies`) ACKed the version.
     Acked { nodes: Vec<String> },
-    /// Proxies refused it: (node, Envoy's message). Final: the server does
+    /// Proxies refused it, with Envoy's message. Final: the server does
     /// not send a NACKed response again.
-    Nacked { nacks: Vec<(String, String)> },
+    Nacked { nacks: Vec<NodeNack> },
     /// The server refused the file with this version: it is not served.
     Refused { problems: Vec<String> },
     /// The server serves another version now: the file changed again.
     Superseded { serving: String },
     /// Not yet: the proxies that have not ACKed, and why. Sent to the caller
     /// only when its deadline passes, as a timeout.
+    #[serde(rename = "timeout")]
     Waiting { pending: Vec<String>, note: String },
 }
 
-impl Verdict {
+/// One proxy's NACK of the version waited for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeNack {
+    pub node: String,
+    /// Envoy's `error_detail.message`.
+    pub message: String,
+}
+
+/// The answer of `GET /wait`: what was waited for, what became of it (its
+/// `outcome` and that outcome's fields), and a line for a person.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitAnswer {
+    pub resource: String,
+    pub version: String,
+    pub message: String,
+    #[serde(flatten)]
+    pub delivery: Delivery,
+}
+
+impl Delivery {
     pub fn is_final(&self) -> bool {
-        !matches!(self, Verdict::Waiting { .. })
+        !matches!(self, Delivery::Waiting { .. })
     }
 
     /// One line for a person: what happened to `want`.
     pub fn message(&self, want: &Want) -> String {
         let what = format!("{} version {}", want.resource, want.version);
         match self {
-            Verdict::Acked { nodes } => format!(
+            Delivery::Acked { nodes } => format!(
                 "{what}: ACKed by all {} subscribed proxies ({})",
                 nodes.len(),
                 nodes.join(", ")
             ),
-            Verdict::Nacked { nacks } => {
-                let each: Vec<String> = nacks.iter().map(|(n, m)| format!("{n}: {m}")).collect();
+            Delivery::Nacked { nacks } => {
+                let each: Vec<String> = nacks
+                    .iter()
+                    .map(|n| format!("{}: {}", n.node, n.message))
+                    .collect();
                 format!("{what}: NACKed by {}", each.join("; "))
             }
-            Verdict::Refused { problems } => format!(
+            Delivery::Refused { problems } => format!(
                 "{what}: the server refused the file, it is not served: {}",
                 problems.join("; ")
             ),
-            Verdict::Superseded { serving } => {
+            Delivery::Superseded { serving } => {
                 format!("{what}: superseded, the server now serves version {serving}")
             }
-            Verdict::Waiting { pending, note } if pending.is_empty() => {
+            Delivery::Waiting { pending, note } if pending.is_empty() => {
                 format!("{what}: timed out: {note}")
             }
-            Verdict::Waiting { pending, note } => format!(
+            Delivery::Waiting { pending, note } => format!(
                 "{what}: timed out: {note}; not ACKed by {}",
                 pending.join(", ")
             ),
@@ -71,66 +165,13 @@ impl Verdict {
     }
 
     /// The answer on the wire (`GET /wait`).
-    pub fn to_json(&self, want: &Want) -> Value {
-        let mut doc = json!({
-            "resource": want.resource,
-            "version": want.version,
-            "message": self.message(want),
-        });
-        let (outcome, fields) = match self {
-            Verdict::Acked { nodes } => ("acked", json!({"nodes": nodes})),
-            Verdict::Nacked { nacks } => (
-                "nacked",
-                json!({"nacks": nacks.iter().map(|(n, m)| json!({"node": n, "message": m})).collect::<Vec<_>>()}),
-            ),
-            Verdict::Refused { problems } => ("refused", json!({"problems": problems})),
-            Verdict::Superseded { serving } => ("superseded", json!({"serving": serving})),
-            Verdict::Waiting { pending, note } => {
-                ("timeout", json!({"pending": pending, "note": note}))
-            }
-        };
-        doc["outcome"] = outcome.into();
-        if let (Some(doc), Value::Object(fields)) = (doc.as_object_mut(), fields) {
-            doc.extend(fields);
+    pub fn answer(&self, want: &Want) -> WaitAnswer {
+        WaitAnswer {
+            resource: want.resource.clone(),
+            version: want.version.clone(),
+            message: self.message(want),
+            delivery: self.clone(),
         }
-        doc
-    }
-
-    /// Reads `to_json`'s answer back.
-    pub fn from_json(doc: &Value) -> Result<Verdict, String> {
-        let strings = |key: &str| -> Vec<String> {
-            doc[key]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        };
-        let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
-        Ok(match doc["outcome"].as_str() {
-            Some("acked") => Verdict::Acked {
-                nodes: strings("nodes"),
-            },
-            Some("nacked") => Verdict::Nacked {
-                nacks: doc["nacks"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|n| (text(&n["node"]), text(&n["message"])))
-                    .collect(),
-            },
-            Some("refused") => Verdict::Refused {
-                problems: strings("problems"),
-            },
-            Some("superseded") => Verdict::Superseded {
-                serving: text(&doc["serving"]),
-            },
-            Some("timeout") => Verdict::Waiting {
-                pending: strings("pending"),
-                note: text(&doc["note"]),
-            },
-            _ => return Err(format!("not a wait answer: {doc}")),
-        })
     }
 }
 
@@ -149,7 +190,7 @@ pub fn judge<'a>(
     catalog: &Catalog,
     proxies: impl Iterator<Item = &'a Proxy>,
     want: &Want,
-) -> Verdict {
+) -> Delivery {
     let (resource, version) = (want.resource.as_str(), want.version.as_str());
     let entry = catalog.entries.get(resource);
     let serving = entry.and_then(|e| Some(e.served.as_ref()?.version.as_str()));
@@ -158,12 +199,12 @@ pub fn judge<'a>(
             .and_then(|e| e.refused.as_ref())
             .filter(|r| r.version.as_deref() == Some(version))
         {
-            return Verdict::Refused {
+            return Delivery::Refused {
                 problems: refusal.problems.clone(),
             };
         }
         if entry.is_some_and(|e| e.previous.iter().any(|v| v == version)) {
-            return Verdict::Superseded {
+            return Delivery::Superseded {
                 serving: serving.unwrap_or_default().to_string(),
             };
         }
@@ -178,13 +219,16 @@ pub fn judge<'a>(
         if track.acked.as_ref().is_some_and(|a| a.version == version) {
             acked.push(label(proxy));
         } else if let Some(nack) = track.nack.as_ref().filter(|n| n.version == version) {
-            nacks.push((label(proxy), nack.message.clone()));
+            nacks.push(NodeNack {
+                node: label(proxy),
+                message: nack.message.clone(),
+            });
         } else {
             pending.push(label(proxy));
         }
     }
     if !nacks.is_empty() {
-        return Verdict::Nacked { nacks };
+        return Delivery::Nacked { nacks };
     }
     let note = if serving != Some(version) {
         format!(
@@ -199,9 +243,9 @@ pub fn judge<'a>(
     } else if !pending.is_empty() {
         format!("{} of {subscribed} proxies have not ACKed", pending.len())
     } else {
-        return Verdict::Acked { nodes: acked };
+        return Delivery::Acked { nodes: acked };
     };
-    Verdict::Waiting { pending, note }
+    Delivery::Waiting { pending, note }
 }
 
 #[cfg(test)]
@@ -209,7 +253,8 @@ mod tests {
     use super::*;
     use crate::serve::catalog::Template;
     use crate::serve::fixture::{answer, catalog, subscribe};
-    use crate::serve::state::Registry;
+    use crate::serve::json_text;
+    use crate::serve::state::Subscriptions;
     use std::path::PathBuf;
 
     fn want(version: &str, proxies: usize) -> Want {
@@ -221,8 +266,8 @@ mod tests {
     }
 
     /// Proxies `nodes` subscribed to turnout, each sent what `c` serves.
-    fn fleet(nodes: &[&str], c: &Catalog) -> (Registry, Vec<u64>) {
-        let mut r = Registry::default();
+    fn fleet(nodes: &[&str], c: &Catalog) -> (Subscriptions, Vec<u64>) {
+        let mut r = Subscriptions::default();
         let ids = nodes.iter().map(|n| subscribe(&mut r, n, c, 2)).collect();
         (r, ids)
     }
@@ -234,7 +279,7 @@ mod tests {
         let v = judge(&c, r.proxies(), &want("v1", 1));
         assert_eq!(
             v,
-            Verdict::Waiting {
+            Delivery::Waiting {
                 pending: vec!["a".into(), "b".into()],
                 note: "2 of 2 proxies have not ACKed".into()
             }
@@ -243,20 +288,20 @@ mod tests {
         answer(&mut r, ids[1], &c, "1", None, 3);
         assert_eq!(
             judge(&c, r.proxies(), &want("v1", 2)),
-            Verdict::Acked {
+            Delivery::Acked {
                 nodes: vec!["a".into(), "b".into()]
             }
         );
         let v = judge(&c, r.proxies(), &want("v1", 3));
         assert!(
-            matches!(&v, Verdict::Waiting { note, .. } if note.contains("at least 3")),
+            matches!(&v, Delivery::Waiting { note, .. } if note.contains("at least 3")),
             "{v:?}"
         );
         // No proxy proves nothing: an empty fleet is waited for, not acked.
-        let empty = Registry::default();
+        let empty = Subscriptions::default();
         let v = judge(&c, empty.proxies(), &want("v1", 1));
         assert!(
-            matches!(&v, Verdict::Waiting { note, .. } if note.starts_with("0 proxies subscribed")),
+            matches!(&v, Delivery::Waiting { note, .. } if note.starts_with("0 proxies subscribed")),
             "{v:?}"
         );
     }
@@ -270,8 +315,11 @@ mod tests {
         let v = judge(&c, r.proxies(), &want("v1", 1));
         assert_eq!(
             v,
-            Verdict::Nacked {
-                nacks: vec![("b".into(), "Failed to load Wasm code".into())]
+            Delivery::Nacked {
+                nacks: vec![NodeNack {
+                    node: "b".into(),
+                    message: "Failed to load Wasm code".into()
+                }]
             }
         );
         assert!(v
@@ -285,7 +333,7 @@ mod tests {
         let (r, _) = fleet(&["a"], &c);
         let v = judge(&c, r.proxies(), &want("v2", 1));
         assert!(
-            matches!(&v, Verdict::Waiting { note, .. } if note.contains("has not read version v2 (it serves v1)")),
+            matches!(&v, Delivery::Waiting { note, .. } if note.contains("has not read version v2 (it serves v1)")),
             "{v:?}"
         );
         c.refuse(
@@ -297,7 +345,7 @@ mod tests {
         );
         assert_eq!(
             judge(&c, r.proxies(), &want("v2", 1)),
-            Verdict::Refused {
+            Delivery::Refused {
                 problems: vec!["weight: bad".into()]
             }
         );
@@ -314,38 +362,77 @@ mod tests {
         );
         assert_eq!(
             judge(&c, r.proxies(), &want("v1", 1)),
-            Verdict::Superseded {
+            Delivery::Superseded {
                 serving: "v3".into()
             }
         );
     }
 
     #[test]
-    fn every_verdict_survives_the_wire() {
+    fn every_delivery_survives_the_wire() {
         let w = want("v1", 3);
         let all = [
-            Verdict::Acked {
+            Delivery::Acked {
                 nodes: vec!["a".into()],
             },
-            Verdict::Nacked {
-                nacks: vec![("a".into(), "m \"q\"".into())],
+            Delivery::Nacked {
+                nacks: vec![NodeNack {
+                    node: "a".into(),
+                    message: "m \"q\"".into(),
+                }],
             },
-            Verdict::Refused {
+            Delivery::Refused {
                 problems: vec!["p".into()],
             },
-            Verdict::Superseded {
+            Delivery::Superseded {
                 serving: "v2".into(),
             },
-            Verdict::Waiting {
+            Delivery::Waiting {
                 pending: vec!["b".into()],
                 note: "n".into(),
             },
         ];
         for v in all {
-            let doc = v.to_json(&w);
-            assert_eq!(doc["message"], v.message(&w));
-            assert_eq!(Verdict::from_json(&doc).unwrap(), v, "{doc}");
+            let text = json_text(&v.answer(&w));
+            let back: WaitAnswer = serde_json::from_str(&text).unwrap();
+            assert_eq!(back.message, v.message(&w));
+            assert_eq!(back.delivery, v, "{text}");
         }
-        assert!(Verdict::from_json(&serde_json::json!({})).is_err());
+        assert!(serde_json::from_str::<WaitAnswer>("{}").is_err());
+    }
+
+    #[test]
+    fn the_answer_is_written_as_it_always_was() {
+        let nacked = Delivery::Nacked {
+            nacks: vec![NodeNack {
+                node: "c".into(),
+                message: "bad".into(),
+            }],
+        };
+        assert_eq!(
+            json_text(&nacked.answer(&want("v1", 1))),
+            r#"{
+  "message": "turnout version v1: NACKed by c: bad",
+  "nacks": [
+    {
+      "message": "bad",
+      "node": "c"
+    }
+  ],
+  "outcome": "nacked",
+  "resource": "turnout",
+  "version": "v1"
+}"#
+        );
+        let waiting = Delivery::Waiting {
+            pending: vec![],
+            note: "n".into(),
+        };
+        let doc: serde_json::Value =
+            serde_json::from_str(&json_text(&waiting.answer(&want("v1", 1)))).unwrap();
+        assert_eq!(
+            (&doc["outcome"], &doc["pending"]),
+            (&"timeout".into(), &serde_json::json!([]))
+        );
     }
 }

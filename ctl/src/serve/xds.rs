@@ -1,7 +1,7 @@
 //! The gRPC services Envoy connects to: ECDS
 //! (`ExtensionConfigDiscoveryService`) and ADS
 //! (`AggregatedDiscoveryService`), state of the world only. Both run the
-//! same stream loop: a request is booked in the registry and answered if
+//! same stream loop: a request is booked in `Subscriptions` and answered if
 //! the proxy lacks something; a catalog change is pushed to every stream
 //! that lacks it. Delta xDS is refused (configure `api_type: GRPC`).
 
@@ -15,9 +15,10 @@ use envoy_types::pb::envoy::service::extension::v3::extension_config_discovery_s
 use tokio::sync::mpsc;
 use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
+use tracing::{info, warn};
 
 use super::catalog::Catalog;
-use super::hub::{log, now_ms, Hub};
+use super::hub::{now_ms, Hub};
 use super::state::{Ask, Heard, Push};
 use super::wait::label;
 use crate::ecds::RESOURCE_TYPE;
@@ -115,7 +116,7 @@ async fn run_stream(
     mut inbound: Streaming<DiscoveryRequest>,
     tx: mpsc::Sender<Result<DiscoveryResponse, Status>>,
 ) {
-    let stream = hub.registry().open(api, &peer, now_ms());
+    let stream = hub.subscriptions().open(api, &peer, now_ms());
     let mut catalog = hub.watch_catalog();
     let mut other_types = false;
     let ended = loop {
@@ -128,7 +129,7 @@ async fn run_stream(
                 Ok(Some(request)) => {
                     if !other_types {
                         let wants = &request.type_url;
-                        log(&format!("{peer} ({api}) asks for {wants}: only ECDS is served, ignored"));
+                        info!("{peer} ({api}) asks for {wants}: only ECDS is served, ignored");
                         other_types = true;
                     }
                     None
@@ -150,11 +151,11 @@ async fn run_stream(
             }
         }
     };
-    if let Some(proxy) = hub.registry().close(stream) {
-        log(&format!(
+    if let Some(proxy) = hub.subscriptions().close(stream) {
+        info!(
             "{} ({api}, {peer}) disconnected: stream {ended}",
             label(&proxy)
-        ));
+        );
     }
     hub.touch();
 }
@@ -182,16 +183,16 @@ fn heard(
         error: request.error_detail.as_ref().map(|e| e.message.as_str()),
     };
     let (said, push, who) = {
-        let mut registry = hub.registry();
-        let (said, push) = registry.on_request(stream, &ask, &catalog.versions(), now_ms());
-        let who = registry
+        let mut subscriptions = hub.subscriptions();
+        let (said, push) = subscriptions.on_request(stream, &ask, &catalog.versions(), now_ms());
+        let who = subscriptions
             .proxy(stream)
             .map(|p| format!("{} ({}, {})", label(p), p.api, p.peer))
             .unwrap_or_default();
         (said, push, who)
     };
     match said {
-        Heard::Subscribe { names, has } => log(&format!(
+        Heard::Subscribe { names, has } => info!(
             "{who} subscribes to {} (has {})",
             if names.is_empty() {
                 "everything".to_string()
@@ -199,11 +200,9 @@ fn heard(
                 names.join(", ")
             },
             if has.is_empty() { "nothing" } else { &has }
-        )),
-        Heard::Ack(versions) => log(&format!("{who} ACKed {}", pairs(&versions))),
-        Heard::Nack(versions, message) => {
-            log(&format!("{who} NACKed {}: {message}", pairs(&versions)))
-        }
+        ),
+        Heard::Ack(versions) => info!("{who} ACKed {}", pairs(&versions)),
+        Heard::Nack(versions, message) => warn!("{who} NACKed {}: {message}", pairs(&versions)),
         Heard::Other => {}
     }
     hub.touch();
@@ -213,7 +212,7 @@ fn heard(
 /// The response a catalog change calls for on `stream`, if any.
 fn pushed(hub: &Hub, stream: u64, catalog: &Catalog) -> Option<DiscoveryResponse> {
     let push = hub
-        .registry()
+        .subscriptions()
         .on_served(stream, &catalog.versions(), now_ms());
     push.map(|p| response(p, catalog))
 }

@@ -1,4 +1,4 @@
-//! Watching the served directory: every `poll` it lists `NAME.json` files,
+//! Scanning the served directory: every `poll` it lists `NAME.json` files,
 //! re-reads those whose metadata changed (a rename gives a new inode, an
 //! in-place write a new size or time), and turns them into the catalog's
 //! entries. Polling, not inotify: no extra dependency or `unsafe`, the
@@ -17,7 +17,7 @@ use super::catalog::{check, resource_name, version_of, Catalog, Ms, Template};
 
 /// What changed in the catalog, for the server's log.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Event {
+pub enum CatalogChange {
     Served {
         name: String,
         version: String,
@@ -32,15 +32,23 @@ pub enum Event {
     },
 }
 
-impl Event {
+impl CatalogChange {
+    /// Says it on the server's log: a refusal is a warning.
+    pub fn log(&self) {
+        match self {
+            CatalogChange::Served { .. } => tracing::info!("{}", self.describe()),
+            CatalogChange::Refused { .. } => tracing::warn!("{}", self.describe()),
+        }
+    }
+
     pub fn describe(&self) -> String {
         match self {
-            Event::Served {
+            CatalogChange::Served {
                 name,
                 version,
                 file,
             } => format!("serving {name} version {version} ({})", file.display()),
-            Event::Refused {
+            CatalogChange::Refused {
                 name,
                 version,
                 problems,
@@ -62,17 +70,17 @@ impl Event {
 
 /// Identity of a file's content as the file system tells it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Stamp {
+struct FileStamp {
     ino: u64,
     len: u64,
     mtime_ns: i128,
     ctime_ns: i128,
 }
 
-impl Stamp {
-    fn of(meta: &fs::Metadata) -> Stamp {
+impl FileStamp {
+    fn of(meta: &fs::Metadata) -> FileStamp {
         let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
-        Stamp {
+        FileStamp {
             ino: meta.ino(),
             len: meta.len(),
             mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
@@ -86,7 +94,7 @@ impl Stamp {
 pub struct Scanner {
     dir: PathBuf,
     template: Template,
-    stamps: BTreeMap<String, Stamp>,
+    stamps: BTreeMap<String, FileStamp>,
     catalog: Catalog,
 }
 
@@ -106,7 +114,7 @@ impl Scanner {
 
     /// Looks at the directory once; what changed. An unreadable directory
     /// changes nothing (what is served stays) and is an `Err` to log.
-    pub fn scan(&mut self, now: Ms) -> Result<Vec<Event>, String> {
+    pub fn scan(&mut self, now: Ms) -> Result<Vec<CatalogChange>, String> {
         let listing = fs::read_dir(&self.dir)
             .map_err(|e| format!("cannot list {}: {e}", self.dir.display()))?;
         let mut present = BTreeMap::new();
@@ -114,7 +122,7 @@ impl Scanner {
             let file_name = item.file_name().to_string_lossy().into_owned();
             if let Some(name) = resource_name(&file_name) {
                 // Follows symlinks: a link to the real file is served as it.
-                let stamp = fs::metadata(item.path()).ok().map(|m| Stamp::of(&m));
+                let stamp = fs::metadata(item.path()).ok().map(|m| FileStamp::of(&m));
                 present.insert(name.to_string(), (item.path(), stamp));
             }
         }
@@ -151,8 +159,8 @@ impl Scanner {
         Ok(events)
     }
 
-    /// Reads and checks one file; the event, if the catalog changed.
-    fn read(&mut self, name: &str, path: &Path, now: Ms) -> Option<Event> {
+    /// Reads and checks one file; the change, if the catalog changed.
+    fn read(&mut self, name: &str, path: &Path, now: Ms) -> Option<CatalogChange> {
         let (version, checked) = match fs::read(path) {
             Ok(bytes) => (Some(version_of(&bytes)), check(name, &bytes)),
             Err(e) => (None, Err(vec![format!("cannot read the file: {e}")])),
@@ -163,7 +171,7 @@ impl Scanner {
                 let file = path.to_path_buf();
                 self.catalog
                     .serve(name, file.clone(), version.clone(), resource, now)
-                    .then(|| Event::Served {
+                    .then(|| CatalogChange::Served {
                         name: name.to_string(),
                         version,
                         file,
@@ -183,8 +191,8 @@ impl Scanner {
         }
     }
 
-    fn refused(&self, name: &str, version: Option<String>, problems: Vec<String>) -> Event {
-        Event::Refused {
+    fn refused(&self, name: &str, version: Option<String>, problems: Vec<String>) -> CatalogChange {
+        CatalogChange::Refused {
             name: name.to_string(),
             version,
             problems,
@@ -199,7 +207,7 @@ mod tests {
 
     fn scratch(label: &str) -> PathBuf {
         let dir =
-            std::env::temp_dir().join(format!("turnoutctl-watch-{label}-{}", std::process::id()));
+            std::env::temp_dir().join(format!("turnoutctl-scan-{label}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         dir
@@ -229,7 +237,7 @@ mod tests {
         let v1 = version_of(b"{}");
         assert_eq!(
             s.scan(1).unwrap(),
-            [Event::Served {
+            [CatalogChange::Served {
                 name: "turnout".into(),
                 version: v1.clone(),
                 file: file.clone()
@@ -239,7 +247,7 @@ mod tests {
 
         replace(&file, r#"{"version": 2}"#);
         let events = s.scan(3).unwrap();
-        let [Event::Refused {
+        let [CatalogChange::Refused {
             version,
             problems,
             keeps,
@@ -268,7 +276,7 @@ mod tests {
         fs::remove_file(&file).unwrap();
         let events = s.scan(5).unwrap();
         assert!(
-            matches!(&events[..], [Event::Refused { version: None, .. }]),
+            matches!(&events[..], [CatalogChange::Refused { version: None, .. }]),
             "{events:?}"
         );
         assert_eq!(
