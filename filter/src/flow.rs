@@ -12,6 +12,7 @@
 
 use crate::decide::{self, Decision, RequestFacts, Verdict};
 use crate::plan::{ActiveWeights, Plan};
+use crate::shadow::{self, Book, Opened, Reply, ShadowPlan, Side, SHADOW_HEADER};
 use crate::stats::{Class, StatsLayout};
 use crate::trace;
 
@@ -53,6 +54,30 @@ pub trait Host: RequestFacts {
     fn count(&self, counter: usize);
     /// Records one value of a histogram of the [`StatsLayout`].
     fn record(&self, histogram: usize, value: u64);
+    /// Every request header, pseudo-headers included (asked only for a
+    /// request a shadow copies). A host that cannot copy gives none.
+    fn request_headers(&self) -> Vec<(&[u8], &[u8])> {
+        Vec::new()
+    }
+    /// Whether a request body follows the headers.
+    fn request_has_body(&self) -> bool {
+        false
+    }
+    /// Sends a request to `cluster` that outlives this stream, whose
+    /// answer the host hands to [`Shared::shadow_answer`] as `side` of
+    /// `pair`; `false` if it could not be sent (unknown cluster, no
+    /// healthy host): then nothing will come back for it.
+    fn dispatch(&self, _request: &Dispatch<'_>, _pair: u64, _side: Side) -> bool {
+        false
+    }
+}
+
+/// A request to send on the side (a shadow's copy, stable's second answer).
+pub struct Dispatch<'a> {
+    pub cluster: &'a str,
+    pub headers: &'a [(&'a [u8], &'a [u8])],
+    pub body: &'a [u8],
+    pub timeout_ms: u32,
 }
 
 /// What one plugin configuration shares with every request it serves.
@@ -67,6 +92,17 @@ pub trait Shared {
     /// when the clock could not be read; `now_nanos` is the stream's end
     /// on the host's monotonic clock (0 if it could not be read).
     fn observe(&self, decision: &Decision, class: Class, latency_ms: Option<u64>, now_nanos: u64);
+    /// Opens a pair of answers to compare for a request `split`'s shadow
+    /// sampled (see `runtime::Runtime::shadow_open`).
+    fn shadow_open(
+        &self,
+        split: usize,
+        plan: &ShadowPlan,
+        request: (&[u8], &[u8], &str),
+        noise: bool,
+    ) -> Opened;
+    /// One answer of a pair.
+    fn shadow_answer(&self, pair: u64, side: Side, reply: Reply);
 }
 
 /// What the host does with the stream after a request callback.
@@ -101,6 +137,9 @@ impl Stream {
             decide::evaluate(plan, active, host, || (shared.next_u64() % 10_000) as u16)
         });
         self.ensure_traceparent(shared, host, &verdict);
+        if plan.has_shadows() {
+            self.copy(shared, host, &verdict);
+        }
         match verdict {
             Verdict::Pass => {
                 // A client never picks its cluster: drop an inbound decision
@@ -183,6 +222,60 @@ impl Stream {
             host.record(layout.latency(d.split, d.cluster), ms);
         }
         shared.observe(&d, class, latency_ms, end);
+    }
+
+    /// Copies the request when its split's shadow samples it: opens a pair
+    /// and sends its sides (stable, the copy, and stable again for noise);
+    /// a side the host could not send is answered at once as no answer.
+    fn copy(&self, shared: &impl Shared, host: &impl Host, verdict: &Verdict<'_>) {
+        let plan = shared.plan();
+        // A client never marks a real request as a copy: the new side
+        // may skip side effects (e-mails, payments) for copies.
+        if host.header(SHADOW_HEADER).is_some() {
+            host.set_request_header(SHADOW_HEADER, None, Write::Replace);
+        }
+        let method = host.method().unwrap_or_default();
+        let draw = || (shared.next_u64() % 10_000) as u16;
+        let Some((split, shadow)) = shadow::sample(plan, verdict, method, draw) else {
+            return;
+        };
+        let trace = std::str::from_utf8(&self.trace_id).unwrap_or_default();
+        let path = host.path().unwrap_or_default();
+        let noise = shadow.noise_for(method);
+        // Bodies are not copied yet: such a request is opened and counted
+        // `skipped` at once, never silently dropped.
+        let has_body = host.request_has_body();
+        let Opened::Pair(pair) = shared.shadow_open(split, shadow, (method, path, trace), noise)
+        else {
+            return;
+        };
+        if has_body {
+            for &side in Book::sides(noise) {
+                shared.shadow_answer(pair, side, Reply::none());
+            }
+            return;
+        }
+        let traceparent = format!("00-{trace}-{:016x}-01", shared.next_u64());
+        let headers = host.request_headers();
+        let drop = [plan.decision_header.as_str(), "traceparent", "tracestate"];
+        let mut headers = shadow::copy_headers(&headers, &drop);
+        headers.push((b"traceparent", traceparent.as_bytes()));
+        let stable = plan.splits[split].clusters[0].as_str();
+        for &side in Book::sides(noise) {
+            let cluster = match side {
+                Side::Copy => shadow.cluster.as_str(),
+                Side::Stable | Side::Noise => stable,
+            };
+            let request = Dispatch {
+                cluster,
+                headers: &headers,
+                body: b"",
+                timeout_ms: shadow.timeout_ms,
+            };
+            if !host.dispatch(&request, pair, side) {
+                shared.shadow_answer(pair, side, Reply::none());
+            }
+        }
     }
 
     /// Keeps a valid inbound `traceparent`, or writes a new one (dropping

@@ -250,6 +250,11 @@ impl Plan {
     }
 
     /// Whether any weight changes with time, so the shell must watch the clock.
+    /// Whether any split has a shadow.
+    pub fn has_shadows(&self) -> bool {
+        self.splits.iter().any(|s| s.shadow.is_some())
+    }
+
     pub fn has_schedules(&self) -> bool {
         self.splits
             .iter()

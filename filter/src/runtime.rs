@@ -22,6 +22,8 @@ use crate::config;
 use crate::decide::Decision;
 use crate::flow::Shared;
 use crate::plan::{ActiveWeights, Plan};
+use crate::shadow::{Book, Opened, Outcome, Reply, Settled, ShadowPlan, Side, Slot};
+use crate::stats;
 use crate::stats::{Class, StatsLayout};
 use crate::watch::{Event, SharedStore, Watch};
 
@@ -66,7 +68,14 @@ pub const MERGE_EVERY_NS: u64 = 100_000_000;
 pub trait ConfigHost: SharedStore {
     /// The host's handle for a metric this configuration defined.
     type Metric: Copy;
+    /// Defines a metric; `None` if the host will not (its counts are then
+    /// dropped: stats never take a request down).
+    fn define(&self, kind: MetricKind, name: &str) -> Option<Self::Metric>;
     fn set_gauge(&self, gauge: Self::Metric, value: u64);
+    /// Adds `by` to a counter, outside any request (the shadow's answers).
+    fn increment(&self, counter: Self::Metric, by: u64);
+    /// Records a histogram value, outside any request.
+    fn record(&self, histogram: Self::Metric, value: u64);
     /// Writes a line to Envoy's log, under turnout's name.
     fn log(&self, level: Level, message: &str);
     /// Seconds since the Unix epoch by the host's clock (schedules are
@@ -74,7 +83,16 @@ pub trait ConfigHost: SharedStore {
     fn unix_now(&self) -> i64;
     /// The host's monotonic clock in nanoseconds (0 if it cannot say).
     fn monotonic_nanos(&self) -> u64;
+    /// Why this host cannot serve a plan the parser accepted (a feature
+    /// it does not have), naming the field; `None` when it can.
+    fn refuses(&self, _plan: &Plan) -> Option<String> {
+        None
+    }
 }
+
+/// A shadowed split's field counters by slot: `[0]` the differing
+/// fields', `[1]` the noise's (`None`: not defined yet, or refused).
+type FieldCounters<M> = [Vec<Option<M>>; 2];
 
 /// The runtime of one accepted configuration.
 pub struct Runtime<H: ConfigHost> {
@@ -82,8 +100,14 @@ pub struct Runtime<H: ConfigHost> {
     layout: StatsLayout,
     counters: Vec<Option<H::Metric>>,
     histograms: Vec<Option<H::Metric>>,
-    /// Per split, its `guard_tripped` gauge.
-    guard_gauges: Vec<Option<H::Metric>>,
+    /// Every gauge of the layout: per split its `guard_tripped`, then the
+    /// shadows' `shadow_tripped`.
+    gauges: Vec<Option<H::Metric>>,
+    /// The shadows' copies in flight (`None`: no split has a shadow).
+    book: Option<Mutex<Book>>,
+    /// Per split, its shadow's field and noise counters by slot, defined
+    /// as the fields are first seen.
+    fields: Mutex<Vec<FieldCounters<H::Metric>>>,
     active: RwLock<ActiveWeights>,
     cadence: Cadence,
     /// The Unix second `active` was computed for (plans with schedules).
@@ -104,49 +128,43 @@ impl<H: ConfigHost> Runtime<H> {
     /// either way: `None` refuses it, with the reason in the log. Whether
     /// it is accepted depends on the text alone; the clock only sets which
     /// schedule step is in effect.
-    pub fn configure(
-        text: &[u8],
-        host: H,
-        cadence: Cadence,
-        seed: u64,
-        define: impl Fn(MetricKind, &str) -> Option<H::Metric>,
-    ) -> Option<Runtime<H>> {
-        match config::parse(text) {
-            Ok(plan) => {
-                let splits = plan.splits.len();
-                let runtime = Runtime::new(plan, host, cadence, seed, define);
-                let line = format!("configuration applied ({splits} splits)");
-                runtime.host.log(Level::Info, &line);
-                Some(runtime)
-            }
+    pub fn configure(text: &[u8], host: H, cadence: Cadence, seed: u64) -> Option<Runtime<H>> {
+        let refused = |why: &dyn std::fmt::Display| {
+            host.log(Level::Error, &format!("configuration refused: {why}"));
+        };
+        let plan = match config::parse(text) {
+            Ok(plan) => plan,
             Err(error) => {
-                host.log(Level::Error, &format!("configuration refused: {error}"));
-                None
+                refused(&error);
+                return None;
             }
+        };
+        if let Some(why) = host.refuses(&plan) {
+            refused(&why);
+            return None;
         }
+        let splits = plan.splits.len();
+        let runtime = Runtime::new(plan, host, cadence, seed);
+        let line = format!("configuration applied ({splits} splits)");
+        runtime.host.log(Level::Info, &line);
+        Some(runtime)
     }
 
     /// The runtime of `plan`: its metrics defined (the guard gauges at 0,
     /// the stable-cluster gauges set), and the trips of its guarded splits
     /// restored from the shared record, so a push that leaves a tripped
     /// split unchanged keeps it tripped from its first request.
-    pub fn new(
-        plan: Plan,
-        host: H,
-        cadence: Cadence,
-        seed: u64,
-        define: impl Fn(MetricKind, &str) -> Option<H::Metric>,
-    ) -> Runtime<H> {
+    pub fn new(plan: Plan, host: H, cadence: Cadence, seed: u64) -> Runtime<H> {
         let layout = StatsLayout::of(&plan);
-        let all = |kind, names: &[String]| names.iter().map(|n| define(kind, n)).collect();
+        let all = |kind, names: &[String]| names.iter().map(|n| host.define(kind, n)).collect();
         let counters = all(MetricKind::Counter, &layout.counters);
         let histograms = all(MetricKind::Histogram, &layout.histograms);
-        let guard_gauges: Vec<Option<H::Metric>> = all(MetricKind::Gauge, &layout.gauges);
-        for gauge in guard_gauges.iter().flatten() {
+        let gauges: Vec<Option<H::Metric>> = all(MetricKind::Gauge, &layout.gauges);
+        for gauge in gauges.iter().flatten() {
             host.set_gauge(*gauge, 0);
         }
         for (name, stable) in &layout.stable_info {
-            if let Some(gauge) = define(MetricKind::Gauge, name) {
+            if let Some(gauge) = host.define(MetricKind::Gauge, name) {
                 host.set_gauge(gauge, u64::from(*stable));
             }
         }
@@ -159,13 +177,16 @@ impl<H: ConfigHost> Runtime<H> {
         } else {
             Vec::new()
         };
+        let book = Book::of(&plan);
         let runtime = Runtime {
             watch: watch.any().then(|| Mutex::new(watch)),
+            book: book.any().then(|| Mutex::new(book)),
+            fields: Mutex::new(vec![[Vec::new(), Vec::new()]; plan.splits.len()]),
             plan,
             layout,
             counters,
             histograms,
-            guard_gauges,
+            gauges,
             active: RwLock::new(active),
             cadence,
             active_at: AtomicI64::new(now),
@@ -253,10 +274,117 @@ impl<H: ConfigHost> Runtime<H> {
                 Event::Followed { split } => split,
             };
             self.latch(split);
-            if let Some(Some(gauge)) = self.guard_gauges.get(split) {
+            if let Some(Some(gauge)) = self.gauges.get(split) {
                 self.host.set_gauge(*gauge, 1);
             }
         }
+    }
+
+    /// Opens a pair for a request of `split` sampled for a copy (`request`:
+    /// its method, path and trace id): the host then sends the sides of
+    /// `Book::sides(noise)` and hands each answer to [`Runtime::shadow_answer`].
+    /// A copy past `max_in_flight` is counted `skipped` here.
+    pub fn shadow_open(
+        &self,
+        split: usize,
+        plan: &ShadowPlan,
+        request: (&[u8], &[u8], &str),
+        noise: bool,
+    ) -> Opened {
+        let Some(book) = &self.book else {
+            return Opened::Stopped;
+        };
+        let opened = lock(book).open(plan, split, request, noise);
+        if opened == Opened::Skipped {
+            self.count_outcome(split, Outcome::Skipped);
+        }
+        opened
+    }
+
+    /// An answer to one side of pair `pair`: the last one settles it.
+    pub fn shadow_answer(&self, pair: u64, side: Side, reply: Reply) {
+        let Some(book) = &self.book else { return };
+        let now_s = seconds(self.host.monotonic_nanos());
+        let settled = lock(book).answer(&self.plan, pair, side, reply, now_s);
+        if let Some(settled) = settled {
+            self.count_settled(settled);
+        }
+    }
+
+    /// Counts, logs and shows what a settled pair came to.
+    fn count_settled(&self, settled: Settled) {
+        let split = settled.split;
+        if let Some(outcome) = settled.outcome {
+            self.count_outcome(split, outcome);
+        }
+        for part in &settled.parts {
+            let counter = self.layout.shadow_mismatch(split, *part);
+            if let Some(id) = counter.and_then(|c| self.counter(c)) {
+                self.host.increment(id, 1);
+            }
+        }
+        let name = &self.plan.splits[split].name;
+        let kinds = [
+            (
+                0,
+                &settled.fields,
+                stats::shadow_field_counter as fn(&str, &str) -> String,
+            ),
+            (1, &settled.noise, stats::shadow_noise_counter),
+        ];
+        for (kind, slots, counter_name) in kinds {
+            for (slot, label) in slots {
+                if let Some(id) =
+                    self.field_counter(split, kind, slot, || counter_name(name, label))
+                {
+                    self.host.increment(id, 1);
+                }
+            }
+        }
+        let histogram = self
+            .layout
+            .shadow_latency(split)
+            .and_then(|h| self.histogram(h));
+        if let (Some(id), Some(ms)) = (histogram, settled.latency_ms) {
+            self.host.record(id, ms);
+        }
+        if let Some(line) = &settled.mismatch {
+            self.host.log(Level::Info, line);
+        }
+        if let Some(line) = &settled.stopped {
+            self.host.log(Level::Warn, line);
+            let gauge = self.layout.shadow_tripped(split);
+            if let Some(Some(id)) = gauge.and_then(|g| self.gauges.get(g)) {
+                self.host.set_gauge(*id, 1);
+            }
+        }
+    }
+
+    fn count_outcome(&self, split: usize, outcome: Outcome) {
+        let counter = self.layout.shadow_outcome(split, outcome);
+        if let Some(id) = counter.and_then(|c| self.counter(c)) {
+            self.host.increment(id, 1);
+        }
+    }
+
+    /// The counter of a field's slot (`kind` 0: differing, 1: noise),
+    /// defined under `name()` the first time the slot is used.
+    fn field_counter(
+        &self,
+        split: usize,
+        kind: usize,
+        slot: &Slot,
+        name: impl FnOnce() -> String,
+    ) -> Option<H::Metric> {
+        let mut fields = lock(&self.fields);
+        let ids = fields.get_mut(split)?.get_mut(kind)?;
+        if ids.len() <= slot.index {
+            ids.resize(slot.index + 1, None);
+        }
+        if ids[slot.index].is_none() {
+            ids[slot.index] = self.host.define(MetricKind::Counter, &name());
+        }
+        ids[slot.index]
     }
 
     /// Sends every request of `split` to stable from now on.
@@ -293,6 +421,20 @@ impl<H: ConfigHost> Shared for Runtime<H> {
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
+    }
+
+    fn shadow_open(
+        &self,
+        split: usize,
+        plan: &ShadowPlan,
+        request: (&[u8], &[u8], &str),
+        noise: bool,
+    ) -> Opened {
+        Runtime::shadow_open(self, split, plan, request, noise)
+    }
+
+    fn shadow_answer(&self, pair: u64, side: Side, reply: Reply) {
+        Runtime::shadow_answer(self, pair, side, reply);
     }
 
     /// Judged at once, in memory: a trip found here sends the split to
@@ -334,8 +476,10 @@ impl<H: ConfigHost> Drop for Runtime<H> {
     }
 }
 
-fn lock(watch: &Mutex<Watch>) -> std::sync::MutexGuard<'_, Watch> {
-    watch.lock().unwrap_or_else(PoisonError::into_inner)
+/// A lock whose holder panicked is still good: every update under these
+/// locks leaves a consistent state.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Monotonic nanoseconds as the guard's seconds.

@@ -9,6 +9,7 @@ use turnout::config::parse;
 use turnout::decide::{Decision, PlainRequest, Reason, RequestFacts};
 use turnout::flow::{Action, Host, Shared, Stream, Write};
 use turnout::plan::{ActiveWeights, Plan};
+use turnout::shadow::{Opened, Reply, ShadowPlan, Side};
 use turnout::stats::{Class, StatsLayout};
 
 /// A plugin configuration's state, with the guard's observations kept.
@@ -49,6 +50,12 @@ impl Shared for Config {
             .borrow_mut()
             .push((*decision, class, latency_ms));
     }
+    // These tests configure no shadow: the runtime's copies are tested in
+    // tests/runtime.rs and against the real Envoy.
+    fn shadow_open(&self, _: usize, _: &ShadowPlan, _: (&[u8], &[u8], &str), _: bool) -> Opened {
+        Opened::Stopped
+    }
+    fn shadow_answer(&self, _: u64, _: Side, _: Reply) {}
 }
 
 /// A host that records every call the flow makes, in order.

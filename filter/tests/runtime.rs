@@ -11,6 +11,7 @@ use std::rc::Rc;
 use turnout::decide::{Decision, Reason};
 use turnout::flow::Shared;
 use turnout::runtime::{Cadence, ConfigHost, Level, MetricKind, Runtime, MERGE_EVERY_NS};
+use turnout::shadow::{Opened, Reply, Side};
 use turnout::stats::Class;
 use turnout::watch::SharedStore;
 
@@ -19,7 +20,11 @@ use turnout::watch::SharedStore;
 #[derive(Default)]
 struct Proxy {
     records: RefCell<HashMap<String, (Vec<u8>, u32)>>,
+    /// Every metric defined, by id (several workers define one name).
+    names: RefCell<Vec<String>>,
     gauges: RefCell<HashMap<String, u64>>,
+    counters: RefCell<HashMap<String, u64>>,
+    samples: RefCell<Vec<(String, u64)>>,
     log: RefCell<Vec<(Level, String)>>,
     unix: Cell<i64>,
     monotonic_ns: Cell<u64>,
@@ -74,9 +79,25 @@ impl SharedStore for Worker {
 impl ConfigHost for Worker {
     type Metric = usize;
 
+    fn define(&self, _kind: MetricKind, name: &str) -> Option<usize> {
+        let mut names = self.0.names.borrow_mut();
+        names.push(name.to_string());
+        Some(names.len() - 1)
+    }
+
     fn set_gauge(&self, gauge: usize, value: u64) {
-        let name = GAUGE_NAMES.with(|n| n.borrow()[gauge].clone());
+        let name = self.0.names.borrow()[gauge].clone();
         self.0.gauges.borrow_mut().insert(name, value);
+    }
+
+    fn increment(&self, counter: usize, by: u64) {
+        let name = self.0.names.borrow()[counter].clone();
+        *self.0.counters.borrow_mut().entry(name).or_default() += by;
+    }
+
+    fn record(&self, histogram: usize, value: u64) {
+        let name = self.0.names.borrow()[histogram].clone();
+        self.0.samples.borrow_mut().push((name, value));
     }
 
     fn log(&self, level: Level, message: &str) {
@@ -92,28 +113,9 @@ impl ConfigHost for Worker {
     }
 }
 
-thread_local! {
-    /// Every metric name defined, its index the metric's id.
-    static GAUGE_NAMES: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
-}
-
-fn define(_kind: MetricKind, name: &str) -> Option<usize> {
-    GAUGE_NAMES.with(|n| {
-        let mut names = n.borrow_mut();
-        names.push(name.to_string());
-        Some(names.len() - 1)
-    })
-}
-
 fn runtime(proxy: &Rc<Proxy>, text: &str, cadence: Cadence) -> Runtime<Worker> {
-    Runtime::configure(
-        text.as_bytes(),
-        Worker(Rc::clone(proxy)),
-        cadence,
-        7,
-        define,
-    )
-    .expect("a valid configuration")
+    Runtime::configure(text.as_bytes(), Worker(Rc::clone(proxy)), cadence, 7)
+        .expect("a valid configuration")
 }
 
 const GUARDED: &str = r#"{"splits": [{"name": "users", "match": {"route": "users"},
@@ -181,7 +183,7 @@ fn a_configuration_is_logged_and_its_gauges_are_set() {
 fn a_refused_configuration_names_the_field_in_the_log() {
     let proxy = proxy();
     let text = br#"{"splits": [{"name": "a", "match": {"route": "a"}, "stable": "x", "targets": [{"cluster": "x", "weight": 1}]}]}"#;
-    let refused = Runtime::configure(text, Worker(Rc::clone(&proxy)), Cadence::Ticked, 7, define);
+    let refused = Runtime::configure(text, Worker(Rc::clone(&proxy)), Cadence::Ticked, 7);
     assert!(refused.is_none());
     let log = proxy.log.borrow();
     assert_eq!(log.len(), 1);
@@ -357,4 +359,146 @@ fn draws_differ_and_follow_the_seed() {
     let (da, db) = (draws(&a), draws(&b));
     assert_eq!(da, db, "the same seed draws the same");
     assert!(da.windows(2).all(|w| w[0] != w[1]), "{da:?}");
+}
+
+const SHADOWED: &str = r#"{"splits": [{"name": "users", "match": {"route": "users"},
+    "stable": "legacy", "targets": [], "shadow": {"cluster": "fastapi",
+    "max_in_flight": 1, "min_requests": 4, "max_error_rate": 0.5}}]}"#;
+
+fn counter(proxy: &Proxy, rest: &str) -> u64 {
+    let name = format!("turnout.{rest}");
+    proxy.counters.borrow().get(&name).copied().unwrap_or(0)
+}
+
+fn json(status: u16, body: &str) -> Reply {
+    Reply::of(
+        vec![(b":status".to_vec(), status.to_string().into_bytes())],
+        body.as_bytes().to_vec(),
+        Some(4),
+    )
+}
+
+fn shadow_of(runtime: &Runtime<Worker>) -> turnout::shadow::ShadowPlan {
+    runtime.plan().splits[0].shadow.clone().expect("a shadow")
+}
+
+/// A pair is settled by its last answer, in whatever order they come:
+/// its outcome, parts and fields are counted, the field's counter is
+/// defined when first seen, and the copy's latency is recorded.
+#[test]
+fn a_pair_settles_at_its_last_answer_and_counts_its_fields() {
+    let proxy = proxy();
+    let runtime = runtime(&proxy, SHADOWED, Cadence::Ticked);
+    let plan = shadow_of(&runtime);
+    let Opened::Pair(pair) = runtime.shadow_open(0, &plan, (b"GET", b"/u?q=1", ""), false) else {
+        panic!("not opened");
+    };
+    runtime.shadow_answer(pair, Side::Copy, json(200, r#"{"a":1,"b":3}"#));
+    assert_eq!(
+        counter(
+            &proxy,
+            "shadow_total.split.users.cluster.fastapi.outcome.mismatch"
+        ),
+        0
+    );
+    runtime.shadow_answer(pair, Side::Stable, json(200, r#"{"b":2,"a":1}"#));
+    assert_eq!(
+        counter(
+            &proxy,
+            "shadow_total.split.users.cluster.fastapi.outcome.mismatch"
+        ),
+        1
+    );
+    assert_eq!(
+        counter(
+            &proxy,
+            "shadow_mismatch_total.split.users.cluster.fastapi.part.body"
+        ),
+        1
+    );
+    assert_eq!(
+        counter(&proxy, "shadow_field_total.split.users.field./b"),
+        1
+    );
+    assert_eq!(
+        proxy.samples.borrow().as_slice(),
+        [(
+            "turnout.shadow_latency_ms.split.users.cluster.fastapi".to_string(),
+            4
+        )]
+    );
+    let log = proxy.log.borrow();
+    let line = &log.last().expect("a mismatch line").1;
+    assert!(
+        line.starts_with("shadow mismatch: split=users method=GET path=/u stable=200 copy=200"),
+        "{line}"
+    );
+    // An answer to a settled pair changes nothing.
+    drop(log);
+    runtime.shadow_answer(pair, Side::Copy, json(200, "{}"));
+    assert_eq!(
+        counter(
+            &proxy,
+            "shadow_total.split.users.cluster.fastapi.outcome.mismatch"
+        ),
+        1
+    );
+}
+
+/// Past `max_in_flight`, a copy is not sent and is counted `skipped`;
+/// when copies fail past `max_error_rate`, they stop (gauge, one line).
+#[test]
+fn copies_are_skipped_past_max_in_flight_and_stop_when_they_fail() {
+    let proxy = proxy();
+    let runtime = runtime(&proxy, SHADOWED, Cadence::Ticked);
+    let plan = shadow_of(&runtime);
+    let request = (&b"GET"[..], &b"/u"[..], "");
+    let Opened::Pair(first) = runtime.shadow_open(0, &plan, request, false) else {
+        panic!("not opened");
+    };
+    assert_eq!(
+        runtime.shadow_open(0, &plan, request, false),
+        Opened::Skipped
+    );
+    assert_eq!(
+        counter(
+            &proxy,
+            "shadow_total.split.users.cluster.fastapi.outcome.skipped"
+        ),
+        1
+    );
+    runtime.shadow_answer(first, Side::Stable, json(200, "{}"));
+    runtime.shadow_answer(first, Side::Copy, Reply::none());
+    // Failing every copy: beyond noise for a 50 % limit after ten.
+    for _ in 0..9 {
+        let Opened::Pair(pair) = runtime.shadow_open(0, &plan, request, false) else {
+            panic!("not opened");
+        };
+        runtime.shadow_answer(pair, Side::Stable, json(200, "{}"));
+        runtime.shadow_answer(pair, Side::Copy, json(503, "{}"));
+    }
+    assert_eq!(
+        counter(
+            &proxy,
+            "shadow_total.split.users.cluster.fastapi.outcome.error"
+        ),
+        1
+    );
+    assert_eq!(
+        proxy
+            .gauges
+            .borrow()
+            .get("turnout.shadow_tripped.split.users"),
+        Some(&1)
+    );
+    assert_eq!(
+        runtime.shadow_open(0, &plan, request, false),
+        Opened::Stopped
+    );
+    let stopped: Vec<String> = warnings(&proxy);
+    assert_eq!(stopped.len(), 1, "{stopped:?}");
+    assert!(
+        stopped[0].starts_with("shadow tripped: split=users cluster=fastapi"),
+        "{stopped:?}"
+    );
 }

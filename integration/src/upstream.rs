@@ -26,10 +26,24 @@ pub enum Behavior {
     Delay(Duration),
 }
 
+/// A canned JSON answer for one path (see [`Upstream::answer`]).
+#[derive(Clone, Debug)]
+struct Canned {
+    status: u16,
+    body: String,
+    delay: Duration,
+    /// Requests answered so far (`{n}` in the body).
+    served: u64,
+}
+
 struct Shared {
     name: String,
     behavior: Mutex<Behavior>,
     requests: AtomicU64,
+    /// Requests marked `x-turnout-shadow: 1` (a shadow's copies).
+    copies: AtomicU64,
+    /// Canned answers by path (without the query).
+    canned: Mutex<HashMap<String, Canned>>,
     stopped: AtomicBool,
     /// Open connections, so that `Drop` can shut them down.
     conns: Mutex<HashMap<u64, TcpStream>>,
@@ -68,6 +82,8 @@ impl Upstream {
             name: name.to_string(),
             behavior: Mutex::new(behavior),
             requests: AtomicU64::new(0),
+            copies: AtomicU64::new(0),
+            canned: Mutex::new(HashMap::new()),
             stopped: AtomicBool::new(false),
             conns: Mutex::new(HashMap::new()),
         });
@@ -95,6 +111,29 @@ impl Upstream {
     /// answered by a reset).
     pub fn requests(&self) -> u64 {
         self.shared.requests.load(Ordering::SeqCst)
+    }
+
+    /// Requests received marked `x-turnout-shadow: 1`.
+    pub fn copies(&self) -> u64 {
+        self.shared.copies.load(Ordering::SeqCst)
+    }
+
+    /// Answers `path` (without its query) with `status` and the JSON
+    /// `body` after `delay`, instead of the echo. `{n}` in the body is the
+    /// number of requests this path was answered before (a field that
+    /// changes on every call).
+    pub fn answer(&self, path: &str, status: u16, body: &str, delay: Duration) {
+        let canned = Canned {
+            status,
+            body: body.to_string(),
+            delay,
+            served: 0,
+        };
+        self.shared
+            .canned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(path.to_string(), canned);
     }
 
     /// Changes how later requests are answered.
@@ -185,6 +224,16 @@ fn serve(stream: TcpStream, shared: &Shared) {
             return;
         }
         shared.requests.fetch_add(1, Ordering::SeqCst);
+        if head.get("x-turnout-shadow") == Some(&b"1"[..]) {
+            shared.copies.fetch_add(1, Ordering::SeqCst);
+        }
+        if let Some(answer) = canned(shared, &head) {
+            thread::sleep(answer.delay);
+            if conn.get_mut().write_all(&answer.bytes).is_err() {
+                return;
+            }
+            continue;
+        }
 
         let behavior = *shared.behavior.lock().unwrap_or_else(|e| e.into_inner());
         let mut status = 200;
@@ -224,6 +273,36 @@ fn serve(stream: TcpStream, shared: &Shared) {
             return;
         }
     }
+}
+
+/// A canned answer's delay and bytes, if the request's path has one.
+struct Answer {
+    delay: Duration,
+    bytes: Vec<u8>,
+}
+
+fn canned(shared: &Shared, head: &http::Head) -> Option<Answer> {
+    let target = head.start_line.split(' ').nth(1)?;
+    let path = target.split('?').next()?;
+    let mut canned = shared.canned.lock().unwrap_or_else(|e| e.into_inner());
+    let answer = canned.get_mut(path)?;
+    let body = answer.body.replace("{n}", &answer.served.to_string());
+    answer.served += 1;
+    let mut bytes = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nx-upstream: {}\r\n\r\n",
+        answer.status,
+        reason(answer.status),
+        body.len(),
+        shared.name,
+    )
+    .into_bytes();
+    if !head.start_line.starts_with("HEAD ") {
+        bytes.extend_from_slice(body.as_bytes());
+    }
+    Some(Answer {
+        delay: answer.delay,
+        bytes,
+    })
 }
 
 fn header_number(head: &http::Head, name: &str) -> Option<u64> {

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use turnout::runtime::{Cadence, ConfigHost, Level, Runtime};
+use turnout::plan::Plan;
+use turnout::runtime::{Cadence, ConfigHost, Level, MetricKind, Runtime};
 use turnout::watch::SharedStore;
 
 use crate::abi::{self, ConfigEnvoy, ConfigHandle, LogLevel, MetricId};
@@ -25,9 +26,7 @@ pub fn configure(envoy: &ConfigEnvoy<'_>, text: &[u8]) -> Option<FilterConfig> {
         envoy: envoy.handle(),
     };
     let seed = getrandom::u64().unwrap_or(0x9e37_79b9_7f4a_7c15);
-    Runtime::configure(text, native, Cadence::ByRequests, seed, |kind, name| {
-        envoy.define(kind, name)
-    })
+    Runtime::configure(text, native, Cadence::ByRequests, seed)
 }
 
 /// Envoy as a configuration reaches it natively. The guard's record is
@@ -40,8 +39,31 @@ pub struct Native {
 impl ConfigHost for Native {
     type Metric = MetricId;
 
+    fn define(&self, kind: MetricKind, name: &str) -> Option<MetricId> {
+        self.envoy.define(kind, name)
+    }
+
     fn set_gauge(&self, gauge: MetricId, value: u64) {
         self.envoy.set_gauge(gauge, value);
+    }
+
+    fn increment(&self, counter: MetricId, by: u64) {
+        self.envoy.increment(counter, by);
+    }
+
+    fn record(&self, histogram: MetricId, value: u64) {
+        self.envoy.record(histogram, value);
+    }
+
+    /// Copies must outlive the user's stream; a dynamic module can only
+    /// send such requests from Envoy's main thread (docs/shadow-callouts.md),
+    /// which this build does not do yet: a shadow is refused, by name,
+    /// rather than accepted and never sent.
+    fn refuses(&self, plan: &Plan) -> Option<String> {
+        let split = plan.splits.iter().position(|s| s.shadow.is_some())?;
+        Some(format!(
+            "splits[{split}].shadow: not sent by the native build yet (the wasm build sends copies)"
+        ))
     }
 
     fn log(&self, level: Level, message: &str) {

@@ -22,6 +22,7 @@
 //! a child of `crate::config` so that it reports problems as every other
 //! field does.
 
+mod book;
 mod compare;
 mod diff;
 mod failures;
@@ -30,6 +31,7 @@ mod log;
 mod pointer;
 mod request;
 
+pub use book::{Book, Opened, Reply, Settled, Side};
 pub use compare::{compare, noisy_fields, Answer, Comparison, Outcome, Part};
 pub use diff::MAX_FIELDS_PER_PAIR;
 pub use failures::{copy_failed, CopyEnd, FailureWindow, ShadowTrip};

@@ -27,12 +27,15 @@ pub const NOT_FOUND: Status = 1;
 /// `proxy_set_shared_data`: another worker wrote the key since it was read.
 pub const CAS_MISMATCH: Status = 8;
 
-/// The header maps of the ABI.
+/// The header maps of the ABI (named as the ABI names them).
 #[derive(Clone, Copy)]
+#[allow(clippy::enum_variant_names)]
 #[repr(u32)]
 pub enum MapType {
     RequestHeaders = 0,
     ResponseHeaders = 2,
+    /// The answer's headers, inside `proxy_on_http_call_response`.
+    HttpCallResponseHeaders = 6,
 }
 
 /// The metric kinds of `proxy_define_metric`.
@@ -55,6 +58,8 @@ pub enum LogLevel {
 
 /// The buffer holding the plugin's configuration.
 pub const PLUGIN_CONFIGURATION: u32 = 7;
+/// The answer's body, inside `proxy_on_http_call_response`.
+pub const HTTP_CALL_RESPONSE_BODY: u32 = 4;
 
 /// What a header callback returns: let the stream go on, or hold it.
 pub const CONTINUE: u32 = 0;
@@ -135,6 +140,18 @@ extern "C" {
         cas: u32,
     ) -> Status;
     pub fn proxy_record_metric(id: u32, value: u64) -> Status;
+    pub fn proxy_http_call(
+        upstream: *const u8,
+        upstream_size: usize,
+        headers: *const u8,
+        headers_size: usize,
+        body: *const u8,
+        body_size: usize,
+        trailers: *const u8,
+        trailers_size: usize,
+        timeout_ms: u32,
+        token: *mut u32,
+    ) -> Status;
 }
 
 #[link(wasm_import_module = "wasi_snapshot_preview1")]

@@ -9,11 +9,13 @@
 //! or serialized copy per property read, no copy of every header of a map.
 
 use std::cell::OnceCell;
+use std::rc::Rc;
 
 use super::abi::{self, handed_over, LogLevel, MapType, MetricType, OK};
 use super::runtime::Config;
 use crate::decide::RequestFacts;
-use crate::flow::{self, Write};
+use crate::flow::{self, Dispatch, Write};
+use crate::shadow::{Reply, Side};
 use crate::{stats, wire};
 
 /// A property path as the ABI takes it: the parts joined by NUL.
@@ -30,15 +32,18 @@ pub struct Host<'c> {
     /// The serialized request header map.
     headers: OnceCell<Vec<u8>>,
     route_name: OnceCell<Option<Vec<u8>>>,
-    config: &'c Config,
+    config: &'c Rc<Config>,
+    /// The request has no body (its headers ended the stream).
+    end_of_stream: bool,
 }
 
 impl<'c> Host<'c> {
-    pub fn new(config: &'c Config) -> Host<'c> {
+    pub fn new(config: &'c Rc<Config>, end_of_stream: bool) -> Host<'c> {
         Host {
             headers: OnceCell::new(),
             route_name: OnceCell::new(),
             config,
+            end_of_stream,
         }
     }
 
@@ -101,6 +106,24 @@ impl flow::Host for Host<'_> {
         self.config
             .counts
             .record(&self.config.runtime, histogram, value);
+    }
+    fn request_headers(&self) -> Vec<(&[u8], &[u8])> {
+        wire::pairs(self.headers.get_or_init(request_header_map)).collect()
+    }
+    fn request_has_body(&self) -> bool {
+        !self.end_of_stream
+    }
+    fn dispatch(&self, request: &Dispatch<'_>, pair: u64, side: Side) -> bool {
+        let sent = http_call(
+            request.cluster,
+            request.headers,
+            request.body,
+            request.timeout_ms,
+        );
+        if let Some(token) = sent {
+            super::await_call(token, Rc::clone(self.config), pair, side, monotonic_nanos());
+        }
+        sent.is_some()
     }
 }
 
@@ -219,6 +242,64 @@ pub fn plugin_configuration() -> Vec<u8> {
 pub fn set_tick_period(millis: u32) {
     // SAFETY: no pointers.
     let _ = unsafe { abi::proxy_set_tick_period_milliseconds(millis) };
+}
+
+/// Sends a request to `cluster` from the root context (it outlives the
+/// stream that asked for it): its token, or `None` if Envoy refused it at
+/// once (an unknown cluster, no healthy host). Its answer comes to
+/// `proxy_on_http_call_response`.
+pub fn http_call(
+    cluster: &str,
+    headers: &[(&[u8], &[u8])],
+    body: &[u8],
+    timeout_ms: u32,
+) -> Option<u32> {
+    let headers = wire::serialize(headers);
+    let trailers = wire::serialize::<&[u8], &[u8]>(&[]);
+    let mut token = 0u32;
+    // SAFETY: every pointer is a valid slice for the call's duration; the
+    // host writes one u32 through a valid pointer.
+    let status = unsafe {
+        abi::proxy_http_call(
+            cluster.as_ptr(),
+            cluster.len(),
+            headers.as_ptr(),
+            headers.len(),
+            body.as_ptr(),
+            body.len(),
+            trailers.as_ptr(),
+            trailers.len(),
+            timeout_ms,
+            &mut token,
+        )
+    };
+    (status == OK).then_some(token)
+}
+
+/// The answer, inside `proxy_on_http_call_response`: its headers and body.
+pub fn http_call_response(body_size: usize, latency_ms: Option<u64>) -> Reply {
+    // SAFETY: host calls that write the buffer's pointers only on success.
+    let headers = unsafe {
+        handed_over(|data, size| {
+            abi::proxy_get_header_map_pairs(MapType::HttpCallResponseHeaders, data, size)
+        })
+    }
+    .unwrap_or_default();
+    let headers = wire::pairs(&headers)
+        .map(|(n, v)| (n.to_vec(), v.to_vec()))
+        .collect();
+    let body = if body_size == 0 {
+        Vec::new()
+    } else {
+        // SAFETY: as above.
+        unsafe {
+            handed_over(|data, size| {
+                abi::proxy_get_buffer_bytes(abi::HTTP_CALL_RESPONSE_BODY, 0, body_size, data, size)
+            })
+        }
+        .unwrap_or_default()
+    };
+    Reply::of(headers, body, latency_ms)
 }
 
 /// Writes a line to Envoy's log, under the plugin's name.

@@ -25,12 +25,36 @@ use abi::CONTINUE;
 use request::Request;
 use runtime::Config;
 
+use crate::shadow::{Reply, Side};
+
 /// Every context of this VM by id: the root contexts (one per plugin
 /// configuration sharing the VM, usually one) and the live requests.
 #[derive(Default)]
 struct Contexts {
     roots: BTreeMap<u32, Root>,
     requests: BTreeMap<u32, Request>,
+    /// The shadows' requests in flight, by token: the configuration that
+    /// sent each (it may have been replaced since), its pair and side, and
+    /// when it was sent.
+    calls: BTreeMap<u32, Call>,
+}
+
+struct Call {
+    config: Rc<Config>,
+    pair: u64,
+    side: Side,
+    sent_ns: u64,
+}
+
+/// Remembers a request sent for a shadow until its answer comes.
+fn await_call(token: u32, config: Rc<Config>, pair: u64, side: Side, sent_ns: u64) {
+    let call = Call {
+        config,
+        pair,
+        side,
+        sent_ns,
+    };
+    CONTEXTS.with(|c| c.borrow_mut().calls.insert(token, call));
 }
 
 thread_local! {
@@ -136,11 +160,11 @@ pub extern "C" fn proxy_on_tick(id: u32) {
 }
 
 #[no_mangle]
-pub extern "C" fn proxy_on_request_headers(id: u32, _headers: u32, _end_of_stream: u32) -> u32 {
+pub extern "C" fn proxy_on_request_headers(id: u32, _headers: u32, end_of_stream: u32) -> u32 {
     let Some(mut request) = take_request(id) else {
         return CONTINUE;
     };
-    let action = request.on_request_headers();
+    let action = request.on_request_headers(end_of_stream != 0);
     put_request(id, request);
     action
 }
@@ -152,6 +176,33 @@ pub extern "C" fn proxy_on_response_headers(id: u32, _headers: u32, _end_of_stre
         put_request(id, request);
     }
     CONTINUE
+}
+
+/// The answer to a shadow's request (to the root context that sent it,
+/// after the stream that asked for it has ended, if need be): compared
+/// once its pair is complete. A failed call has no headers.
+#[no_mangle]
+pub extern "C" fn proxy_on_http_call_response(
+    _root: u32,
+    token: u32,
+    headers: u32,
+    body_size: u32,
+    _trailers: u32,
+) {
+    let Some(call) = CONTEXTS.with(|c| c.borrow_mut().calls.remove(&token)) else {
+        return;
+    };
+    let now = host::monotonic_nanos();
+    let latency_ms =
+        (call.sent_ns > 0 && now >= call.sent_ns).then(|| (now - call.sent_ns) / 1_000_000);
+    let reply = if headers == 0 {
+        Reply::none()
+    } else {
+        host::http_call_response(body_size as usize, latency_ms)
+    };
+    call.config
+        .runtime
+        .shadow_answer(call.pair, call.side, reply);
 }
 
 /// A request's end (Envoy calls it after the access log, with the

@@ -21,11 +21,11 @@ impl Request {
         }
     }
 
-    pub fn on_request_headers(&mut self) -> u32 {
-        let config = &*self.config;
+    pub fn on_request_headers(&mut self, end_of_stream: bool) -> u32 {
+        let config = &self.config;
         match self
             .stream
-            .on_request_headers(&config.runtime, &Host::new(config))
+            .on_request_headers(&config.runtime, &Host::new(config, end_of_stream))
         {
             Action::Continue => CONTINUE,
             Action::Stop => PAUSE,
@@ -33,15 +33,16 @@ impl Request {
     }
 
     pub fn on_response_headers(&self) {
-        let config = &*self.config;
+        let config = &self.config;
         self.stream
-            .on_response_headers(&config.runtime, &Host::new(config));
+            .on_response_headers(&config.runtime, &Host::new(config, true));
     }
 
     /// The stream has ended (Envoy destroys the filter after the access
     /// log, so the response code and its details are final).
     pub fn on_done(self) {
-        let config = &*self.config;
-        self.stream.on_done(&config.runtime, &Host::new(config));
+        let config = &self.config;
+        self.stream
+            .on_done(&config.runtime, &Host::new(config, true));
     }
 }

@@ -18,14 +18,14 @@ pub struct Config {
 impl Config {
     /// The configuration of `text`, or `None` (logged) if turnout refuses it.
     pub fn configure(text: &[u8]) -> Option<Config> {
-        let runtime = Runtime::configure(text, Envoy, Cadence::Ticked, seed(), define)?;
+        let runtime = Runtime::configure(text, Envoy, Cadence::Ticked, seed())?;
         Some(Config::of(runtime))
     }
 
     /// The empty configuration a root context starts with: no split.
     pub fn empty() -> Config {
         let plan = crate::config::parse(b"").unwrap_or_default();
-        Config::of(Runtime::new(plan, Envoy, Cadence::Ticked, seed(), define))
+        Config::of(Runtime::new(plan, Envoy, Cadence::Ticked, seed()))
     }
 
     fn of(runtime: Runtime<Envoy>) -> Config {
@@ -55,17 +55,6 @@ fn seed() -> u64 {
     getrandom::u64().unwrap_or(0x9e37_79b9_7f4a_7c15)
 }
 
-/// Defines a metric; `None` if Envoy will not (its counts are dropped:
-/// stats never take a request down).
-fn define(kind: MetricKind, name: &str) -> Option<u32> {
-    let kind = match kind {
-        MetricKind::Counter => MetricType::Counter,
-        MetricKind::Gauge => MetricType::Gauge,
-        MetricKind::Histogram => MetricType::Histogram,
-    };
-    Some(host::define_metric(kind, name)).filter(|&id| id != u32::MAX)
-}
-
 /// Envoy as the wasm build reaches it outside a request; its shared data
 /// (one store per VM id, shared by every worker) holds the guard's record.
 pub struct Envoy;
@@ -73,8 +62,25 @@ pub struct Envoy;
 impl ConfigHost for Envoy {
     type Metric = u32;
 
+    fn define(&self, kind: MetricKind, name: &str) -> Option<u32> {
+        let kind = match kind {
+            MetricKind::Counter => MetricType::Counter,
+            MetricKind::Gauge => MetricType::Gauge,
+            MetricKind::Histogram => MetricType::Histogram,
+        };
+        Some(host::define_metric(kind, name)).filter(|&id| id != u32::MAX)
+    }
+
     fn set_gauge(&self, gauge: u32, value: u64) {
         host::record(gauge, value);
+    }
+
+    fn increment(&self, counter: u32, by: u64) {
+        host::increment(counter, i64::try_from(by).unwrap_or(i64::MAX));
+    }
+
+    fn record(&self, histogram: u32, value: u64) {
+        host::record(histogram, value);
     }
 
     fn log(&self, level: Level, message: &str) {

@@ -174,6 +174,20 @@ extern "C" {
         label_values_len: usize,
         value: u64,
     ) -> u32;
+    fn envoy_dynamic_module_callback_http_filter_config_increment_counter(
+        config: ConfigEnvoyPtr,
+        id: usize,
+        label_values: *mut ModuleBuffer,
+        label_values_len: usize,
+        value: u64,
+    ) -> u32;
+    fn envoy_dynamic_module_callback_http_filter_config_record_histogram_value(
+        config: ConfigEnvoyPtr,
+        id: usize,
+        label_values: *mut ModuleBuffer,
+        label_values_len: usize,
+        value: u64,
+    ) -> u32;
     fn envoy_dynamic_module_callback_http_filter_increment_counter(
         filter: FilterEnvoyPtr,
         id: usize,
@@ -247,13 +261,53 @@ pub struct ConfigHandle {
 }
 
 // SAFETY: Envoy shares the configuration object with every worker; the
-// only call made through a handle outside `config_new` sets a gauge,
-// which Envoy does atomically from any thread.
+// calls made through a handle outside `config_new` set gauges, add to
+// counters and record histogram values, which Envoy's stats do safely
+// from any of its threads.
 unsafe impl Send for ConfigHandle {}
-// SAFETY: as for `Send`: `&ConfigHandle` only sets gauges.
+// SAFETY: as for `Send`: `&ConfigHandle` only touches metrics.
 unsafe impl Sync for ConfigHandle {}
 
 impl ConfigHandle {
+    /// Defines an unlabelled metric; `None` if Envoy would not (after
+    /// `config_new`, Envoy may refuse new metrics).
+    pub fn define(&self, kind: MetricKind, name: &str) -> Option<MetricId> {
+        ConfigEnvoy {
+            handle: ConfigHandle { ptr: self.ptr },
+            hook: PhantomData,
+        }
+        .define(kind, name)
+    }
+
+    /// Adds `by` to a counter this configuration defined.
+    pub fn increment(&self, counter: MetricId, by: u64) {
+        // SAFETY: `ptr` is alive for as long as the handle (see the type);
+        // no label values (null, 0).
+        unsafe {
+            envoy_dynamic_module_callback_http_filter_config_increment_counter(
+                self.ptr,
+                counter.0,
+                std::ptr::null_mut(),
+                0,
+                by,
+            );
+        }
+    }
+
+    /// Records a value of a histogram this configuration defined.
+    pub fn record(&self, histogram: MetricId, value: u64) {
+        // SAFETY: as in `increment`.
+        unsafe {
+            envoy_dynamic_module_callback_http_filter_config_record_histogram_value(
+                self.ptr,
+                histogram.0,
+                std::ptr::null_mut(),
+                0,
+                value,
+            );
+        }
+    }
+
     /// Sets a gauge this configuration defined.
     pub fn set_gauge(&self, gauge: MetricId, value: u64) {
         // SAFETY: `ptr` is alive for as long as the handle (see the type);
