@@ -172,6 +172,34 @@ fn side_json(side: &Side) -> Value {
     })
 }
 
+/// The log record of an interval of the hold (`held_s` of `hold_s`).
+pub fn interval_record(
+    at: &At,
+    (held_s, hold_s): (u64, u64),
+    hold: &Window,
+    tripped: &[String],
+    evidence: f64,
+    verdict: &Verdict,
+    why: &str,
+) -> Value {
+    let name = match verdict {
+        Verdict::Ok => "ok",
+        Verdict::Pass => "pass",
+        Verdict::LowTraffic { .. } | Verdict::Unsettled { .. } => "extend",
+        Verdict::Fail(_) => "fail",
+    };
+    json!({
+        "step": at.step + 1, "steps": at.steps, "target": at.target,
+        "weight": f64::from(at.weight) / 100.0,
+        "held_s": held_s, "hold_s": hold_s,
+        "target_figures": side_json(&hold.target),
+        "stable_figures": side_json(&hold.stable),
+        "error_ratio_log_evidence": evidence,
+        "guard_tripped": tripped,
+        "verdict": name, "why": why,
+    })
+}
+
 /// The decision log: JSON lines appended to `--log FILE`, if given.
 pub struct Log {
     file: Option<File>,
@@ -215,40 +243,6 @@ impl Log {
             eprintln!("turnoutctl: cannot write the decision log ({e}); going on without it");
             self.file = None;
         }
-    }
-
-    /// The record of an interval.
-    #[allow(clippy::too_many_arguments)]
-    pub fn interval(
-        &mut self,
-        at: &At,
-        held_s: u64,
-        hold_s: u64,
-        hold: &Window,
-        tripped: &[String],
-        evidence: f64,
-        verdict: &Verdict,
-        why: &str,
-    ) {
-        let name = match verdict {
-            Verdict::Ok => "ok",
-            Verdict::Pass => "pass",
-            Verdict::LowTraffic { .. } | Verdict::Unsettled { .. } => "extend",
-            Verdict::Fail(_) => "fail",
-        };
-        self.write(
-            "interval",
-            json!({
-                "step": at.step + 1, "steps": at.steps, "target": at.target,
-                "weight": f64::from(at.weight) / 100.0,
-                "held_s": held_s, "hold_s": hold_s,
-                "target_figures": side_json(&hold.target),
-                "stable_figures": side_json(&hold.stable),
-                "error_ratio_log_evidence": evidence,
-                "guard_tripped": tripped,
-                "verdict": name, "why": why,
-            }),
-        );
     }
 }
 
