@@ -15,6 +15,10 @@ use crate::rollout::split::{self, Stand};
 use crate::show;
 
 impl Machine {
+    /// Refuses to start while the split is rolled back (an operator's
+    /// call to undo) or past the plan's last step; else asks for the first
+    /// counts. The first step is the lowest at or above the weight in the
+    /// config: a restarted rollout carries on from there.
     pub(super) fn begin(&mut self) {
         let (p, stand) = (&self.plan, &self.expected);
         let weight = show::pct(stand.weight.into());

@@ -13,7 +13,8 @@ use super::*;
 use crate::rollout::analysis::Side;
 use crate::rollout::plan;
 
-mod paths;
+mod failure;
+mod ramp;
 mod server;
 
 const S: Duration = Duration::from_secs(1);
@@ -94,6 +95,11 @@ type Traffic = Box<dyn FnMut(&Seen) -> Result<Reading, String>>;
 /// A healthy target: 100 responses an interval, none failed.
 fn healthy() -> Traffic {
     Box::new(|_| Ok(reading(100, 0)))
+}
+
+/// Runs a rollout of `plan` from the split `at` to its end.
+fn run(plan: Plan, at: Stand, traffic: Traffic) -> World {
+    World::new(plan, false, at, traffic).run()
 }
 
 /// The world around one rollout, carrying out the machine's requests.
