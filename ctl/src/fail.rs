@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum Fail {
     /// Exit 1: the input is invalid or the change is refused. The message
     /// (possibly empty, when the command already printed its report) says why.

@@ -46,8 +46,8 @@ pub fn duration(secs: u64) -> String {
     }
 }
 
-/// An error rate: `0.21 %`, or `-` without responses.
-pub fn rate(side: &Side) -> String {
+/// `0.21 %`, or `-` without responses.
+fn rate(side: &Side) -> String {
     side.error_rate()
         .map_or("-".into(), |r| format!("{:.2} %", r * 100.0))
 }
@@ -165,6 +165,34 @@ fn side_json(side: &Side) -> Value {
     })
 }
 
+/// The log record of an interval of the hold (`held_s` of `hold_s`).
+pub fn interval_record(
+    at: &At,
+    (held_s, hold_s): (u64, u64),
+    hold: &Window,
+    tripped: &[String],
+    evidence: f64,
+    verdict: &StepVerdict,
+    why: &str,
+) -> Value {
+    let name = match verdict {
+        StepVerdict::Ok => "ok",
+        StepVerdict::Pass => "pass",
+        StepVerdict::LowTraffic { .. } | StepVerdict::Unsettled { .. } => "extend",
+        StepVerdict::Fail(_) => "fail",
+    };
+    json!({
+        "step": at.step + 1, "steps": at.steps, "target": at.target,
+        "weight": f64::from(at.weight) / 100.0,
+        "held_s": held_s, "hold_s": hold_s,
+        "target_figures": side_json(&hold.target),
+        "stable_figures": side_json(&hold.stable),
+        "error_ratio_log_evidence": evidence,
+        "guard_tripped": tripped,
+        "verdict": name, "why": why,
+    })
+}
+
 /// The decision log: JSON lines appended to `--log FILE`, if given.
 pub struct Log {
     file: Option<File>,
@@ -208,40 +236,6 @@ impl Log {
             eprintln!("turnoutctl: cannot write the decision log ({e}); going on without it");
             self.file = None;
         }
-    }
-
-    /// The record of an interval.
-    #[allow(clippy::too_many_arguments)]
-    pub fn interval(
-        &mut self,
-        at: &At,
-        held_s: u64,
-        hold_s: u64,
-        hold: &Window,
-        tripped: &[String],
-        evidence: f64,
-        verdict: &StepVerdict,
-        why: &str,
-    ) {
-        let name = match verdict {
-            StepVerdict::Ok => "ok",
-            StepVerdict::Pass => "pass",
-            StepVerdict::LowTraffic { .. } | StepVerdict::Unsettled(_) => "extend",
-            StepVerdict::Fail(_) => "fail",
-        };
-        self.write(
-            "interval",
-            json!({
-                "step": at.step + 1, "steps": at.steps, "target": at.target,
-                "weight": f64::from(at.weight) / 100.0,
-                "held_s": held_s, "hold_s": hold_s,
-                "target_figures": side_json(&hold.target),
-                "stable_figures": side_json(&hold.stable),
-                "error_ratio_log_evidence": evidence,
-                "guard_tripped": tripped,
-                "verdict": name, "why": why,
-            }),
-        );
     }
 }
 
