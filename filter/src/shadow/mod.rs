@@ -18,9 +18,8 @@
 //!                  if let Some(trip) = failures.judge() { stop copying, gauge 1, one line }
 //! ```
 //!
-//! The parsing of `splits[].shadow` is in `shadow/config.rs`, compiled as
-//! a child of `crate::config` so that it reports problems as every other
-//! field does.
+//! The parsing of `splits[].shadow` is in `config/shadow.rs`, with the
+//! rest of the configuration's.
 
 mod book;
 mod compare;

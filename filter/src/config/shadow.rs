@@ -1,8 +1,7 @@
 //! `splits[].shadow`: validated into a [`ShadowPlan`].
 //!
-//! Compiled as `config::shadow` (`config.rs` declares it by path), a child
-//! of the configuration module, so that it reports with the validator's own
-//! primitives: every problem names its field, all at once.
+//! It reports with the validator's primitives, as every other field does:
+//! every problem names its field, all at once.
 //!
 //! Bounds, beside the contract's: `percent` 0 to 100 with at most two
 //! decimals (as a target's weight); `methods` not empty, no repeats;

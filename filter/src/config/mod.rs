@@ -22,10 +22,14 @@ use crate::plan::{
 use crate::schedule::{self, Step};
 use crate::stats::Class;
 
-// `splits[].shadow`: in the shadow's directory, but a child of this module
-// so that it reports problems with the validator's own primitives.
-#[path = "shadow/config.rs"]
+mod guard;
+mod modes;
 mod shadow;
+mod weights;
+
+pub use guard::guard_field;
+use guard::*;
+use modes::*;
 
 /// The configuration version this filter reads.
 pub const VERSION: u64 = 1;
@@ -82,31 +86,12 @@ pub fn parse(text: &[u8]) -> Result<Plan, ConfigError> {
     }
 }
 
-/// An object checked as `splits[].guard` is, every problem named under
-/// `path`: a rollout plan's `analysis` means what the guard's fields mean.
-pub fn guard_field(value: &Value, path: &str) -> Result<GuardPlan, Vec<Problem>> {
-    let mut v = Validator::default();
-    match v.guard(value, path) {
-        Some(plan) if v.problems.is_empty() => Ok(plan),
-        _ => Err(v.problems),
-    }
-}
-
 /// XXH64 of a JSON value written canonically (object keys sorted, no
 /// spaces: `serde_json` without `preserve_order`), so text that differs
 /// only in layout or key order has the same fingerprint.
 fn fingerprint(value: &Value) -> u64 {
     let canonical = serde_json::to_vec(value).unwrap_or_default();
     xxhash_rust::xxh64::xxh64(&canonical, 0)
-}
-
-/// Mode fields as written at one level, before inheritance.
-#[derive(Default)]
-struct ModeFields {
-    mode: Option<Mode>,
-    retry_after_s: Option<u64>,
-    allow_paths: Option<Vec<String>>,
-    maintenance_body: Option<String>,
 }
 
 const TOP_FIELDS: &[&str] = &[
@@ -122,31 +107,6 @@ const TOP_FIELDS: &[&str] = &[
     "trace",
     "debug",
 ];
-const GUARD_FIELDS: &[&str] = &[
-    "window_s",
-    "min_requests",
-    "errors",
-    "max_error_rate",
-    "max_p99_ms",
-    "max_p95_ratio",
-    "max_error_ratio",
-    "alpha",
-];
-/// The guard's limits: a guard must set at least one.
-const GUARD_LIMITS: &[&str] = &[
-    "max_error_rate",
-    "max_p99_ms",
-    "max_p95_ratio",
-    "max_error_ratio",
-];
-/// The response classes a guard may count as errors.
-const ERROR_CLASSES: [Class; 3] = [Class::ClientError, Class::ServerError, Class::Reset];
-const MAX_GUARD_WINDOW_S: u64 = 3600;
-const MAX_MIN_REQUESTS: u64 = 1_000_000_000;
-/// An hour: a p99 limit above it could never be told from a hung request.
-const MAX_P99_MS: f64 = 3_600_000.0;
-const MAX_RATIO: f64 = 1000.0;
-const MAX_ALPHA: f64 = 0.5;
 const SPLIT_FIELDS: &[&str] = &[
     "name",
     "match",
@@ -397,135 +357,6 @@ impl Validator {
         Some(Matcher { on, methods })
     }
 
-    fn targets(
-        &mut self,
-        value: &Value,
-        path: &str,
-        stable: Option<&str>,
-    ) -> (Vec<String>, Vec<Weight>) {
-        let Some(items) = self.array(value, path) else {
-            return (Vec::new(), Vec::new());
-        };
-        let (mut clusters, mut weights) = (Vec::new(), Vec::new());
-        for (i, item) in items.iter().enumerate() {
-            let tpath = format!("{path}[{i}]");
-            let Some(obj) = self.object(item, &tpath) else {
-                continue;
-            };
-            self.known_fields(obj, &tpath, &["cluster", "weight", "schedule"]);
-            let cluster = self
-                .required(obj, &tpath, "cluster")
-                .and_then(|v| self.cluster_name(v, &format!("{tpath}.cluster")));
-            let weight = match (obj.get("weight"), obj.get("schedule")) {
-                (Some(w), None) => self
-                    .weight(w, &format!("{tpath}.weight"))
-                    .map(Weight::Fixed),
-                (None, Some(s)) => self
-                    .schedule(s, &format!("{tpath}.schedule"))
-                    .map(Weight::Schedule),
-                (Some(_), Some(_)) => {
-                    self.fail(&tpath, "has both \"weight\" and \"schedule\"; give one");
-                    None
-                }
-                (None, None) => {
-                    self.fail(&tpath, "needs \"weight\" or \"schedule\"");
-                    None
-                }
-            };
-            // A target whose weight is refused still names a cluster, so
-            // that pins naming it are not reported as problems too.
-            let Some(cluster) = cluster else { continue };
-            if Some(cluster.as_str()) == stable {
-                self.fail(
-                    &format!("{tpath}.cluster"),
-                    format!("{cluster:?} is the split's stable cluster"),
-                );
-            } else if clusters.contains(&cluster) {
-                self.fail(
-                    &format!("{tpath}.cluster"),
-                    format!("{cluster:?} is listed twice"),
-                );
-            }
-            clusters.push(cluster);
-            weights.push(weight.unwrap_or(Weight::Fixed(0)));
-        }
-        self.weight_sum(path, &weights);
-        (clusters, weights)
-    }
-
-    /// The targets' weights may never add up to more than 100 %: checked at
-    /// every moment a schedule changes a weight.
-    fn weight_sum(&mut self, path: &str, weights: &[Weight]) {
-        let mut moments = vec![i64::MIN];
-        for w in weights {
-            if let Weight::Schedule(steps) = w {
-                moments.extend(steps.iter().map(|s| s.at));
-            }
-        }
-        for now in moments {
-            let sum: u32 = weights.iter().map(|w| u32::from(w.at(now))).sum();
-            if sum > u32::from(BUCKETS) {
-                let when = if now == i64::MIN {
-                    String::new()
-                } else {
-                    format!(" at the step of {now} (Unix time)")
-                };
-                self.fail(
-                    path,
-                    format!(
-                        "weights add up to {}{when}, over 100",
-                        percent_text(sum.into())
-                    ),
-                );
-                return;
-            }
-        }
-    }
-
-    fn schedule(&mut self, value: &Value, path: &str) -> Option<Vec<Step>> {
-        let items = self.array(value, path)?;
-        if items.is_empty() {
-            self.fail(path, "is empty; give at least one step");
-            return None;
-        }
-        let mut steps: Vec<Step> = Vec::new();
-        let mut ok = true;
-        for (i, item) in items.iter().enumerate() {
-            let spath = format!("{path}[{i}]");
-            let Some(obj) = self.object(item, &spath) else {
-                ok = false;
-                continue;
-            };
-            self.known_fields(obj, &spath, &["at", "weight"]);
-            let at = self.required(obj, &spath, "at").and_then(|v| {
-                let field = format!("{spath}.at");
-                let text = self.string(v, &field)?;
-                schedule::parse_rfc3339(text)
-                    .map_err(|e| self.fail(&field, format!("{text:?} {e}")))
-                    .ok()
-            });
-            let weight = self
-                .required(obj, &spath, "weight")
-                .and_then(|v| self.weight(v, &format!("{spath}.weight")));
-            match (at, weight) {
-                (Some(at), Some(weight)) => {
-                    if let Some(prev) = steps.last() {
-                        if at <= prev.at {
-                            self.fail(
-                                &format!("{spath}.at"),
-                                "is not after the previous step's time; steps go in time order",
-                            );
-                            ok = false;
-                        }
-                    }
-                    steps.push(Step { at, weight });
-                }
-                _ => ok = false,
-            }
-        }
-        ok.then_some(steps)
-    }
-
     fn pins(&mut self, value: &Value, path: &str, clusters: &[String]) -> BTreeMap<Vec<u8>, usize> {
         let mut pins = BTreeMap::new();
         let Some(obj) = self.object(value, path) else {
@@ -562,163 +393,6 @@ impl Validator {
         pins
     }
 
-    /// `splits[].guard`: every field optional, at least one limit.
-    fn guard(&mut self, value: &Value, path: &str) -> Option<GuardPlan> {
-        let obj = self.object(value, path)?;
-        self.known_fields(obj, path, GUARD_FIELDS);
-        if !GUARD_LIMITS.iter().any(|l| obj.contains_key(*l)) {
-            self.fail(
-                path,
-                format!(
-                    "sets no limit, so it would judge nothing; give at least one of {}",
-                    GUARD_LIMITS.join(", ")
-                ),
-            );
-        }
-        let field = |name: &str| format!("{path}.{name}");
-        let defaults = GuardPlan::default();
-        // Every field is checked before any refusal returns, so that all
-        // of a guard's problems are reported at once.
-        let window_s = match obj.get("window_s") {
-            Some(v) => self.whole_in(v, &field("window_s"), 1, MAX_GUARD_WINDOW_S),
-            None => Some(u64::from(defaults.window_s)),
-        };
-        let min_requests = match obj.get("min_requests") {
-            Some(v) => self.whole_in(v, &field("min_requests"), 1, MAX_MIN_REQUESTS),
-            None => Some(u64::from(defaults.min_requests)),
-        };
-        let errors = match obj.get("errors") {
-            Some(v) => self.error_classes(v, &field("errors")),
-            None => Some(defaults.errors),
-        };
-        let mut limit = |name: &str, max: f64| match obj.get(name) {
-            Some(v) => self.positive_up_to(v, &field(name), max).map(Some),
-            None => Some(None),
-        };
-        let max_error_rate = limit("max_error_rate", 1.0);
-        let max_p99_ms = limit("max_p99_ms", MAX_P99_MS);
-        let max_p95_ratio = limit("max_p95_ratio", MAX_RATIO);
-        let max_error_ratio = limit("max_error_ratio", MAX_RATIO);
-        let alpha = limit("alpha", MAX_ALPHA);
-        Some(GuardPlan {
-            window_s: u32::try_from(window_s?).ok()?,
-            min_requests: u32::try_from(min_requests?).ok()?,
-            errors: errors?,
-            max_error_rate: max_error_rate?,
-            max_p99_ms: max_p99_ms?,
-            max_p95_ratio: max_p95_ratio?,
-            max_error_ratio: max_error_ratio?,
-            alpha: alpha?.unwrap_or(defaults.alpha),
-        })
-    }
-
-    fn error_classes(&mut self, value: &Value, path: &str) -> Option<ErrorClasses> {
-        let items = self.array(value, path)?;
-        if items.is_empty() {
-            self.fail(
-                path,
-                "is empty; give at least one of \"4xx\", \"5xx\", \"reset\"",
-            );
-            return None;
-        }
-        let mut classes = ErrorClasses::NONE;
-        let mut ok = true;
-        for (i, item) in items.iter().enumerate() {
-            let ipath = format!("{path}[{i}]");
-            let Some(name) = self.string(item, &ipath) else {
-                ok = false;
-                continue;
-            };
-            match ERROR_CLASSES.into_iter().find(|c| c.as_str() == name) {
-                Some(class) if classes.contains(class) => {
-                    self.fail(&ipath, format!("{name:?} is listed twice"));
-                    ok = false;
-                }
-                Some(class) => classes = classes.with(class),
-                None => {
-                    self.fail(
-                        &ipath,
-                        format!("{name:?} is not \"4xx\", \"5xx\" or \"reset\""),
-                    );
-                    ok = false;
-                }
-            }
-        }
-        ok.then_some(classes)
-    }
-
-    fn trace(&mut self, value: &Value) -> TraceSettings {
-        let mut trace = TraceSettings::default();
-        let Some(obj) = self.object(value, "trace") else {
-            return trace;
-        };
-        self.known_fields(obj, "trace", &["response_header", "tracestate"]);
-        if let Some(v) = obj.get("response_header") {
-            if let Some(name) = self.header_name(v, "trace.response_header") {
-                trace.response_header = name;
-            }
-        }
-        if let Some(v) = obj.get("tracestate") {
-            trace.tracestate = self.boolean(v, "trace.tracestate").unwrap_or(false);
-        }
-        trace
-    }
-
-    fn mode_fields(&mut self, obj: &Map<String, Value>, path: &str) -> ModeFields {
-        let field = |name: &str| {
-            if path.is_empty() {
-                name.to_string()
-            } else {
-                format!("{path}.{name}")
-            }
-        };
-        let mut fields = ModeFields::default();
-        if let Some(v) = obj.get("mode") {
-            fields.mode = match self.string(v, &field("mode")) {
-                Some("normal") => Some(Mode::Normal),
-                Some("read_only") => Some(Mode::ReadOnly),
-                Some("maintenance") => Some(Mode::Maintenance),
-                Some(other) => {
-                    self.fail(
-                        &field("mode"),
-                        format!("{other:?} is not \"normal\", \"read_only\" or \"maintenance\""),
-                    );
-                    None
-                }
-                None => None,
-            };
-        }
-        if let Some(v) = obj.get("retry_after_s") {
-            let f = field("retry_after_s");
-            fields.retry_after_s = self.whole_number(v, &f).filter(|&s| {
-                let ok = s <= MAX_RETRY_AFTER_S;
-                if !ok {
-                    self.fail(&f, format!("{s} is over {MAX_RETRY_AFTER_S} (one day)"));
-                }
-                ok
-            });
-        }
-        if let Some(v) = obj.get("allow_paths") {
-            let f = field("allow_paths");
-            let mut paths = Vec::new();
-            for (i, p) in self.array(v, &f).unwrap_or(&Vec::new()).iter().enumerate() {
-                let item = format!("{f}[{i}]");
-                match self.string(p, &item) {
-                    Some(p) if p.starts_with('/') => paths.push(p.to_string()),
-                    Some(p) => self.fail(&item, format!("{p:?} does not start with '/'")),
-                    None => {}
-                }
-            }
-            fields.allow_paths = Some(paths);
-        }
-        if let Some(v) = obj.get("maintenance_body") {
-            fields.maintenance_body = self
-                .string(v, &field("maintenance_body"))
-                .map(str::to_string);
-        }
-        fields
-    }
-
     /// The decision header must not be one the filter reads: it is stripped
     /// from every request, so a user key or force header of the same name
     /// could never arrive.
@@ -739,50 +413,5 @@ impl Validator {
                 );
             }
         }
-    }
-}
-
-/// A split's mode fields win over the top level's, one by one.
-fn resolve_mode(top: &ModeFields, split: &ModeFields, split_name: Option<&str>) -> ModePolicy {
-    mode_policy(
-        split.mode.or(top.mode).unwrap_or_default(),
-        split
-            .retry_after_s
-            .or(top.retry_after_s)
-            .unwrap_or(DEFAULT_RETRY_AFTER_S),
-        split
-            .allow_paths
-            .clone()
-            .or_else(|| top.allow_paths.clone())
-            .unwrap_or_default(),
-        split
-            .maintenance_body
-            .as_deref()
-            .or(top.maintenance_body.as_deref()),
-        split_name,
-    )
-}
-
-fn mode_policy(
-    mode: Mode,
-    retry_after_s: u64,
-    allow_paths: Vec<String>,
-    maintenance_body: Option<&str>,
-    split: Option<&str>,
-) -> ModePolicy {
-    let split_json = split.map_or("null".to_string(), |s| {
-        Value::String(s.to_string()).to_string()
-    });
-    ModePolicy {
-        mode,
-        retry_after: retry_after_s.to_string(),
-        allow_paths,
-        maintenance_body: maintenance_body.map_or_else(
-            || format!("{{\"error\":\"maintenance\",\"message\":\"down for maintenance; retry after {retry_after_s} s\"}}"),
-            str::to_string,
-        ),
-        read_only_body: format!(
-            "{{\"error\":\"read_only\",\"split\":{split_json},\"message\":\"writes are paused during a migration; retry after {retry_after_s} s\"}}"
-        ),
     }
 }
