@@ -34,7 +34,7 @@ pub struct Side {
 
 /// The target and stable clusters over the same stretch.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Window {
+pub struct Sides {
     pub target: Side,
     pub stable: Side,
 }
@@ -113,8 +113,8 @@ impl Evidence for Side {
     }
 }
 
-impl Window {
-    pub fn add(&mut self, other: &Window) {
+impl Sides {
+    pub fn add(&mut self, other: &Sides) {
         self.target.add(&other.target);
         self.stable.add(&other.stable);
     }
@@ -170,7 +170,7 @@ impl Judge {
     }
 
     /// Adds one interval's counts to the sequential test, at `now_s`.
-    pub fn fold(&mut self, now_s: i64, interval: &Window) {
+    pub fn fold(&mut self, now_s: i64, interval: &Sides) {
         if let Some(k) = self.plan.max_error_ratio {
             let batch = Batch {
                 target_responses: interval.target.responses,
@@ -192,7 +192,7 @@ impl Judge {
     /// then error rate, p99, p95 ratio and error ratio, as the guard
     /// orders them. `hold` is the step's counts so far. The rollout has
     /// one target, so its sequential test is judged at the plan's `alpha`.
-    pub fn failure(&self, hold: &Window, tripped: &[String]) -> Option<Failure> {
+    pub fn failure(&self, hold: &Sides, tripped: &[String]) -> Option<Failure> {
         if !tripped.is_empty() {
             return Some(Failure::GuardTripped(tripped.to_vec()));
         }
@@ -206,7 +206,7 @@ impl Judge {
     /// once the hold is over, a pass with `min_requests` or more target
     /// responses in it, and a longer hold with fewer or with a limit
     /// breached as measured but not beyond noise.
-    pub fn verdict(&self, hold: &Window, tripped: &[String], hold_over: bool) -> StepVerdict {
+    pub fn verdict(&self, hold: &Sides, tripped: &[String], hold_over: bool) -> StepVerdict {
         if let Some(failure) = self.failure(hold, tripped) {
             return StepVerdict::Fail(failure);
         }
@@ -262,8 +262,8 @@ mod tests {
         }
     }
 
-    fn window(target: Side, stable: Side) -> Window {
-        Window { target, stable }
+    fn window(target: Side, stable: Side) -> Sides {
+        Sides { target, stable }
     }
 
     fn plan(analysis: &str) -> GuardPlan {
@@ -294,7 +294,7 @@ mod tests {
         let judge = Judge::new(plan(
             r#"{"min_requests": 100, "max_error_rate": 0.01, "max_p99_ms": 500}"#,
         ));
-        let empty = Window::default();
+        let empty = Sides::default();
         assert_eq!(judge.verdict(&empty, &[], false), StepVerdict::Ok);
         assert_eq!(
             judge.verdict(&empty, &[], true),
@@ -349,7 +349,7 @@ mod tests {
     #[test]
     fn a_tripped_guard_fails_at_once_even_without_data() {
         let judge = Judge::new(plan(r#"{"max_error_rate": 0.01}"#));
-        let v = judge.verdict(&Window::default(), &["http://127.0.0.1:9901".into()], false);
+        let v = judge.verdict(&Sides::default(), &["http://127.0.0.1:9901".into()], false);
         assert_eq!(
             v,
             StepVerdict::Fail(Failure::GuardTripped(vec!["http://127.0.0.1:9901".into()]))
@@ -362,7 +362,7 @@ mod tests {
             r#"{"min_requests": 50, "max_error_rate": 0.05, "max_p99_ms": 500, "max_p95_ratio": 2.0}"#,
         ));
         let stable = side(1000, 1, &[(3.0, 1000)]);
-        let rule = |w: &Window| match judge.failure(w, &[]) {
+        let rule = |w: &Sides| match judge.failure(w, &[]) {
             Some(Failure::Limit(breach)) => Some(breach.rule),
             _ => None,
         };
@@ -422,7 +422,7 @@ mod tests {
         );
     }
 
-    fn interval(n_t: u64, e_t: u64, n_s: u64, e_s: u64) -> Window {
+    fn interval(n_t: u64, e_t: u64, n_s: u64, e_s: u64) -> Sides {
         window(side(n_t, e_t, &[]), side(n_s, e_s, &[]))
     }
 
@@ -438,12 +438,12 @@ mod tests {
         let mut judge = judge_of();
         for i in 0..720 {
             judge.fold(i * 10, &interval(100, 1, 900, 9));
-            assert_eq!(judge.failure(&Window::default(), &[]), None, "interval {i}");
+            assert_eq!(judge.failure(&Sides::default(), &[]), None, "interval {i}");
         }
         // Then the target fails at 10x stable's rate: found within minutes,
         // however long the healthy part was.
         let mut seconds = 0;
-        while judge.failure(&Window::default(), &[]).is_none() {
+        while judge.failure(&Sides::default(), &[]).is_none() {
             judge.fold(7200 + seconds, &interval(100, 10, 900, 9));
             seconds += 10;
             assert!(seconds < 600, "{}", judge.evidence());
@@ -452,10 +452,10 @@ mod tests {
         let mut judge = judge_of();
         judge.fold(0, &interval(40, 40, 900, 0));
         assert!(judge.evidence() > -0.001f64.ln());
-        assert_eq!(judge.failure(&Window::default(), &[]), None);
+        assert_eq!(judge.failure(&Sides::default(), &[]), None);
         judge.fold(10, &interval(10, 10, 100, 0));
         assert!(matches!(
-            judge.failure(&Window::default(), &[]),
+            judge.failure(&Sides::default(), &[]),
             Some(Failure::Limit(Breach {
                 rule: Rule::ErrorRatio,
                 ..
@@ -473,10 +473,10 @@ mod tests {
         plan: &GuardPlan,
         target: Traffic,
         stable: Traffic,
-    ) -> (Local, Merged, Window) {
+    ) -> (Local, Merged, Sides) {
         let now = 1_800_000_000;
         let mut local = Local::new(plan, 2);
-        let mut hold = Window::default();
+        let mut hold = Sides::default();
         for (cluster, traffic) in [(0, stable), (1, target)] {
             let mut latencies = Vec::new();
             let (mut responses, mut errors) = (0, 0);

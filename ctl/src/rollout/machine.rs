@@ -30,8 +30,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::analysis::{Judge, Window};
-use super::plan::Plan;
+use super::analysis::{Judge, Sides};
+use super::plan::RolloutPlan;
 use super::report::At;
 use super::split::Stand;
 use crate::fail::Fail;
@@ -66,7 +66,7 @@ pub enum Input {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Reading {
     /// The counts since the last good scrape (none at the first).
-    pub window: Window,
+    pub window: Sides,
     /// The proxies whose guard tripped the split.
     pub tripped: Vec<String>,
     /// How many proxies report the split's series.
@@ -217,12 +217,12 @@ struct Hold {
     /// The end of the interval being waited for.
     next: Duration,
     /// The step's counts so far.
-    window: Window,
+    window: Sides,
 }
 
 /// One rollout's decisions.
 pub struct Machine {
-    plan: Plan,
+    plan: RolloutPlan,
     dry_run: bool,
     judge: Judge,
     /// The split as the controller last wrote or read it.
@@ -233,7 +233,7 @@ pub struct Machine {
     step: usize,
     hold: Hold,
     /// Every count since the start, for the summary.
-    totals: Window,
+    totals: Sides,
     phase: Phase,
     out: Vec<Action>,
 }
@@ -242,7 +242,7 @@ impl Machine {
     /// A rollout of `plan` from the split as read (`stand`), and what to do
     /// first: refuse while the split is rolled back or past the last step,
     /// else take the first counts.
-    pub fn start(plan: Plan, dry_run: bool, stand: Stand) -> (Machine, Vec<Action>) {
+    pub fn start(plan: RolloutPlan, dry_run: bool, stand: Stand) -> (Machine, Vec<Action>) {
         let mut machine = Machine {
             judge: Judge::new(plan.analysis),
             weight: stand.weight,
@@ -251,7 +251,7 @@ impl Machine {
             dry_run,
             step: 0,
             hold: Hold::default(),
-            totals: Window::default(),
+            totals: Sides::default(),
             phase: Phase::Over,
             out: Vec::new(),
         };

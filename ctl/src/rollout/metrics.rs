@@ -17,8 +17,8 @@ use serde_json::Value;
 use turnout::stats::{sanitize, Class};
 use turnout_prometheus::{instant_vector, parse_value, query_path, text_samples, Labels};
 
-use super::analysis::{Side, Window};
-use super::plan::{Metrics, Plan};
+use super::analysis::{Side, Sides};
+use super::plan::{Metrics, RolloutPlan};
 use crate::http::{self, Url};
 
 /// How long one HTTP request may take.
@@ -66,7 +66,7 @@ pub struct Scrape {
 }
 
 impl Source {
-    pub fn new(plan: &Plan, stable: &str) -> Source {
+    pub fn new(plan: &RolloutPlan, stable: &str) -> Source {
         Source {
             metrics: plan.metrics.clone(),
             split: sanitize(&plan.split),
@@ -184,8 +184,8 @@ impl Scrape {
     /// What happened between `earlier` and this scrape, series by series:
     /// a counter that went down was reset (its proxy restarted) and counts
     /// from 0, as does a series `earlier` did not have.
-    pub fn since(&self, earlier: &Scrape, errors: turnout::guard::ErrorClasses) -> Window {
-        let mut window = Window::default();
+    pub fn since(&self, earlier: &Scrape, errors: turnout::guard::ErrorClasses) -> Sides {
+        let mut window = Sides::default();
         for (series, &now) in &self.series {
             let before = earlier.series.get(series).copied().unwrap_or(0.0);
             let delta = if now >= before { now - before } else { now };

@@ -39,7 +39,7 @@ use std::time::Instant;
 
 use self::machine::{Action, Input, Machine, Reading, Request};
 use self::metrics::{Scrape, Source};
-use self::plan::Plan;
+use self::plan::RolloutPlan;
 use self::report::Log;
 use crate::change::Change;
 use crate::edit;
@@ -86,7 +86,7 @@ pub fn run(plan_path: &Path, options: &Options) -> Result<(), Fail> {
 
 /// The I/O the machine asks for.
 struct Driver {
-    plan: Plan,
+    plan: RolloutPlan,
     source: Source,
     /// The last good scrape, which the next one is counted from.
     last: Option<Scrape>,

@@ -21,7 +21,7 @@ use crate::input;
 
 /// A checked plan.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Plan {
+pub struct RolloutPlan {
     /// The config file that Envoy (or `turnoutctl serve`) reads.
     pub config: PathBuf,
     pub split: String,
@@ -83,7 +83,7 @@ const MAX_INTERVAL_S: u64 = 3600;
 
 /// Reads and checks the plan at `path`; unreadable is a usage error (exit
 /// 2), invalid is refused (exit 1) with every problem on its own line.
-pub fn read(path: &Path) -> Result<Plan, Fail> {
+pub fn read(path: &Path) -> Result<RolloutPlan, Fail> {
     let text = fs::read_to_string(path)
         .map_err(|e| Fail::Usage(format!("cannot read {}: {e}", path.display())))?;
     parse(&text).map_err(|problems| {
@@ -96,7 +96,7 @@ pub fn read(path: &Path) -> Result<Plan, Fail> {
 }
 
 /// Checks a plan's text.
-pub fn parse(text: &str) -> Result<Plan, Vec<Problem>> {
+pub fn parse(text: &str) -> Result<RolloutPlan, Vec<Problem>> {
     let value: Value = serde_json::from_str(text).map_err(|e| {
         vec![Problem {
             path: String::new(),
@@ -111,7 +111,7 @@ pub fn parse(text: &str) -> Result<Plan, Vec<Problem>> {
     }
 }
 
-fn plan(v: &mut Validator, value: &Value) -> Option<Plan> {
+fn plan(v: &mut Validator, value: &Value) -> Option<RolloutPlan> {
     let Some(top) = value.as_object() else {
         v.fail("", "the plan is not an object");
         return None;
@@ -152,7 +152,7 @@ fn plan(v: &mut Validator, value: &Value) -> Option<Plan> {
         None => Some(None),
         Some(x) => server(v, x).map(Some),
     };
-    Some(Plan {
+    Some(RolloutPlan {
         config: PathBuf::from(config?),
         split: split?,
         target: target?,

@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 use turnout::guard::judge::{Breach, Evidence};
 use turnout::guard::Rule;
 
-use super::analysis::{Failure, Side, StepVerdict, Window};
+use super::analysis::{Failure, Side, Sides, StepVerdict};
 use crate::fail::Fail;
 use crate::show;
 
@@ -82,7 +82,7 @@ impl At {
 }
 
 /// The interval line.
-pub fn interval(at: &At, held_s: u64, hold_s: u64, hold: &Window, verdict: &str) -> String {
+pub fn interval(at: &At, held_s: u64, hold_s: u64, hold: &Sides, verdict: &str) -> String {
     format!(
         "{} · held {} of {} · {} req · errors {} (stable {}) · p99 {} (stable {}) · {verdict}",
         at.head(),
@@ -169,7 +169,7 @@ fn side_json(side: &Side) -> Value {
 pub fn interval_record(
     at: &At,
     (held_s, hold_s): (u64, u64),
-    hold: &Window,
+    hold: &Sides,
     tripped: &[String],
     evidence: f64,
     verdict: &StepVerdict,
@@ -263,7 +263,7 @@ mod tests {
             errors,
             buckets: buckets.iter().map(|&(l, n)| (le(l), n)).collect(),
         };
-        let hold = Window {
+        let hold = Sides {
             target: side(
                 4812,
                 10,
@@ -285,7 +285,7 @@ mod tests {
             interval(&at, 130, 300, &hold, "ok"),
             "step 2/5 fastapi 30 % · held 2m10s of 5m · 4,812 req · errors 0.21 % (stable 0.18 %) · p99 97 ms (stable 75 ms) · ok"
         );
-        let empty = Window::default();
+        let empty = Sides::default();
         assert!(interval(&at, 0, 300, &empty, "ok")
             .contains("0 req · errors - (stable -) · p99 - (stable -)"));
     }

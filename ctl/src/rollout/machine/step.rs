@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::{Acks, Action, Hold, Machine, Outcome, Phase, Reading, Request, Tick, WATCH};
 use crate::fail::Fail;
-use crate::rollout::analysis::{Failure, StepVerdict, Window};
+use crate::rollout::analysis::{Failure, Sides, StepVerdict};
 use crate::rollout::plan::Metrics;
 use crate::rollout::report;
 use crate::rollout::split::{self, Stand};
@@ -226,14 +226,14 @@ impl Machine {
     /// the hold's first interval says it if it lasts.
     fn settled(&mut self, now: Duration, end: Duration, read: bool) {
         if read {
-            if let Some(failure) = self.judge.failure(&Window::default(), &[]) {
+            if let Some(failure) = self.judge.failure(&Sides::default(), &[]) {
                 return self.fail(failure);
             }
         }
         self.hold = Hold {
             start: now,
             next: end,
-            window: Window::default(),
+            window: Sides::default(),
         };
         self.next_interval(now);
     }

@@ -30,7 +30,7 @@ const CONTRACT: &str = r#"{"min_requests": 20, "max_error_rate": 0.01, "max_p99_
 
 /// A plan for split `users` (`legacy` to `fastapi`): holds of 30 s,
 /// intervals of 10 s, and `extra` fields (`, "on_failure": "pause"`).
-fn plan_of(steps: &str, analysis: &str, extra: &str) -> Plan {
+fn plan_of(steps: &str, analysis: &str, extra: &str) -> RolloutPlan {
     let text = format!(
         r#"{{"config": "{CONFIG}", "split": "users", "target": "fastapi", "steps": {steps},
   "hold_s": 30, "interval_s": 10, "metrics": {{"envoy_admin": ["http://127.0.0.1:9901"]}},
@@ -73,7 +73,7 @@ fn side(responses: u64, errors: u64, ms: f64) -> Side {
 /// errors, stable's 900 with none, everything answered in 3 ms.
 fn reading(target: u64, errors: u64) -> Reading {
     Reading {
-        window: Window {
+        window: Sides {
             target: side(target, errors, 3.0),
             stable: side(900, 0, 3.0),
         },
@@ -98,7 +98,7 @@ fn healthy() -> Traffic {
 }
 
 /// Runs a rollout of `plan` from the split `at` to its end.
-fn run(plan: Plan, at: Stand, traffic: Traffic) -> World {
+fn run(plan: RolloutPlan, at: Stand, traffic: Traffic) -> World {
     World::new(plan, false, at, traffic).run()
 }
 
@@ -138,7 +138,7 @@ enum When {
 }
 
 impl World {
-    fn new(plan: Plan, dry_run: bool, at: Stand, traffic: Traffic) -> World {
+    fn new(plan: RolloutPlan, dry_run: bool, at: Stand, traffic: Traffic) -> World {
         let (machine, first) = Machine::start(plan, dry_run, at.clone());
         World {
             machine,
@@ -214,7 +214,7 @@ impl World {
                 Input::Scraped(read.map(|mut r| {
                     if n == 0 {
                         // As the driver's: the counts start here.
-                        r.window = Window::default();
+                        r.window = Sides::default();
                     }
                     r.unix_s = 1_700_000_000 + self.now.as_secs() as i64;
                     r

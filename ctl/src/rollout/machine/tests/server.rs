@@ -4,7 +4,7 @@
 
 use super::*;
 
-fn served(steps: &str) -> Plan {
+fn served(steps: &str) -> RolloutPlan {
     plan_of(steps, LIMITS, r#", "server": "127.0.0.1:7000""#)
 }
 
