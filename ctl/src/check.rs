@@ -7,6 +7,7 @@ use std::path::Path;
 use serde_json::{json, Value};
 use turnout::config::{self, Problem};
 use turnout::plan::{Plan, SplitPlan};
+use turnout::shadow::ShadowPlan;
 
 use crate::fail::Fail;
 use crate::input::{self, Form};
@@ -125,6 +126,9 @@ pub fn summary(split: &SplitPlan, now: i64) -> String {
     if split.mode.mode != turnout::plan::Mode::Normal {
         line.push_str(&format!(", mode {}", split.mode.mode.as_str()));
     }
+    if let Some(shadow) = &split.shadow {
+        line.push_str(&format!("; {}", show::shadow(shadow)));
+    }
     line
 }
 
@@ -189,5 +193,25 @@ pub fn split_json(split: &SplitPlan, now: i64) -> Value {
         "pins": split.pins.len(),
         "force_header": split.force_header,
         "mode": split.mode.mode.as_str(),
+        "shadow": split.shadow.as_ref().map(shadow_json),
+    })
+}
+
+/// A split's shadow as `--json` shows it; `percent` in percent.
+fn shadow_json(shadow: &ShadowPlan) -> Value {
+    let compare = &shadow.compare;
+    json!({
+        "cluster": shadow.cluster,
+        "percent": f64::from(shadow.percent) / 100.0,
+        "methods": shadow.methods,
+        "writes": shadow.writes,
+        "noise": shadow.noise,
+        "timeout_ms": shadow.timeout_ms,
+        "compare": {
+            "status": compare.status,
+            "headers": compare.headers,
+            "body": compare.body.as_str(),
+            "ignore": compare.ignore.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+        },
     })
 }

@@ -8,6 +8,7 @@ use turnout::bucket::{Bucket, BUCKETS};
 use turnout::decide::{self, PlainRequest, Reason, RequestFacts, Verdict};
 use turnout::keys;
 use turnout::plan::{Anonymous, KeySource, Plan, SplitPlan};
+use turnout::shadow;
 
 use crate::check::split_json;
 use crate::fail::Fail;
@@ -179,9 +180,44 @@ impl Explained<'_> {
                 for text in clusters_text(split, self.ask.at) {
                     out.push_str(&format!("  {text}\n"));
                 }
+                if let Some(text) = self.shadow_text() {
+                    out.push_str(&format!("{:<9} {text}\n", "shadow"));
+                }
             }
         }
         out
+    }
+
+    /// Whether the request is copied by its split's shadow, and how.
+    fn shadow_text(&self) -> Option<String> {
+        let Verdict::Route(d) = self.verdict else {
+            return None;
+        };
+        let shadow = self.plan.splits[d.split].shadow.as_ref()?;
+        let method = self.ask.method.to_ascii_uppercase();
+        let copied = shadow::sample(self.plan, &self.verdict, method.as_bytes(), || 0).is_some();
+        Some(if copied {
+            format!(
+                "copied ({} of such requests): {}",
+                show::pct(shadow.percent.into()),
+                show::shadow(shadow)
+            )
+        } else if shadow.percent == 0 {
+            format!(
+                "not copied: the shadow copies 0 %; {}",
+                show::shadow(shadow)
+            )
+        } else if d.cluster != 0 {
+            format!(
+                "not copied: only requests sent to stable are; {}",
+                show::shadow(shadow)
+            )
+        } else {
+            format!(
+                "not copied: {method} is not one of the methods; {}",
+                show::shadow(shadow)
+            )
+        })
     }
 
     fn request_text(&self) -> String {
@@ -272,6 +308,7 @@ impl Explained<'_> {
                     "bucket": bucket,
                     "bucket_used": d.reason == Reason::Bucket,
                     "weights": split_json(split, self.ask.at),
+                    "shadow": self.shadow_text(),
                 })
             }
         }

@@ -5,6 +5,7 @@
 use turnout::bucket::BUCKETS;
 use turnout::plan::{MatchOn, Matcher, SplitPlan, Weight};
 use turnout::schedule::{self, Step};
+use turnout::shadow::ShadowPlan;
 
 /// Basis points as a percentage without needless zeros: `25 %`, `0.5 %`.
 pub fn pct(bps: u64) -> String {
@@ -123,4 +124,40 @@ mod tests {
             );
         }
     }
+}
+
+/// `shadow to fastapi: 30 % of GET, HEAD, compared by status, content-type
+/// and JSON body, noise learned`: what a split's shadow copies and how its
+/// answers are compared.
+pub fn shadow(shadow: &ShadowPlan) -> String {
+    let compare = &shadow.compare;
+    let mut parts: Vec<String> = Vec::new();
+    if compare.status {
+        parts.push("status".into());
+    }
+    parts.extend(compare.headers.iter().cloned());
+    match compare.body {
+        turnout::shadow::BodyCompare::None => {}
+        body => parts.push(format!("{} body", body.as_str())),
+    }
+    let mut text = format!(
+        "shadow to {}: {} of {}{}, compared by {}",
+        shadow.cluster,
+        pct(shadow.percent.into()),
+        shadow.methods.join(", "),
+        if shadow.writes { " (dual writes)" } else { "" },
+        if parts.is_empty() {
+            "nothing".into()
+        } else {
+            parts.join(", ")
+        }
+    );
+    if !compare.ignore.is_empty() {
+        let ignored: Vec<&str> = compare.ignore.iter().map(|p| p.as_str()).collect();
+        text.push_str(&format!(" ignoring {}", ignored.join(" ")));
+    }
+    if shadow.noise {
+        text.push_str(", noise learned from a second stable answer");
+    }
+    text
 }

@@ -122,3 +122,28 @@ fn empty_config_means_no_splits_and_unreadable_file_is_usage() {
     assert!(run.stderr.contains("cannot read"), "{}", run.stderr);
     ctl(&["check"]).code(2);
 }
+
+/// A split's shadow is shown: where copies go, which and how many, how
+/// they are compared; in JSON too.
+#[test]
+fn shows_a_splits_shadow() {
+    let dir = scratch("check-shadow");
+    let shadow = r#", "shadow": {"cluster": "fastapi", "percent": 30, "noise": true,
+        "compare": {"ignore": ["/request_id"]}}"#;
+    let path = file(&dir, "c.json", &users_config("10", shadow));
+    let run = ctl(&["check", &path]).code(0);
+    assert!(
+        run.stdout.contains(
+            "; shadow to fastapi: 30 % of GET, HEAD, compared by status, content-type, \
+             json body ignoring /request_id, noise learned from a second stable answer\n"
+        ),
+        "{}",
+        run.stdout
+    );
+    let run = ctl(&["check", &path, "--json"]).code(0);
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
+    let shadow = &doc["configs"][0]["splits"][0]["shadow"];
+    assert_eq!(shadow["cluster"], "fastapi");
+    assert_eq!(shadow["percent"], 30.0);
+    assert_eq!(shadow["compare"]["ignore"][0], "/request_id");
+}

@@ -170,3 +170,22 @@ fn a_request_needs_a_route_or_a_path() {
     ctl(&["explain", &path, "--route", "users", "--header", "novalue"]).code(2);
     ctl(&["explain", &path, "--route", "users", "--at", "tomorrow"]).code(2);
 }
+
+/// Whether a request is copied: only what the split sends to stable, and
+/// only the shadow's methods.
+#[test]
+fn says_whether_the_shadow_copies_the_request() {
+    let config = users_config("10", r#", "shadow": {"cluster": "fastapi"}"#);
+    let out = explain(&config, &["--user", "bob", "--route", "users"]);
+    assert!(
+        field(&out, "shadow").starts_with("copied (100 % of such requests): shadow to fastapi"),
+        "{out}"
+    );
+    let out = explain(&config, &["--user", "alice", "--route", "users"]);
+    assert!(field(&out, "shadow").starts_with("not copied: only requests sent to stable are"));
+    let out = explain(
+        &config,
+        &["--user", "bob", "--route", "users", "--method", "POST"],
+    );
+    assert!(field(&out, "shadow").starts_with("not copied: POST is not one of the methods"));
+}
