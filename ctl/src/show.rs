@@ -101,31 +101,6 @@ impl TargetNow<'_> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn formats_percentages_and_times() {
-        assert_eq!(pct(2500), "25 %");
-        assert_eq!(pct(50), "0.5 %");
-        assert_eq!(pct(5), "0.05 %");
-        assert_eq!(pct(0), "0 %");
-        assert_eq!(pct(10_000), "100 %");
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_796_115_600), "2026-12-01T09:00:00Z");
-        assert_eq!(rfc3339(1_709_164_800), "2024-02-29T00:00:00Z");
-        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59Z");
-        for t in [0i64, 951_782_400, 1_796_115_600, 4_102_444_799] {
-            assert_eq!(
-                turnout::schedule::parse_rfc3339(&rfc3339(t)),
-                Ok(t),
-                "round trip {t}"
-            );
-        }
-    }
-}
-
 /// `shadow to fastapi: 30 % of GET, HEAD, compared by status, content-type
 /// and JSON body, noise learned`: what a split's shadow copies and how its
 /// answers are compared.
@@ -160,4 +135,29 @@ pub fn shadow(shadow: &ShadowPlan) -> String {
         text.push_str(", noise learned from a second stable answer");
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_percentages_and_times() {
+        assert_eq!(pct(2500), "25 %");
+        assert_eq!(pct(50), "0.5 %");
+        assert_eq!(pct(5), "0.05 %");
+        assert_eq!(pct(0), "0 %");
+        assert_eq!(pct(10_000), "100 %");
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_796_115_600), "2026-12-01T09:00:00Z");
+        assert_eq!(rfc3339(1_709_164_800), "2024-02-29T00:00:00Z");
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59Z");
+        for t in [0i64, 951_782_400, 1_796_115_600, 4_102_444_799] {
+            assert_eq!(
+                turnout::schedule::parse_rfc3339(&rfc3339(t)),
+                Ok(t),
+                "round trip {t}"
+            );
+        }
+    }
 }
