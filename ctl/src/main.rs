@@ -38,6 +38,7 @@ mod jsontext;
 mod moves;
 mod rollout;
 mod serve;
+mod shadow;
 mod show;
 mod write;
 
@@ -144,6 +145,18 @@ enum Command {
         /// Judge and print, but write nothing to the config.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// What the shadows of CONFIG's splits have seen: copies compared, the
+    /// mismatch rate, the fields that differ, the noise, the copies' latency.
+    #[command(group(ArgGroup::new("metrics").required(true).args(["prometheus", "envoy_admin"])))]
+    Shadow {
+        config: PathBuf,
+        /// Prometheus' base URL (its query API; counts summed over every instance).
+        #[arg(long)]
+        prometheus: Option<String>,
+        /// Each proxy's admin base URL (its /stats/prometheus), repeatable.
+        #[arg(long)]
+        envoy_admin: Vec<String>,
     },
     /// Wrap a plain config into an ECDS resource file for Envoy to watch.
     Ecds {
@@ -288,6 +301,17 @@ fn run(command: Command) -> Result<(), Fail> {
         }
         Command::Rollout { plan, log, dry_run } => {
             rollout::run(&plan, &rollout::Options { log, dry_run })
+        }
+        Command::Shadow {
+            config,
+            prometheus,
+            envoy_admin,
+        } => {
+            let source = match prometheus {
+                Some(url) => shadow::Source::Prometheus(url),
+                None => shadow::Source::EnvoyAdmin(envoy_admin),
+            };
+            shadow::run(&config, &source)
         }
         Command::Ecds {
             config,

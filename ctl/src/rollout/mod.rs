@@ -25,6 +25,7 @@
 //! the driver that carries its actions out: it sleeps, scrapes, reads and
 //! edits the config, asks the fleet server, prints and logs.
 
+pub use self::analysis::Side;
 mod acks;
 mod analysis;
 mod machine;
