@@ -1,9 +1,9 @@
 //! Shadow traffic in the real Envoy: reads that a split sends to its
 //! stable cluster are copied to the new side and compared with a second
 //! answer of stable's, field by field, with every outcome counted exactly,
-//! the user's answer stable's own and never held for the copy. The wasm
-//! build sends copies; the native build refuses a shadow by name (it
-//! cannot send a request that outlives the stream yet).
+//! the user's answer stable's own and never held for the copy. Both
+//! builds: the wasm build sends copies from its root context, the native
+//! build from Envoy's main thread (docs/shadow-callouts.md).
 
 use std::time::{Duration, Instant};
 
@@ -152,6 +152,23 @@ fn every_outcome_and_field_is_counted_exactly_and_the_user_gets_stable(build: Bu
     assert_eq!(field("/name"), ROUNDS);
     assert_eq!(field("/items/*/price"), ROUNDS);
     assert_eq!(field("/request_id"), 0, "ignored");
+    // The same series in Prometheus from both builds, the native's defined
+    // as a labelled counter (Envoy defines no metric after config_new).
+    let prometheus = stage.envoy.prometheus();
+    for series in [
+        format!(r#"turnout_shadow_field_total{{split="users",field="/name"}} {ROUNDS}"#),
+        format!(r#"turnout_shadow_field_total{{split="users",field="/items/*/price"}} {ROUNDS}"#),
+    ] {
+        assert!(
+            prometheus.lines().any(|l| l == series),
+            "no {series} in\n{}",
+            prometheus
+                .lines()
+                .filter(|l| l.contains("shadow_field"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
     // The new side saw each copy once, marked; stable its second answers.
     assert_eq!(stage.fastapi.copies(), copies);
     assert_eq!(stage.legacy.copies(), copies);
@@ -313,62 +330,11 @@ fn percent_copies_a_share(build: Build) {
     wait_settled(&stage, "users", copies);
 }
 
-mod wasm {
-    use super::*;
-
-    #[test]
-    fn noise_is_told_from_a_real_difference() {
-        super::noise_is_told_from_a_real_difference(Build::Wasm);
-    }
-
-    #[test]
-    fn percent_copies_a_share() {
-        super::percent_copies_a_share(Build::Wasm);
-    }
-
-    #[test]
-    fn every_outcome_and_field_is_counted_exactly_and_the_user_gets_stable() {
-        super::every_outcome_and_field_is_counted_exactly_and_the_user_gets_stable(Build::Wasm);
-    }
-
-    #[test]
-    fn a_copy_never_delays_the_user_and_a_late_one_is_still_compared() {
-        super::a_copy_never_delays_the_user_and_a_late_one_is_still_compared(Build::Wasm);
-    }
-
-    #[test]
-    fn writes_and_bodies_are_not_copied_unless_asked() {
-        super::writes_and_bodies_are_not_copied_unless_asked(Build::Wasm);
-    }
-
-    #[test]
-    fn a_cluster_that_does_not_exist_is_counted_and_the_user_unaffected() {
-        super::a_cluster_that_does_not_exist_is_counted_and_the_user_unaffected(Build::Wasm);
-    }
-}
-
-mod native {
-    use super::*;
-    use integration::stage::bootstrap_for;
-    use integration::{native_filter_inline, Upstream};
-
-    /// Not yet sent natively: the shadow is refused by name at startup,
-    /// never accepted and silently not sent.
-    #[test]
-    fn a_shadow_is_refused_by_name() {
-        let (legacy, fastapi) = (Upstream::start("legacy"), Upstream::start("fastapi"));
-        let yaml = bootstrap_for(
-            Build::Native,
-            &[native_filter_inline(&config(r#"{"cluster": "fastapi"}"#))],
-            &legacy,
-            &fastapi,
-        );
-        let err = Build::Native
-            .try_start_envoy(&yaml, 1)
-            .err()
-            .expect("Envoy must not start with a shadow natively");
-        let refusal =
-            "turnout: configuration refused: splits[0].shadow: not sent by the native build yet";
-        assert!(err.log.contains(refusal), "{err}");
-    }
-}
+integration::for_each_build!(
+    every_outcome_and_field_is_counted_exactly_and_the_user_gets_stable,
+    a_copy_never_delays_the_user_and_a_late_one_is_still_compared,
+    writes_and_bodies_are_not_copied_unless_asked,
+    a_cluster_that_does_not_exist_is_counted_and_the_user_unaffected,
+    noise_is_told_from_a_real_difference,
+    percent_copies_a_share,
+);
