@@ -253,6 +253,14 @@ fn writes_and_bodies_are_not_copied_unless_asked(build: Build) {
     assert_eq!(r.status, 200);
     wait_settled(&stage, "users", 1);
     assert_eq!(stage.fastapi.copies(), 1);
+    // A read with a body is not copied yet: counted skipped, not lost.
+    let r = client
+        .request_with_body("GET", "/users/x", &[("x-user-id", b"u")], b"{}")
+        .expect("GET with a body");
+    assert_eq!(r.header("x-upstream").as_deref(), Some("legacy"));
+    wait_settled(&stage, "users", 2);
+    assert_eq!(outcome(&stage, "users", "skipped"), 1);
+    assert_eq!(stage.fastapi.copies(), 1);
     // A client cannot mark a real request as a copy.
     let r = client.get("/other", &[("x-turnout-shadow", "1")]);
     assert!(

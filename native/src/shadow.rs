@@ -32,7 +32,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use turnout::flow::Dispatch;
 use turnout::shadow::{Reply, Side};
 
-use crate::abi::{MainThread, Scheduler};
+use crate::abi::{CalloutAnswer, MainThread, Scheduler};
 use crate::config::FilterConfig;
 use crate::host::monotonic_nanos;
 
@@ -151,18 +151,13 @@ impl Copies {
 
     /// Main thread: the answer to callout `id` (`None`: it was reset or
     /// went over the response buffer limit), for the core to settle.
-    pub fn answered(
-        &self,
-        config: &FilterConfig,
-        id: u64,
-        answer: Option<(Vec<(Vec<u8>, Vec<u8>)>, Vec<u8>)>,
-    ) {
+    pub fn answered(&self, config: &FilterConfig, id: u64, answer: Option<CalloutAnswer>) {
         // An id this configuration did not send is not ours to answer.
         let Some(waiting) = lock(&self.waiting).remove(&id) else {
             return;
         };
         let reply = match answer {
-            Some((headers, body)) => {
+            Some(CalloutAnswer { headers, body }) => {
                 let now = monotonic_nanos();
                 let latency_ms =
                     (now >= waiting.queued_ns).then(|| (now - waiting.queued_ns) / 1_000_000);

@@ -702,9 +702,15 @@ unsafe fn lent_or_empty<'a>(buffer: EnvoyBuffer) -> &'a [u8] {
     unsafe { lent(buffer) }
 }
 
+/// A callout's answer, owned: its headers (`:status` included) and its
+/// body, its chunks joined.
+pub struct CalloutAnswer {
+    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
+    pub body: Vec<u8>,
+}
+
 /// A callout's answer, copied out of the buffers Envoy lends only for the
-/// length of `on_http_filter_config_http_callout_done`: its headers
-/// (`:status` included) and its body, its chunks joined.
+/// length of `on_http_filter_config_http_callout_done`.
 ///
 /// # Safety
 /// `headers` is null or points at `headers_len` headers, and `chunks` at
@@ -714,7 +720,7 @@ pub unsafe fn callout_answer(
     headers_len: usize,
     chunks: *const EnvoyBuffer,
     chunks_len: usize,
-) -> (Vec<(Vec<u8>, Vec<u8>)>, Vec<u8>) {
+) -> CalloutAnswer {
     let headers: &[EnvoyHeader] = if headers.is_null() {
         &[]
     } else {
@@ -743,7 +749,7 @@ pub unsafe fn callout_answer(
         // SAFETY: as above.
         body.extend_from_slice(unsafe { lent_or_empty(*chunk) });
     }
-    (headers, body)
+    CalloutAnswer { headers, body }
 }
 
 /// The bytes of a buffer Envoy lent.
