@@ -346,3 +346,36 @@ integration::for_each_build!(
     noise_is_told_from_a_real_difference,
     percent_copies_a_share,
 );
+
+/// A copy still running when its configuration is replaced is counted
+/// once, as a copy that got no answer (`error`): Envoy cancels it without
+/// a word in both builds (the wasm plugin's root context goes with the
+/// push, the native configuration when Envoy destroys it), and turnout
+/// answers what it still waits for as none when its configuration goes.
+fn a_copy_in_flight_across_a_push_is_counted_once(build: Build) {
+    let shadow = r#"{"cluster": "fastapi", "timeout_ms": 5000}"#;
+    let mut stage = Stage::ecds_with(build, &config(shadow), 1);
+    stage
+        .legacy
+        .answer("/users/slow", 200, r#"{"a":1}"#, Duration::ZERO);
+    stage.fastapi.answer(
+        "/users/slow",
+        200,
+        r#"{"a":1}"#,
+        Duration::from_millis(1500),
+    );
+    let mut client = stage.client();
+    assert_eq!(client.get("/users/slow", &[("x-user-id", "u")]).status, 200);
+    // The same shadow, another configuration, while the copy runs.
+    stage.push(&config(r#"{"cluster": "fastapi", "timeout_ms": 4000}"#));
+    wait_settled(&stage, "users", 1);
+    assert_eq!(outcome(&stage, "users", "error"), 1);
+    // Nothing more comes of it once the copy's answer is due.
+    std::thread::sleep(Duration::from_millis(1500));
+    wait_settled(&stage, "users", 1);
+}
+
+mod push {
+    use super::*;
+    integration::for_each_build!(a_copy_in_flight_across_a_push_is_counted_once);
+}
