@@ -342,15 +342,17 @@ pub struct ConfigHandle {
 
 // SAFETY: Envoy shares the configuration object with every worker; the
 // calls made through a handle outside `config_new` set gauges, add to
-// counters and record histogram values, which Envoy's stats do safely
-// from any of its threads.
+// counters (labelled or not) and record histogram values, which Envoy's
+// stats do safely from any of its threads. Callouts, which are not
+// thread-safe, are not made through a handle but through a `MainThread`.
 unsafe impl Send for ConfigHandle {}
 // SAFETY: as for `Send`: `&ConfigHandle` only touches metrics.
 unsafe impl Sync for ConfigHandle {}
 
 impl ConfigHandle {
     /// Defines an unlabelled metric; `None` if Envoy would not (after
-    /// `config_new`, Envoy may refuse new metrics).
+    /// `config_new` Envoy 1.40 refuses every new metric, `Frozen`: see
+    /// `crate::config` for the shadow's field counters).
     pub fn define(&self, kind: MetricKind, name: &str) -> Option<MetricId> {
         ConfigEnvoy {
             handle: ConfigHandle { ptr: self.ptr },
