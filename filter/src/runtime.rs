@@ -83,6 +83,21 @@ pub trait ConfigHost: SharedStore {
     fn unix_now(&self) -> i64;
     /// The host's monotonic clock in nanoseconds (0 if it cannot say).
     fn monotonic_nanos(&self) -> u64;
+    /// Defines the counter of a shadowed split's field (`noise`: of its
+    /// noise), when the field is first seen: after the configuration was
+    /// applied, unlike every other metric. By default the counter named
+    /// by [`stats::shadow_field_counter`] (or `shadow_noise_counter`); a
+    /// host that can only define metrics while a configuration is being
+    /// applied gives a handle on a labelled counter defined then instead,
+    /// under the same name and labels.
+    fn define_field(&self, noise: bool, split: &str, field: &str) -> Option<Self::Metric> {
+        let name = if noise {
+            stats::shadow_noise_counter(split, field)
+        } else {
+            stats::shadow_field_counter(split, field)
+        };
+        self.define(MetricKind::Counter, &name)
+    }
     /// Why this host cannot serve a plan the parser accepted (a feature
     /// it does not have), naming the field; `None` when it can.
     fn refuses(&self, _plan: &Plan) -> Option<String> {
@@ -324,19 +339,9 @@ impl<H: ConfigHost> Runtime<H> {
             }
         }
         let name = &self.plan.splits[split].name;
-        let kinds = [
-            (
-                0,
-                &settled.fields,
-                stats::shadow_field_counter as fn(&str, &str) -> String,
-            ),
-            (1, &settled.noise, stats::shadow_noise_counter),
-        ];
-        for (kind, slots, counter_name) in kinds {
+        for (kind, slots) in [(0, &settled.fields), (1, &settled.noise)] {
             for (slot, label) in slots {
-                if let Some(id) =
-                    self.field_counter(split, kind, slot, || counter_name(name, label))
-                {
+                if let Some(id) = self.field_counter(split, kind, slot, name, label) {
                     self.host.increment(id, 1);
                 }
             }
@@ -368,13 +373,15 @@ impl<H: ConfigHost> Runtime<H> {
     }
 
     /// The counter of a field's slot (`kind` 0: differing, 1: noise),
-    /// defined under `name()` the first time the slot is used.
+    /// defined for split `name` and field `label` the first time the slot
+    /// is used.
     fn field_counter(
         &self,
         split: usize,
         kind: usize,
         slot: &Slot,
-        name: impl FnOnce() -> String,
+        name: &str,
+        label: &str,
     ) -> Option<H::Metric> {
         let mut fields = lock(&self.fields);
         let ids = fields.get_mut(split)?.get_mut(kind)?;
@@ -382,7 +389,7 @@ impl<H: ConfigHost> Runtime<H> {
             ids.resize(slot.index + 1, None);
         }
         if ids[slot.index].is_none() {
-            ids[slot.index] = self.host.define(MetricKind::Counter, &name());
+            ids[slot.index] = self.host.define_field(kind == 1, name, label);
         }
         ids[slot.index]
     }

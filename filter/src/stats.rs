@@ -111,20 +111,24 @@ pub fn shadow_field_label(field: &str) -> String {
 /// The `turnout_shadow_field_total` counter of a split's field (a label,
 /// or a pointer made one).
 pub fn shadow_field_counter(split: &str, field: &str) -> String {
-    format!(
-        "turnout.shadow_field_total.split.{}.field.{}",
-        sanitize(split),
-        field_label_of(field)
-    )
+    let (split, field) = shadow_field_labels(split, field);
+    format!("{SHADOW_FIELD_TOTAL}.split.{split}.field.{field}")
 }
 
 /// The `turnout_shadow_noise_total` counter of a split's field.
 pub fn shadow_noise_counter(split: &str, field: &str) -> String {
-    format!(
-        "turnout.shadow_noise_total.split.{}.field.{}",
-        sanitize(split),
-        field_label_of(field)
-    )
+    let (split, field) = shadow_field_labels(split, field);
+    format!("{SHADOW_NOISE_TOTAL}.split.{split}.field.{field}")
+}
+
+/// The metric names of the field counters, before their labels.
+pub const SHADOW_FIELD_TOTAL: &str = "turnout.shadow_field_total";
+pub const SHADOW_NOISE_TOTAL: &str = "turnout.shadow_noise_total";
+
+/// The `split` and `field` label values of a split's field counter, as
+/// its name writes them.
+pub fn shadow_field_labels(split: &str, field: &str) -> (String, String) {
+    (sanitize(split), field_label_of(field))
 }
 
 /// A label as it is (`_other`, `_root`), a pointer as its label.

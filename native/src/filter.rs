@@ -28,14 +28,15 @@ impl Filter {
         }
     }
 
-    pub fn on_request_headers(&self, envoy: &mut abi::Stream<'_>) -> u32 {
+    /// `end_of_stream`: the headers ended the stream (no body follows).
+    pub fn on_request_headers(&self, envoy: &mut abi::Stream<'_>, end_of_stream: bool) -> u32 {
         if cfg!(feature = "floor") {
             return floor(envoy);
         }
         #[cfg(feature = "test-panic")]
         test_panic(envoy, "request_headers");
         let config = &*self.config;
-        let host = Host::new(envoy, config, Pending::take());
+        let host = Host::new(envoy, config, Pending::take()).with_end_of_stream(end_of_stream);
         let action = self.stream.borrow_mut().on_request_headers(config, &host);
         let pending = host.into_pending();
         // Set first: the reply runs the response hook before it returns.

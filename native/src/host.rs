@@ -10,6 +10,9 @@
 //! writes meet no borrowed header, which `abi::Stream` checks at compile
 //! time. Reads see the request as it reached the hook, as in the wasm
 //! build, whose reads come from a copy of the header map.
+//!
+//! A shadow's request is not sent from here: it is queued for Envoy's
+//! main thread (`crate::shadow`), since it must outlive the stream.
 
 use std::cell::{Cell, RefCell};
 use std::ops::Range;
@@ -17,11 +20,12 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use turnout::decide::RequestFacts;
-use turnout::flow::{self, Write};
+use turnout::flow::{self, Dispatch, Write};
+use turnout::shadow::Side;
 use turnout::stats;
 
 use crate::abi::{Attribute, HeaderMap, Stream};
-use crate::config::FilterConfig;
+use crate::config::{FilterConfig, Metric};
 
 /// The writes a hook's flow asked for, in order, with their bytes.
 #[derive(Default)]
@@ -105,6 +109,8 @@ pub struct Host<'a, 'h> {
     envoy: &'a Stream<'h>,
     config: &'a FilterConfig,
     pending: RefCell<Pending>,
+    /// The request's headers ended its stream (it has no body).
+    end_of_stream: bool,
 }
 
 impl<'a, 'h> Host<'a, 'h> {
@@ -113,7 +119,15 @@ impl<'a, 'h> Host<'a, 'h> {
             envoy,
             config,
             pending: RefCell::new(pending),
+            end_of_stream: true,
         }
+    }
+
+    /// In the request-headers hook: whether those headers ended the
+    /// stream (no body follows).
+    pub fn with_end_of_stream(mut self, end_of_stream: bool) -> Self {
+        self.end_of_stream = end_of_stream;
+        self
     }
 
     /// The writes the flow asked for, to be applied.
@@ -190,15 +204,29 @@ impl flow::Host for Host<'_, '_> {
     }
 
     fn count(&self, counter: usize) {
-        if let Some(id) = self.config.counter(counter) {
+        if let Some(Metric::Named(id)) = self.config.counter(counter) {
             self.envoy.increment(id);
         }
     }
 
     fn record(&self, histogram: usize, value: u64) {
-        if let Some(id) = self.config.histogram(histogram) {
+        if let Some(Metric::Named(id)) = self.config.histogram(histogram) {
             self.envoy.record(id, value);
         }
+    }
+
+    /// Asked only for a request a shadow copies: two calls into Envoy.
+    fn request_headers(&self) -> Vec<(&[u8], &[u8])> {
+        self.envoy.headers(HeaderMap::Request)
+    }
+
+    fn request_has_body(&self) -> bool {
+        !self.end_of_stream
+    }
+
+    /// Queued for the main thread, which sends it (`crate::shadow`).
+    fn dispatch(&self, request: &Dispatch<'_>, pair: u64, side: Side) -> bool {
+        self.config.host().copies.queue(request, pair, side)
     }
 }
 

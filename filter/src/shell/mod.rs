@@ -118,9 +118,31 @@ impl Root {
         self.config.tick();
     }
 
-    /// The plugin or the VM is stopping: publish what is counted. The
-    /// root is dropped after; requests still running keep its configuration.
+    /// The plugin or the VM is stopping (a push replaces the plugin, and
+    /// with it this root): publish what is counted. The root is dropped
+    /// after; requests still running keep its configuration. Envoy cancels
+    /// the root's calls without an answer when it goes, so the shadow's
+    /// requests it still waits for are answered here as none: their pairs
+    /// are counted, not lost.
     fn on_done(self) {
+        let abandoned: Vec<Call> = CONTEXTS.with(|c| {
+            let mut c = c.borrow_mut();
+            let tokens: Vec<u32> = c
+                .calls
+                .iter()
+                .filter(|(_, call)| Rc::ptr_eq(&call.config, &self.config))
+                .map(|(token, _)| *token)
+                .collect();
+            tokens
+                .into_iter()
+                .filter_map(|token| c.calls.remove(&token))
+                .collect()
+        });
+        for call in abandoned {
+            call.config
+                .runtime
+                .shadow_answer(call.pair, call.side, Reply::none());
+        }
         self.config.counts.publish(&self.config.runtime);
         self.config.runtime.merge_guard();
     }

@@ -1,7 +1,10 @@
 //! The event hooks Envoy calls: the 21 that Envoy 1.40 requires of an HTTP
-//! filter module (it refuses a module that lacks one), exported under the
-//! ABI's names. Each turns Envoy's pointers into references and hands them
-//! to `crate::filter`; the ones turnout has no use for do nothing.
+//! filter module (it refuses a module that lacks one), and two optional
+//! ones that Envoy runs on its main thread for the shadow's requests
+//! (`on_http_filter_config_scheduled`, `…_config_http_callout_done`),
+//! exported under the ABI's names. Each turns Envoy's pointers into
+//! references and hands them to `crate::filter` or `crate::shadow`; the
+//! ones turnout has no use for do nothing.
 //!
 //! No panic crosses into Envoy: a panic there would abort the whole proxy,
 //! not one stream. Every hook runs its work under `catch_unwind` (the
@@ -15,11 +18,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe, UnwindSafe};
 use std::sync::Arc;
 
 use super::{
-    log, ConfigEnvoy, ConfigHandle, EnvoyBuffer, EnvoyHeader, LogLevel, Stream, ABI_VERSION,
-    CONTINUE, STOP_ITERATION,
+    callout_answer, log, ConfigEnvoy, ConfigHandle, EnvoyBuffer, EnvoyHeader, LogLevel, MainThread,
+    Stream, ABI_VERSION, CALLOUT_ANSWERED, CONTINUE, STOP_ITERATION,
 };
 use crate::config::{self, FilterConfig};
 use crate::filter::Filter;
+use crate::shadow::JOBS_QUEUED;
 
 /// Runs `f`, or returns `fallback` if it panics (the panic hook has
 /// already logged the panic's message and place).
@@ -96,11 +100,93 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
     })
 }
 
+/// The configuration goes: Envoy cancels its callouts without answering
+/// them, so the shadow's requests still queued or in flight are answered
+/// here as no answer, and their pairs counted, before it is dropped.
 #[no_mangle]
 pub extern "C" fn envoy_dynamic_module_on_http_filter_config_destroy(config: *const c_void) {
+    // SAFETY: a pointer `config_new` returned, not destroyed yet (this is
+    // where it is), or null; Envoy's configuration, whose metrics the
+    // counts use, is alive until this hook returns.
+    if let Some(config) = unsafe { module_config(config) } {
+        guarded(
+            (),
+            AssertUnwindSafe(|| config.host().copies.abandon(config)),
+        );
+    }
     // SAFETY: a pointer `config_new` returned from `Box::into_raw`, which
     // Envoy destroys once; streams still running hold their own `Arc`.
     unsafe { destroy::<Arc<FilterConfig>>(config) }
+}
+
+/// A configuration, from the pointer `config_new` returned.
+///
+/// # Safety
+/// `ptr` is null or a pointer `config_new` returned that `config_destroy`
+/// has not freed yet.
+unsafe fn module_config<'a>(ptr: *const c_void) -> Option<&'a Arc<FilterConfig>> {
+    // SAFETY: the caller's contract: a live `Box<Arc<FilterConfig>>`,
+    // only ever borrowed shared.
+    unsafe { ptr.cast::<Arc<FilterConfig>>().as_ref() }
+}
+
+/// On Envoy's main thread, for an event a worker committed to the
+/// configuration's scheduler: the shadow's queued requests are sent.
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_config_scheduled(
+    config_envoy: *mut c_void,
+    config_module: *const c_void,
+    event_id: u64,
+) {
+    // SAFETY: the pointer `config_new` returned for this configuration,
+    // which Envoy passes until `config_destroy` (null if it refused).
+    let Some(config) = (unsafe { module_config(config_module) }) else {
+        return;
+    };
+    if event_id != JOBS_QUEUED {
+        return;
+    }
+    // Envoy runs this hook on its main thread, with its configuration.
+    let envoy = MainThread {
+        ptr: config_envoy,
+        hook: PhantomData,
+    };
+    guarded(
+        (),
+        AssertUnwindSafe(|| config.host().copies.send(config, &envoy)),
+    );
+}
+
+/// On Envoy's main thread: the answer to a callout the configuration sent
+/// (one of the shadow's requests). The headers and body are Envoy's, valid
+/// only during this hook: they are copied before the core sees them.
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_callout_done(
+    _config_envoy: *mut c_void,
+    config_module: *const c_void,
+    callout_id: u64,
+    result: u32,
+    headers: *const EnvoyHeader,
+    headers_len: usize,
+    body_chunks: *const EnvoyBuffer,
+    body_chunks_len: usize,
+) {
+    // SAFETY: as in `on_http_filter_config_scheduled`.
+    let Some(config) = (unsafe { module_config(config_module) }) else {
+        return;
+    };
+    guarded(
+        (),
+        AssertUnwindSafe(|| {
+            // Reset, or over the response buffer limit: no answer.
+            let answer = (result == CALLOUT_ANSWERED && !headers.is_null()).then(|| {
+                // SAFETY: Envoy's arrays of `headers_len` headers and
+                // `body_chunks_len` chunks, valid during this hook.
+                unsafe { callout_answer(headers, headers_len, body_chunks, body_chunks_len) }
+            });
+            config.host().copies.answered(config, callout_id, answer);
+        }),
+    );
 }
 
 #[no_mangle]
@@ -123,14 +209,16 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_new(
 pub extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
     filter_envoy: *mut c_void,
     filter_module: *const c_void,
-    _end_of_stream: bool,
+    end_of_stream: bool,
 ) -> u32 {
     // SAFETY: Envoy's pointers for this stream, valid for the hook.
     let (Some(filter), mut envoy) = (unsafe { (filter(filter_module), stream(filter_envoy)) })
     else {
         return CONTINUE;
     };
-    match catch_unwind(AssertUnwindSafe(|| filter.on_request_headers(&mut envoy))) {
+    match catch_unwind(AssertUnwindSafe(|| {
+        filter.on_request_headers(&mut envoy, end_of_stream)
+    })) {
         Ok(status) => status,
         Err(_) => {
             // Fail closed, as the wasm build does when its VM traps: a

@@ -7,6 +7,12 @@
 //! hands over only for as long as the ABI says it stays valid: a header
 //! read is borrowed from a [`Stream`] that a write needs `&mut`, since a
 //! write may invalidate every buffer Envoy lent in the same hook.
+//!
+//! The shadow's copies outlive the stream that asked for them, so they are
+//! sent as the configuration's callouts, which Envoy 1.40 only allows on
+//! its main thread (docs/shadow-callouts.md): a worker reaches it through
+//! the configuration's [`Scheduler`], and only a [`MainThread`] (made in
+//! the main-thread hooks) can send a callout.
 
 pub mod hooks;
 
@@ -57,13 +63,23 @@ struct ModuleHeader {
     value: ModuleBuffer,
 }
 
-/// A header owned by Envoy (`envoy_dynamic_module_type_envoy_http_header`),
-/// handed to the callout hooks turnout does not use.
+/// A header owned by Envoy (`envoy_dynamic_module_type_envoy_http_header`):
+/// a request's, read for a shadow's copy, or a callout's answer's.
 #[repr(C)]
+#[derive(Clone, Copy)]
 pub struct EnvoyHeader {
     key: EnvoyBuffer,
     value: EnvoyBuffer,
 }
+
+/// `envoy_dynamic_module_type_http_callout_init_result_Success`: any other
+/// value refused the callout at once (no hook will follow).
+const CALLOUT_SENT: u32 = 0;
+
+/// `envoy_dynamic_module_type_http_callout_result_Success`: an answer
+/// came (Envoy's own 503 and 504 included); `Reset` (1) and
+/// `ExceedResponseBufferLimit` (2) came with none.
+pub const CALLOUT_ANSWERED: u32 = 0;
 
 /// `envoy_dynamic_module_type_http_header_type`.
 #[derive(Clone, Copy)]
@@ -102,6 +118,7 @@ const METRICS_OK: u32 = 0;
 
 type FilterEnvoyPtr = *mut c_void;
 type ConfigEnvoyPtr = *mut c_void;
+type SchedulerPtr = *mut c_void;
 
 extern "C" {
     fn envoy_dynamic_module_callback_log(level: LogLevel, message: ModuleBuffer);
@@ -125,6 +142,15 @@ extern "C" {
         map: HeaderMap,
         key: ModuleBuffer,
         value: ModuleBuffer,
+    ) -> bool;
+    fn envoy_dynamic_module_callback_http_get_headers_size(
+        filter: FilterEnvoyPtr,
+        map: HeaderMap,
+    ) -> usize;
+    fn envoy_dynamic_module_callback_http_get_headers(
+        filter: FilterEnvoyPtr,
+        map: HeaderMap,
+        result_headers: *mut EnvoyHeader,
     ) -> bool;
     fn envoy_dynamic_module_callback_http_clear_route_cache(filter: FilterEnvoyPtr);
     fn envoy_dynamic_module_callback_http_send_response(
@@ -188,6 +214,24 @@ extern "C" {
         label_values_len: usize,
         value: u64,
     ) -> u32;
+    fn envoy_dynamic_module_callback_http_filter_config_scheduler_new(
+        config: ConfigEnvoyPtr,
+    ) -> SchedulerPtr;
+    fn envoy_dynamic_module_callback_http_filter_config_scheduler_commit(
+        scheduler: SchedulerPtr,
+        event_id: u64,
+    );
+    fn envoy_dynamic_module_callback_http_filter_config_scheduler_delete(scheduler: SchedulerPtr);
+    fn envoy_dynamic_module_callback_http_filter_config_http_callout(
+        config: ConfigEnvoyPtr,
+        callout_id_out: *mut u64,
+        cluster_name: ModuleBuffer,
+        headers: *mut ModuleHeader,
+        headers_size: usize,
+        body: ModuleBuffer,
+        timeout_milliseconds: u64,
+    ) -> u32;
+
     fn envoy_dynamic_module_callback_http_filter_increment_counter(
         filter: FilterEnvoyPtr,
         id: usize,
@@ -243,6 +287,42 @@ impl ConfigEnvoy<'_> {
         (result == METRICS_OK).then_some(MetricId(id))
     }
 
+    /// Defines a counter with labels `labels` (their values are given at
+    /// each increment); `None` if Envoy would not. Envoy names each of its
+    /// series `NAME.LABEL.VALUE…`, as an unlabelled counter of that name.
+    pub fn define_labelled_counter(&self, name: &str, labels: &[&str]) -> Option<MetricId> {
+        let mut labels: Vec<ModuleBuffer> = labels
+            .iter()
+            .map(|l| ModuleBuffer::of(l.as_bytes()))
+            .collect();
+        let mut id = 0usize;
+        // SAFETY: `ptr` is the configuration Envoy handed to this hook; the
+        // name and the label names are valid slices for the call (Envoy
+        // interns them); `id` is a valid place for Envoy to write.
+        let result = unsafe {
+            envoy_dynamic_module_callback_http_filter_config_define_counter(
+                self.handle.ptr,
+                ModuleBuffer::of(name.as_bytes()),
+                labels.as_mut_ptr(),
+                labels.len(),
+                &mut id,
+            )
+        };
+        (result == METRICS_OK).then_some(MetricId(id))
+    }
+
+    /// A scheduler that runs `on_http_filter_config_scheduled` for this
+    /// configuration on Envoy's main thread; `None` if Envoy gave none.
+    pub fn scheduler(&self) -> Option<Scheduler> {
+        // SAFETY: `ptr` is the configuration Envoy handed to this hook.
+        // Envoy 1.40's scheduler keeps only a weak reference to it, so the
+        // scheduler may outlive it (its events are then dropped).
+        let ptr = unsafe {
+            envoy_dynamic_module_callback_http_filter_config_scheduler_new(self.handle.ptr)
+        };
+        (!ptr.is_null()).then_some(Scheduler { ptr })
+    }
+
     /// The configuration, for the module's configuration built in this
     /// hook to keep (and only for it: see [`ConfigHandle`]).
     pub fn handle(&self) -> ConfigHandle {
@@ -262,21 +342,41 @@ pub struct ConfigHandle {
 
 // SAFETY: Envoy shares the configuration object with every worker; the
 // calls made through a handle outside `config_new` set gauges, add to
-// counters and record histogram values, which Envoy's stats do safely
-// from any of its threads.
+// counters (labelled or not) and record histogram values, which Envoy's
+// stats do safely from any of its threads. Callouts, which are not
+// thread-safe, are not made through a handle but through a `MainThread`.
 unsafe impl Send for ConfigHandle {}
 // SAFETY: as for `Send`: `&ConfigHandle` only touches metrics.
 unsafe impl Sync for ConfigHandle {}
 
 impl ConfigHandle {
     /// Defines an unlabelled metric; `None` if Envoy would not (after
-    /// `config_new`, Envoy may refuse new metrics).
+    /// `config_new` Envoy 1.40 refuses every new metric, `Frozen`: see
+    /// `crate::config` for the shadow's field counters).
     pub fn define(&self, kind: MetricKind, name: &str) -> Option<MetricId> {
         ConfigEnvoy {
             handle: ConfigHandle { ptr: self.ptr },
             hook: PhantomData,
         }
         .define(kind, name)
+    }
+
+    /// Adds `by` to the series `values` of a labelled counter this
+    /// configuration defined (one value per label, in order).
+    pub fn increment_labelled(&self, counter: MetricId, values: &[&[u8]], by: u64) {
+        let mut values: Vec<ModuleBuffer> = values.iter().map(|v| ModuleBuffer::of(v)).collect();
+        // SAFETY: `ptr` is alive for as long as the handle (see the type);
+        // the label values are valid slices for the call (Envoy interns
+        // them into the series' name).
+        unsafe {
+            envoy_dynamic_module_callback_http_filter_config_increment_counter(
+                self.ptr,
+                counter.0,
+                values.as_mut_ptr(),
+                values.len(),
+                by,
+            );
+        }
     }
 
     /// Adds `by` to a counter this configuration defined.
@@ -324,6 +424,98 @@ impl ConfigHandle {
     }
 }
 
+/// A configuration's scheduler (`…_http_filter_config_scheduler_*`): from
+/// any thread, [`Scheduler::commit`] makes Envoy run
+/// `on_http_filter_config_scheduled` on its main thread.
+pub struct Scheduler {
+    ptr: SchedulerPtr,
+}
+
+// SAFETY: Envoy 1.40's config scheduler holds a weak reference to the
+// configuration and posts to the main thread's dispatcher, whose `post`
+// is thread-safe: `commit` may be called from any worker.
+unsafe impl Send for Scheduler {}
+// SAFETY: as for `Send`: `&Scheduler` only commits.
+unsafe impl Sync for Scheduler {}
+
+impl Scheduler {
+    /// Asks for `on_http_filter_config_scheduled(event)` on the main
+    /// thread (dropped by Envoy if the configuration is gone by then).
+    pub fn commit(&self, event: u64) {
+        // SAFETY: a scheduler Envoy created and that is not deleted yet
+        // (deleted only in `drop`); commit is safe from any thread.
+        unsafe {
+            envoy_dynamic_module_callback_http_filter_config_scheduler_commit(self.ptr, event)
+        }
+    }
+}
+
+impl Drop for Scheduler {
+    fn drop(&mut self) {
+        // SAFETY: deleted once, here; Envoy allows it after the
+        // configuration is gone too (the scheduler holds a weak reference).
+        unsafe { envoy_dynamic_module_callback_http_filter_config_scheduler_delete(self.ptr) }
+    }
+}
+
+/// Envoy's filter configuration inside a hook that Envoy runs on its main
+/// thread (`on_http_filter_config_scheduled`, `…_http_callout_done`): the
+/// only place a configuration's callout may be sent from, since Envoy
+/// keeps its callouts in the configuration without a lock and answers
+/// them on the sending thread's event loop.
+pub struct MainThread<'h> {
+    ptr: ConfigEnvoyPtr,
+    hook: PhantomData<&'h ()>,
+}
+
+/// Why Envoy refused a callout at once (`…_http_callout_init_result`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CalloutRefused(pub u32);
+
+impl MainThread<'_> {
+    /// Sends a request to `cluster` that this configuration owns: it
+    /// outlives every stream, and its answer comes to
+    /// `on_http_filter_config_http_callout_done` with the id returned.
+    /// Refused at once (an unknown cluster, no healthy host): no answer
+    /// will come.
+    pub fn http_callout(
+        &self,
+        cluster: &[u8],
+        headers: &[(Vec<u8>, Vec<u8>)],
+        body: &[u8],
+        timeout_ms: u64,
+    ) -> Result<u64, CalloutRefused> {
+        let mut headers: Vec<ModuleHeader> = headers
+            .iter()
+            .map(|(k, v)| ModuleHeader {
+                key: ModuleBuffer::of(k),
+                value: ModuleBuffer::of(v),
+            })
+            .collect();
+        let mut id = 0u64;
+        // SAFETY: `ptr` is the configuration Envoy handed to this
+        // main-thread hook; the cluster, header array and body are valid
+        // for the call, and Envoy copies them into its request; `id` is a
+        // valid place to write.
+        let result = unsafe {
+            envoy_dynamic_module_callback_http_filter_config_http_callout(
+                self.ptr,
+                &mut id,
+                ModuleBuffer::of(cluster),
+                headers.as_mut_ptr(),
+                headers.len(),
+                ModuleBuffer::of(body),
+                timeout_ms,
+            )
+        };
+        if result == CALLOUT_SENT {
+            Ok(id)
+        } else {
+            Err(CalloutRefused(result))
+        }
+    }
+}
+
 /// A metric defined by a configuration, named by Envoy's id for it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MetricId(usize);
@@ -360,6 +552,43 @@ impl<'h> Stream<'h> {
         // the next setter call; the slice borrows `self`, and every setter
         // takes `&mut self`, so it cannot outlive either.
         (found && !out.ptr.is_null()).then(|| unsafe { lent(out) })
+    }
+
+    /// Every header of a map, pseudo-headers included, in Envoy's order,
+    /// borrowed from Envoy's map (two calls: its size, then its entries).
+    pub fn headers(&self, map: HeaderMap) -> Vec<(&[u8], &[u8])> {
+        // SAFETY: the filter is this hook's.
+        let size = unsafe { envoy_dynamic_module_callback_http_get_headers_size(self.ptr, map) };
+        if size == 0 {
+            return Vec::new();
+        }
+        let empty = EnvoyBuffer {
+            ptr: std::ptr::null(),
+            length: 0,
+        };
+        let mut out = vec![
+            EnvoyHeader {
+                key: empty,
+                value: empty
+            };
+            size
+        ];
+        // SAFETY: the filter is this hook's; `out` has room for the `size`
+        // entries Envoy said the map has, and nothing runs between the two
+        // calls that could change the map.
+        let found = unsafe {
+            envoy_dynamic_module_callback_http_get_headers(self.ptr, map, out.as_mut_ptr())
+        };
+        if !found {
+            return Vec::new();
+        }
+        out.iter()
+            .filter(|h| !h.key.ptr.is_null())
+            // SAFETY: as for `header`: Envoy's buffers stay valid until the
+            // hook ends or a setter runs; the slices borrow `self`, and
+            // every setter takes `&mut self`. A null value is empty.
+            .map(|h| unsafe { (lent(h.key), lent_or_empty(h.value)) })
+            .collect()
     }
 
     /// Writes (`Some`) or removes (`None`) a header; `add` appends a value
@@ -461,6 +690,68 @@ impl<'h> Stream<'h> {
             );
         }
     }
+}
+
+/// The bytes of a buffer Envoy lent, or none if it is null.
+///
+/// # Safety
+/// As for [`lent`], when `buffer.ptr` is non-null.
+unsafe fn lent_or_empty<'a>(buffer: EnvoyBuffer) -> &'a [u8] {
+    if buffer.ptr.is_null() {
+        return &[];
+    }
+    // SAFETY: the caller's contract.
+    unsafe { lent(buffer) }
+}
+
+/// A callout's answer, owned: its headers (`:status` included) and its
+/// body, its chunks joined.
+pub struct CalloutAnswer {
+    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
+    pub body: Vec<u8>,
+}
+
+/// A callout's answer, copied out of the buffers Envoy lends only for the
+/// length of `on_http_filter_config_http_callout_done`.
+///
+/// # Safety
+/// `headers` is null or points at `headers_len` headers, and `chunks` at
+/// `chunks_len` buffers, all valid for the running hook.
+pub unsafe fn callout_answer(
+    headers: *const EnvoyHeader,
+    headers_len: usize,
+    chunks: *const EnvoyBuffer,
+    chunks_len: usize,
+) -> CalloutAnswer {
+    let headers: &[EnvoyHeader] = if headers.is_null() {
+        &[]
+    } else {
+        // SAFETY: the caller's contract.
+        unsafe { std::slice::from_raw_parts(headers, headers_len) }
+    };
+    let chunks: &[EnvoyBuffer] = if chunks.is_null() {
+        &[]
+    } else {
+        // SAFETY: the caller's contract.
+        unsafe { std::slice::from_raw_parts(chunks, chunks_len) }
+    };
+    let headers = headers
+        .iter()
+        // SAFETY: each buffer is valid for the hook (the caller's
+        // contract), and is copied before it returns.
+        .map(|h| unsafe {
+            (
+                lent_or_empty(h.key).to_vec(),
+                lent_or_empty(h.value).to_vec(),
+            )
+        })
+        .collect();
+    let mut body = Vec::with_capacity(chunks.iter().map(|c| c.length).sum());
+    for chunk in chunks {
+        // SAFETY: as above.
+        body.extend_from_slice(unsafe { lent_or_empty(*chunk) });
+    }
+    CalloutAnswer { headers, body }
 }
 
 /// The bytes of a buffer Envoy lent.
