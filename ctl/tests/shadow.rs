@@ -1,6 +1,6 @@
-//! `turnoutctl shadow` against the real Envoy (wasm, which sends copies):
-//! the report read from the proxy's admin endpoint counts what the proxy
-//! counted, with the field that differs named.
+//! `turnoutctl shadow` against the real Envoy, each build: the report read
+//! from the proxy's admin endpoint counts what the proxy counted, with the
+//! field that differs named.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -13,8 +13,17 @@ const CONFIG: &str = r#"{"splits": [{"name": "users", "match": {"route": "users"
     "shadow": {"cluster": "fastapi", "noise": true}}]}"#;
 
 #[test]
-fn reports_what_the_proxy_counted() {
-    let stage = Stage::inline_with(Build::Wasm, CONFIG, 1);
+fn reports_what_the_wasm_proxy_counted() {
+    reports_what_the_proxy_counted(Build::Wasm);
+}
+
+#[test]
+fn reports_what_the_native_proxy_counted() {
+    reports_what_the_proxy_counted(Build::Native);
+}
+
+fn reports_what_the_proxy_counted(build: Build) {
+    let stage = Stage::inline_with(build, CONFIG, 1);
     stage
         .legacy
         .answer("/users/1", 200, r#"{"at":{n},"price":2}"#, Duration::ZERO);
@@ -34,8 +43,10 @@ fn reports_what_the_proxy_counted() {
         }
     }
     let stat = |o: &str| {
-        let name =
-            format!("wasmcustom.turnout.shadow_total.split.users.cluster.fastapi.outcome.{o}");
+        let name = format!(
+            "{}.turnout.shadow_total.split.users.cluster.fastapi.outcome.{o}",
+            stage.build.stats_namespace()
+        );
         stage.envoy.stat(&name).unwrap_or(0)
     };
     let deadline = Instant::now() + Duration::from_secs(10);
