@@ -44,6 +44,8 @@ struct Shared {
     copies: AtomicU64,
     /// Canned answers by path (without the query).
     canned: Mutex<HashMap<String, Canned>>,
+    /// The bodies of the copies received, in order.
+    copy_bodies: Mutex<Vec<Vec<u8>>>,
     stopped: AtomicBool,
     /// Open connections, so that `Drop` can shut them down.
     conns: Mutex<HashMap<u64, TcpStream>>,
@@ -84,6 +86,7 @@ impl Upstream {
             requests: AtomicU64::new(0),
             copies: AtomicU64::new(0),
             canned: Mutex::new(HashMap::new()),
+            copy_bodies: Mutex::new(Vec::new()),
             stopped: AtomicBool::new(false),
             conns: Mutex::new(HashMap::new()),
         });
@@ -116,6 +119,16 @@ impl Upstream {
     /// Requests received marked `x-turnout-shadow: 1`.
     pub fn copies(&self) -> u64 {
         self.shared.copies.load(Ordering::SeqCst)
+    }
+
+    /// The bodies of the copies received (requests marked
+    /// `x-turnout-shadow: 1`), in order.
+    pub fn copy_bodies(&self) -> Vec<Vec<u8>> {
+        self.shared
+            .copy_bodies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Answers `path` (without its query) with `status` and the JSON
@@ -214,18 +227,21 @@ fn serve(stream: TcpStream, shared: &Shared) {
         let Ok(Some(head)) = http::read_head(&mut conn) else {
             return;
         };
-        // Read (and drop) the request body so the next request parses.
+        // Read the request body so the next request parses (a copy's is kept).
         let body = match head.framing() {
-            Ok(Some(framing)) => http::read_body(&mut conn, framing).map(drop),
-            Ok(None) => Ok(()),
+            Ok(Some(framing)) => http::read_body(&mut conn, framing),
+            Ok(None) => Ok(Vec::new()),
             Err(e) => Err(e),
         };
-        if body.is_err() || shared.stopped.load(Ordering::SeqCst) {
+        let Ok(body) = body else { return };
+        if shared.stopped.load(Ordering::SeqCst) {
             return;
         }
         shared.requests.fetch_add(1, Ordering::SeqCst);
         if head.get("x-turnout-shadow") == Some(&b"1"[..]) {
             shared.copies.fetch_add(1, Ordering::SeqCst);
+            let mut bodies = shared.copy_bodies.lock().unwrap_or_else(|e| e.into_inner());
+            bodies.push(body);
         }
         if let Some(answer) = canned(shared, &head) {
             thread::sleep(answer.delay);

@@ -178,6 +178,7 @@ fn every_outcome_and_field_is_counted_exactly_and_the_user_gets_stable(build: Bu
     );
     assert!(stage.envoy.stats().contains(&latency), "no {latency}");
     // At most one mismatch line per split per second, with no value.
+    stage.envoy.wait_for_log("shadow mismatch", TIMEOUT);
     let log = stage.envoy.log();
     let lines: Vec<&str> = log
         .lines()
@@ -242,7 +243,8 @@ fn a_copy_never_delays_the_user_and_a_late_one_is_still_compared(build: Build) {
 }
 
 fn writes_and_bodies_are_not_copied_unless_asked(build: Build) {
-    let stage = Stage::inline_with(build, &config(r#"{"cluster": "fastapi"}"#), 1);
+    let shadow = r#"{"cluster": "fastapi", "max_body_bytes": 16}"#;
+    let stage = Stage::inline_with(build, &config(shadow), 1);
     let mut client = stage.client();
     let r = client
         .request_with_body("POST", "/users/x", &[("x-user-id", b"u")], b"{}")
@@ -253,20 +255,124 @@ fn writes_and_bodies_are_not_copied_unless_asked(build: Build) {
     assert_eq!(r.status, 200);
     wait_settled(&stage, "users", 1);
     assert_eq!(stage.fastapi.copies(), 1);
-    // A read with a body is not copied yet: counted skipped, not lost.
+    // A read's body is copied with it, up to max_body_bytes.
     let r = client
-        .request_with_body("GET", "/users/x", &[("x-user-id", b"u")], b"{}")
+        .request_with_body("GET", "/users/x", &[("x-user-id", b"u")], b"{\"q\":1}")
         .expect("GET with a body");
     assert_eq!(r.header("x-upstream").as_deref(), Some("legacy"));
     wait_settled(&stage, "users", 2);
+    assert_eq!(stage.fastapi.copy_bodies()[1], b"{\"q\":1}");
+    // Over it: not copied, counted skipped, the user unaffected.
+    let big = vec![b'x'; 17];
+    let r = client
+        .request_with_body("GET", "/users/x", &[("x-user-id", b"u")], &big)
+        .expect("GET with a big body");
+    assert_eq!(r.status, 200);
+    wait_settled(&stage, "users", 3);
     assert_eq!(outcome(&stage, "users", "skipped"), 1);
-    assert_eq!(stage.fastapi.copies(), 1);
+    assert_eq!(stage.fastapi.copies(), 2);
     // A client cannot mark a real request as a copy.
     let r = client.get("/other", &[("x-turnout-shadow", "1")]);
     assert!(
         !r.body_str().contains("x-turnout-shadow"),
         "{}",
         r.body_str()
+    );
+}
+
+/// Dual writes: a POST reaches the new side with its body, once, and is
+/// compared with the user's own answer (a write is never sent to stable
+/// twice); a new side that answers 5xx is a mismatch on the status.
+fn dual_writes_copy_the_body_and_compare_with_the_users_answer(build: Build) {
+    let shadow =
+        r#"{"cluster": "fastapi", "methods": ["POST"], "writes": true, "min_requests": 1000}"#;
+    let stage = Stage::inline_with(build, &config(shadow), 1);
+    stage
+        .legacy
+        .answer("/users/w", 201, r#"{"id":7,"name":"ada"}"#, Duration::ZERO);
+    stage.fastapi.answer(
+        "/users/w",
+        201,
+        r#"{"name":"ada","id":7.0}"#,
+        Duration::ZERO,
+    );
+    stage
+        .legacy
+        .answer("/users/bad", 201, r#"{"id":8}"#, Duration::ZERO);
+    stage
+        .fastapi
+        .answer("/users/bad", 500, r#"{"id":8}"#, Duration::ZERO);
+    let mut client = stage.client();
+    let body = br#"{"name":"ada"}"#;
+    let r = client
+        .request_with_body("POST", "/users/w", &[("x-user-id", b"u")], body)
+        .expect("POST");
+    assert_eq!(
+        (r.status, r.body_str().as_str()),
+        (201, r#"{"id":7,"name":"ada"}"#)
+    );
+    wait_settled(&stage, "users", 1);
+    assert_eq!(outcome(&stage, "users", "match"), 1);
+    assert_eq!(stage.fastapi.copy_bodies(), vec![body.to_vec()]);
+    assert_eq!(stage.legacy.requests(), 1, "a write reached stable twice");
+    let r = client
+        .request_with_body("POST", "/users/bad", &[("x-user-id", b"u")], body)
+        .expect("POST");
+    assert_eq!(r.status, 201);
+    wait_settled(&stage, "users", 2);
+    assert_eq!(outcome(&stage, "users", "mismatch"), 1);
+    let status = stat(
+        &stage,
+        "shadow_mismatch_total.split.users.cluster.fastapi.part.status",
+    );
+    assert_eq!(status, 1);
+    assert_eq!(stage.legacy.requests(), 2);
+}
+
+/// A new side that fails every write trips the shadow once it has
+/// `min_requests` copies: the gauge, one line, and no copy after it; the
+/// users' writes go on, untouched.
+fn a_failing_new_side_stops_dual_writes(build: Build) {
+    let shadow =
+        r#"{"cluster": "fastapi", "methods": ["POST"], "writes": true, "min_requests": 5}"#;
+    let stage = Stage::inline_with(build, &config(shadow), 1);
+    stage
+        .legacy
+        .answer("/users/f", 201, r#"{"ok":true}"#, Duration::ZERO);
+    stage
+        .fastapi
+        .answer("/users/f", 503, r#"{"ok":false}"#, Duration::ZERO);
+    let mut client = stage.client();
+    let post = |client: &mut integration::HttpClient| {
+        let r = client
+            .request_with_body("POST", "/users/f", &[("x-user-id", b"u")], b"{}")
+            .expect("POST");
+        assert_eq!(r.status, 201);
+    };
+    for n in 1..=5 {
+        post(&mut client);
+        wait_settled(&stage, "users", n);
+    }
+    assert_eq!(stat(&stage, "shadow_tripped.split.users"), 1);
+    let copies = stage.fastapi.copies();
+    assert_eq!(copies, 5);
+    for _ in 0..5 {
+        post(&mut client);
+    }
+    assert_eq!(stage.fastapi.copies(), copies, "copies after the trip");
+    assert_eq!(stage.legacy.requests(), 10);
+    // Envoy writes its log behind the stats.
+    stage.envoy.wait_for_log("shadow tripped", TIMEOUT);
+    let log = stage.envoy.log();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("shadow tripped"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains("split=users cluster=fastapi"),
+        "{}",
+        lines[0]
     );
 }
 
@@ -342,6 +448,8 @@ integration::for_each_build!(
     every_outcome_and_field_is_counted_exactly_and_the_user_gets_stable,
     a_copy_never_delays_the_user_and_a_late_one_is_still_compared,
     writes_and_bodies_are_not_copied_unless_asked,
+    dual_writes_copy_the_body_and_compare_with_the_users_answer,
+    a_failing_new_side_stops_dual_writes,
     a_cluster_that_does_not_exist_is_counted_and_the_user_unaffected,
     noise_is_told_from_a_real_difference,
     percent_copies_a_share,

@@ -48,6 +48,20 @@ impl Filter {
         }
     }
 
+    /// A chunk of the request body: read only when a copy waits for it.
+    pub fn on_request_body(&self, envoy: &mut abi::Stream<'_>, end_of_stream: bool) {
+        if cfg!(feature = "floor") || !self.stream.borrow().wants_request_body() {
+            return;
+        }
+        let config = &*self.config;
+        let chunk = envoy.body(abi::Body::ReceivedRequest);
+        let host = Host::new(envoy, config, Pending::take());
+        self.stream
+            .borrow_mut()
+            .on_request_body(config, &host, &chunk, end_of_stream);
+        host.into_pending().apply(envoy);
+    }
+
     pub fn on_response_headers(&self, envoy: &mut abi::Stream<'_>) {
         if cfg!(feature = "floor") {
             return;
@@ -57,6 +71,9 @@ impl Filter {
         let config = &*self.config;
         let host = Host::new(envoy, config, Pending::take());
         self.stream.borrow().on_response_headers(config, &host);
+        if self.stream.borrow().wants_response() {
+            self.stream.borrow_mut().on_response_start(config, &host);
+        }
         host.into_pending().apply(envoy);
     }
 

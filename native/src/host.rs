@@ -224,6 +224,11 @@ impl flow::Host for Host<'_, '_> {
         !self.end_of_stream
     }
 
+    /// Asked only for a write a shadow copies: two calls into Envoy.
+    fn response_headers(&self) -> Vec<(&[u8], &[u8])> {
+        self.envoy.headers(HeaderMap::Response)
+    }
+
     /// Queued for the main thread, which sends it (`crate::shadow`).
     fn dispatch(&self, request: &Dispatch<'_>, pair: u64, side: Side) -> bool {
         self.config.host().copies.queue(request, pair, side)

@@ -60,6 +60,8 @@ pub enum LogLevel {
 pub const PLUGIN_CONFIGURATION: u32 = 7;
 /// The answer's body, inside `proxy_on_http_call_response`.
 pub const HTTP_CALL_RESPONSE_BODY: u32 = 4;
+/// The request's body chunk, inside `proxy_on_request_body`.
+pub const HTTP_REQUEST_BODY: u32 = 0;
 
 /// What a header callback returns: let the stream go on, or hold it.
 pub const CONTINUE: u32 = 0;

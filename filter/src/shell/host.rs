@@ -32,6 +32,8 @@ pub struct Host<'c> {
     /// The serialized request header map.
     headers: OnceCell<Vec<u8>>,
     route_name: OnceCell<Option<Vec<u8>>>,
+    /// The serialized response header map (a copied write's only).
+    response: OnceCell<Vec<u8>>,
     config: &'c Rc<Config>,
     /// The request has no body (its headers ended the stream).
     end_of_stream: bool,
@@ -42,6 +44,7 @@ impl<'c> Host<'c> {
         Host {
             headers: OnceCell::new(),
             route_name: OnceCell::new(),
+            response: OnceCell::new(),
             config,
             end_of_stream,
         }
@@ -113,6 +116,9 @@ impl flow::Host for Host<'_> {
     fn request_has_body(&self) -> bool {
         !self.end_of_stream
     }
+    fn response_headers(&self) -> Vec<(&[u8], &[u8])> {
+        wire::pairs(self.response.get_or_init(response_header_map)).collect()
+    }
     fn dispatch(&self, request: &Dispatch<'_>, pair: u64, side: Side) -> bool {
         let sent = http_call(
             request.cluster,
@@ -125,6 +131,17 @@ impl flow::Host for Host<'_> {
         }
         sent.is_some()
     }
+}
+
+/// The response headers, serialized as the ABI hands them over.
+fn response_header_map() -> Vec<u8> {
+    // SAFETY: a host call that writes the buffer's pointers only on success.
+    unsafe {
+        handed_over(|data, size| {
+            abi::proxy_get_header_map_pairs(MapType::ResponseHeaders, data, size)
+        })
+    }
+    .unwrap_or_default()
 }
 
 /// The request headers, serialized as the ABI hands them over.
@@ -274,6 +291,17 @@ pub fn http_call(
         )
     };
     (status == OK).then_some(token)
+}
+
+/// The current chunk of a request's or response's body, inside its
+/// callback (empty if Envoy has none).
+pub fn body(buffer: u32, size: usize) -> Vec<u8> {
+    if size == 0 {
+        return Vec::new();
+    }
+    // SAFETY: a host call that writes the buffer's pointers only on success.
+    unsafe { handed_over(|data, len| abi::proxy_get_buffer_bytes(buffer, 0, size, data, len)) }
+        .unwrap_or_default()
 }
 
 /// The answer, inside `proxy_on_http_call_response`: its headers and body.

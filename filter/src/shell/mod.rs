@@ -193,8 +193,21 @@ pub extern "C" fn proxy_on_request_headers(id: u32, _headers: u32, end_of_stream
 
 #[no_mangle]
 pub extern "C" fn proxy_on_response_headers(id: u32, _headers: u32, _end_of_stream: u32) -> u32 {
-    if let Some(request) = take_request(id) {
+    if let Some(mut request) = take_request(id) {
         request.on_response_headers();
+        put_request(id, request);
+    }
+    CONTINUE
+}
+
+/// A chunk of a request's body. Exported for the shadows' copies, which
+/// carry the body: Envoy enters the VM for every chunk of every request
+/// that has a body (a request without one never comes here), and the
+/// chunk is read only when a copy waits for it.
+#[no_mangle]
+pub extern "C" fn proxy_on_request_body(id: u32, size: u32, end_of_stream: u32) -> u32 {
+    if let Some(mut request) = take_request(id) {
+        request.on_request_body(size as usize, end_of_stream != 0);
         put_request(id, request);
     }
     CONTINUE

@@ -3,8 +3,8 @@
 
 use std::rc::Rc;
 
-use super::abi::{CONTINUE, PAUSE};
-use super::host::Host;
+use super::abi::{CONTINUE, HTTP_REQUEST_BODY, PAUSE};
+use super::host::{self, Host};
 use super::runtime::Config;
 use crate::flow::{Action, Stream};
 
@@ -32,10 +32,25 @@ impl Request {
         }
     }
 
-    pub fn on_response_headers(&self) {
+    /// A chunk of the request body: read only when a copy waits for it.
+    pub fn on_request_body(&mut self, size: usize, end_of_stream: bool) {
+        if !self.stream.wants_request_body() {
+            return;
+        }
+        let chunk = host::body(HTTP_REQUEST_BODY, size);
         let config = &self.config;
+        let host = Host::new(config, true);
         self.stream
-            .on_response_headers(&config.runtime, &Host::new(config, true));
+            .on_request_body(&config.runtime, &host, &chunk, end_of_stream);
+    }
+
+    pub fn on_response_headers(&mut self) {
+        let config = &self.config;
+        let host = Host::new(config, true);
+        self.stream.on_response_headers(&config.runtime, &host);
+        if self.stream.wants_response() {
+            self.stream.on_response_start(&config.runtime, &host);
+        }
     }
 
     /// The stream has ended (Envoy destroys the filter after the access

@@ -245,6 +245,24 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
     CONTINUE
 }
 
+/// A chunk of the request body: a shadow's copy carries it. The body
+/// passes on at once (turnout never holds it back).
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
+    filter_envoy: *mut c_void,
+    filter_module: *const c_void,
+    end_of_stream: bool,
+) -> u32 {
+    // SAFETY: Envoy's pointers for this stream, valid for the hook.
+    if let (Some(filter), mut envoy) = unsafe { (filter(filter_module), stream(filter_envoy)) } {
+        guarded(
+            (),
+            AssertUnwindSafe(|| filter.on_request_body(&mut envoy, end_of_stream)),
+        );
+    }
+    CONTINUE
+}
+
 /// The stream is complete (before the access log; the response is final).
 #[no_mangle]
 pub extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(
@@ -283,10 +301,11 @@ unsafe fn destroy<T>(ptr: *const c_void) {
 }
 
 // The hooks below are required by Envoy 1.40 but not used by turnout: the
-// body, trailers, callouts, scheduling and watermarks pass untouched.
+// response body, trailers, stream callouts, scheduling and watermarks pass
+// untouched.
 
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
+pub extern "C" fn envoy_dynamic_module_on_http_filter_response_body(
     _filter_envoy: *mut c_void,
     _filter_module: *const c_void,
     _end_of_stream: bool,
@@ -298,15 +317,6 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
 pub extern "C" fn envoy_dynamic_module_on_http_filter_request_trailers(
     _filter_envoy: *mut c_void,
     _filter_module: *const c_void,
-) -> u32 {
-    CONTINUE
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_response_body(
-    _filter_envoy: *mut c_void,
-    _filter_module: *const c_void,
-    _end_of_stream: bool,
 ) -> u32 {
     CONTINUE
 }

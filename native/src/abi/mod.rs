@@ -89,6 +89,14 @@ pub enum HeaderMap {
     Response = 2,
 }
 
+/// `envoy_dynamic_module_type_http_body_type`: the chunk a body hook was
+/// called with (the hook's own; turnout never buffers a body in Envoy).
+#[derive(Clone, Copy)]
+#[repr(u32)]
+pub enum Body {
+    ReceivedRequest = 0,
+}
+
 /// `envoy_dynamic_module_type_log_level`.
 #[derive(Clone, Copy)]
 #[repr(u32)]
@@ -151,6 +159,15 @@ extern "C" {
         filter: FilterEnvoyPtr,
         map: HeaderMap,
         result_headers: *mut EnvoyHeader,
+    ) -> bool;
+    fn envoy_dynamic_module_callback_http_get_body_chunks_size(
+        filter: FilterEnvoyPtr,
+        body: Body,
+    ) -> usize;
+    fn envoy_dynamic_module_callback_http_get_body_chunks(
+        filter: FilterEnvoyPtr,
+        body: Body,
+        result_buffers: *mut EnvoyBuffer,
     ) -> bool;
     fn envoy_dynamic_module_callback_http_clear_route_cache(filter: FilterEnvoyPtr);
     fn envoy_dynamic_module_callback_http_send_response(
@@ -552,6 +569,38 @@ impl<'h> Stream<'h> {
         // the next setter call; the slice borrows `self`, and every setter
         // takes `&mut self`, so it cannot outlive either.
         (found && !out.ptr.is_null()).then(|| unsafe { lent(out) })
+    }
+
+    /// The body chunk this body hook was called with, copied (Envoy lends
+    /// it as slices that live until the hook returns).
+    pub fn body(&self, body: Body) -> Vec<u8> {
+        // SAFETY: the filter is this hook's.
+        let count =
+            unsafe { envoy_dynamic_module_callback_http_get_body_chunks_size(self.ptr, body) };
+        if count == 0 {
+            return Vec::new();
+        }
+        let empty = EnvoyBuffer {
+            ptr: std::ptr::null(),
+            length: 0,
+        };
+        let mut chunks = vec![empty; count];
+        // SAFETY: the filter is this hook's; `chunks` has room for the
+        // `count` slices Envoy said the body has, and nothing runs between
+        // the two calls that could change it.
+        let found = unsafe {
+            envoy_dynamic_module_callback_http_get_body_chunks(self.ptr, body, chunks.as_mut_ptr())
+        };
+        if !found {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for chunk in chunks {
+            // SAFETY: Envoy's slices stay valid until this hook returns;
+            // they are copied now. A null slice is empty.
+            out.extend_from_slice(unsafe { lent_or_empty(chunk) });
+        }
+        out
     }
 
     /// Every header of a map, pseudo-headers included, in Envoy's order,

@@ -12,9 +12,13 @@
 
 use crate::decide::{self, Decision, RequestFacts, Verdict};
 use crate::plan::{ActiveWeights, Plan};
-use crate::shadow::{self, Book, Opened, Reply, ShadowPlan, Side, SHADOW_HEADER};
+use crate::shadow::{Opened, Reply, ShadowPlan, Side};
+
+mod copy;
+
 use crate::stats::{Class, StatsLayout};
 use crate::trace;
+pub use copy::Copying;
 
 /// How a request header is written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,6 +66,11 @@ pub trait Host: RequestFacts {
     /// Whether a request body follows the headers.
     fn request_has_body(&self) -> bool {
         false
+    }
+    /// Every response header, `:status` included (asked only for a write
+    /// a shadow copies: its stable answer is the user's).
+    fn response_headers(&self) -> Vec<(&[u8], &[u8])> {
+        Vec::new()
     }
     /// Sends a request to `cluster` that outlives this stream, whose
     /// answer the host hands to [`Shared::shadow_answer`] as `side` of
@@ -123,6 +132,9 @@ pub struct Stream {
     trace_id: [u8; 32],
     /// The filter answered with a local reply (a mode).
     answered_locally: bool,
+    /// The request is being copied by its split's shadow (boxed: most
+    /// requests are not, and carry one pointer for it).
+    copying: Option<Box<Copying>>,
 }
 
 impl Stream {
@@ -138,7 +150,7 @@ impl Stream {
         });
         self.ensure_traceparent(shared, host, &verdict);
         if plan.has_shadows() {
-            self.copy(shared, host, &verdict);
+            self.copying = copy::start(shared, host, &verdict, &self.trace_id);
         }
         match verdict {
             Verdict::Pass => {
@@ -189,6 +201,40 @@ impl Stream {
         }
     }
 
+    /// Whether the host should hand the request body's chunks in (a copy
+    /// waits for them); when not, it reads nothing.
+    pub fn wants_request_body(&self) -> bool {
+        self.copying
+            .as_ref()
+            .is_some_and(|c| c.wants_request_body())
+    }
+
+    /// A chunk of the request body (`end`: the last).
+    pub fn on_request_body(
+        &mut self,
+        shared: &impl Shared,
+        host: &impl Host,
+        chunk: &[u8],
+        end: bool,
+    ) {
+        if let Some(copying) = &mut self.copying {
+            copying.request_body(shared, host, chunk, end);
+        }
+    }
+
+    /// Whether the host should hand the response in: a copied write's
+    /// stable answer is the user's own.
+    pub fn wants_response(&self) -> bool {
+        self.copying.as_ref().is_some_and(|c| c.wants_response())
+    }
+
+    /// The response's headers, for a copied write: stable's answer.
+    pub fn on_response_start(&mut self, shared: &impl Shared, host: &impl Host) {
+        if let Some(copying) = &mut self.copying {
+            copying.response_headers(shared, host);
+        }
+    }
+
     /// Echoes the trace id, and with `debug` the decision.
     pub fn on_response_headers(&self, shared: &impl Shared, host: &impl Host) {
         if self.answered_locally {
@@ -204,6 +250,9 @@ impl Stream {
     /// The stream has ended (with the response final): count the response
     /// by class, record the latency, and tell the guard.
     pub fn on_done(self, shared: &impl Shared, host: &impl Host) {
+        if let Some(copying) = self.copying {
+            copying.end(shared);
+        }
         let Some(d) = self.decision else { return };
         let end = host.monotonic_nanos();
         let code = host.response_code();
@@ -222,60 +271,6 @@ impl Stream {
             host.record(layout.latency(d.split, d.cluster), ms);
         }
         shared.observe(&d, class, latency_ms, end);
-    }
-
-    /// Copies the request when its split's shadow samples it: opens a pair
-    /// and sends its sides (stable, the copy, and stable again for noise);
-    /// a side the host could not send is answered at once as no answer.
-    fn copy(&self, shared: &impl Shared, host: &impl Host, verdict: &Verdict<'_>) {
-        let plan = shared.plan();
-        // A client never marks a real request as a copy: the new side
-        // may skip side effects (e-mails, payments) for copies.
-        if host.header(SHADOW_HEADER).is_some() {
-            host.set_request_header(SHADOW_HEADER, None, Write::Replace);
-        }
-        let method = host.method().unwrap_or_default();
-        let draw = || (shared.next_u64() % 10_000) as u16;
-        let Some((split, shadow)) = shadow::sample(plan, verdict, method, draw) else {
-            return;
-        };
-        let trace = std::str::from_utf8(&self.trace_id).unwrap_or_default();
-        let path = host.path().unwrap_or_default();
-        let noise = shadow.noise_for(method);
-        // Bodies are not copied yet: such a request is opened and counted
-        // `skipped` at once, never silently dropped.
-        let has_body = host.request_has_body();
-        let Opened::Pair(pair) = shared.shadow_open(split, shadow, (method, path, trace), noise)
-        else {
-            return;
-        };
-        if has_body {
-            for &side in Book::sides(noise) {
-                shared.shadow_answer(pair, side, Reply::none());
-            }
-            return;
-        }
-        let traceparent = format!("00-{trace}-{:016x}-01", shared.next_u64());
-        let headers = host.request_headers();
-        let drop = [plan.decision_header.as_str(), "traceparent", "tracestate"];
-        let mut headers = shadow::copy_headers(&headers, &drop);
-        headers.push((b"traceparent", traceparent.as_bytes()));
-        let stable = plan.splits[split].clusters[0].as_str();
-        for &side in Book::sides(noise) {
-            let cluster = match side {
-                Side::Copy => shadow.cluster.as_str(),
-                Side::Stable | Side::Noise => stable,
-            };
-            let request = Dispatch {
-                cluster,
-                headers: &headers,
-                body: b"",
-                timeout_ms: shadow.timeout_ms,
-            };
-            if !host.dispatch(&request, pair, side) {
-                shared.shadow_answer(pair, side, Reply::none());
-            }
-        }
     }
 
     /// Keeps a valid inbound `traceparent`, or writes a new one (dropping
