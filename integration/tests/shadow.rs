@@ -487,3 +487,53 @@ mod push {
     use super::*;
     integration::for_each_build!(a_copy_in_flight_across_a_push_is_counted_once);
 }
+
+/// Measures, does not assert (`cargo test -p integration --test shadow
+/// memory -- --ignored --nocapture`): Envoy's resident memory per copy in
+/// flight, with copies held 8 s by a slow new side (each pair keeps its
+/// request's headers and stable's answer meanwhile, and Envoy its callout).
+#[test]
+#[ignore]
+fn memory_per_copy_in_flight() {
+    const COPIES: u64 = 500;
+    for build in [Build::Wasm, Build::Native] {
+        let shadow = r#"{"cluster": "fastapi", "timeout_ms": 20000, "max_in_flight": 10000}"#;
+        let stage = Stage::inline_with(build, &config(shadow), 1);
+        let body = format!(r#"{{"items":[{}]}}"#, vec!["1"; 200].join(","));
+        stage.legacy.answer("/users/m", 200, &body, Duration::ZERO);
+        stage
+            .fastapi
+            .answer("/users/m", 200, &body, Duration::from_secs(8));
+        let mut client = stage.client();
+        let rss = || {
+            let status = std::fs::read_to_string(format!("/proc/{}/status", stage.envoy.pid()))
+                .expect("status");
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+                .expect("VmRSS")
+        };
+        // Warm up: the connections and the VM's first allocations.
+        for _ in 0..50 {
+            client.get("/users/m", &[("x-user-id", "u")]);
+        }
+        std::thread::sleep(Duration::from_secs(9));
+        let before = rss();
+        let start = Instant::now();
+        for _ in 0..COPIES {
+            client.get("/users/m", &[("x-user-id", "u")]);
+        }
+        let after = rss();
+        let sent = start.elapsed();
+        let settled: u64 = ["match", "mismatch"]
+            .iter()
+            .map(|o| outcome(&stage, "users", o))
+            .sum();
+        println!(
+            "{build:?}: {COPIES} copies in flight (sent in {sent:?}, {} settled meanwhile of 50 earlier): VmRSS {before} → {after} KiB, {:.1} KiB per copy",
+            settled,
+            (after as f64 - before as f64) / COPIES as f64
+        );
+    }
+}
