@@ -14,12 +14,21 @@
 //! checks the rollout makes, and a failure that starts at the fourth step
 //! does not have to climb back the evidence of the three healthy ones (the
 //! test averages over start times).
+//!
+//! When the split has a shadow and the plan gates on it, its copies are
+//! judged too ([`shadow`]); a shadow-only step (weight 0) is judged on the
+//! copies alone, never on the target's own (absent) responses.
+
+mod shadow;
 
 use std::collections::BTreeMap;
 
 use turnout::guard::judge::{self, Breach, Evidence};
 use turnout::guard::sprt::{Batch, ErrorRatioTest};
 use turnout::guard::GuardPlan;
+
+pub use self::shadow::{Copies, Gate, GateBreach};
+use crate::rollout::plan::ShadowGates;
 
 /// One cluster's responses over a stretch of time.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -32,11 +41,21 @@ pub struct Side {
     pub buckets: BTreeMap<u64, u64>,
 }
 
-/// The target and stable clusters over the same stretch.
+/// The target and stable clusters over the same stretch, and the copies
+/// the split's shadow sent meanwhile (none without a shadow).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Sides {
     pub target: Side,
     pub stable: Side,
+    pub copies: Copies,
+}
+
+/// The proxies whose guard tripped the split, and those whose shadow
+/// tripped (stopped copying).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Tripped {
+    pub guard: Vec<String>,
+    pub shadow: Vec<String>,
 }
 
 impl Side {
@@ -117,6 +136,7 @@ impl Sides {
     pub fn add(&mut self, other: &Sides) {
         self.target.add(&other.target);
         self.stable.add(&other.stable);
+        self.copies.add(&other.copies);
     }
 }
 
@@ -129,6 +149,11 @@ pub enum Failure {
     /// the measured ratio of the error rates in the hold; the test's
     /// evidence decided).
     Limit(Breach),
+    /// These proxies' shadows tripped: the copies stopped, the new side
+    /// failing them.
+    ShadowTripped(Vec<String>),
+    /// A shadow gate was breached beyond noise.
+    Gate(GateBreach),
     /// Proxies refused the step's config (node, Envoy's message), as the
     /// fleet server reports.
     Nacked(Vec<(String, String)>),
@@ -148,16 +173,26 @@ pub enum StepVerdict {
         have: u64,
         need: u64,
     },
+    /// A shadow-only step's hold is over with too few compared copies.
+    LowCopies {
+        have: u64,
+        need: u64,
+    },
     /// The hold is over, but the error rate or p99 is over its limit by
     /// less than the evidence a failure needs: it goes on until the
     /// evidence says either way. A step never advances over a limit.
     Unsettled(Breach),
+    /// As [`StepVerdict::Unsettled`], for a shadow gate.
+    GateUnsettled(GateBreach),
     Fail(Failure),
 }
 
 /// The limits and the rollout's sequential test.
 pub struct Judge {
     pub plan: GuardPlan,
+    /// The shadow's gates, when its copies are judged: the split has a
+    /// shadow and the plan gates on it (a gate, or a shadow-only step).
+    pub shadow: Option<ShadowGates>,
     test: ErrorRatioTest,
 }
 
@@ -165,6 +200,7 @@ impl Judge {
     pub fn new(plan: GuardPlan) -> Judge {
         Judge {
             plan,
+            shadow: None,
             test: ErrorRatioTest::default(),
         }
     }
@@ -190,32 +226,66 @@ impl Judge {
 
     /// The first failure the proxies' guards or the counts show: guard,
     /// then error rate, p99, p95 ratio and error ratio, as the guard
-    /// orders them. `hold` is the step's counts so far. The rollout has
-    /// one target, so its sequential test is judged at the plan's `alpha`.
-    pub fn failure(&self, hold: &Sides, tripped: &[String]) -> Option<Failure> {
-        if !tripped.is_empty() {
-            return Some(Failure::GuardTripped(tripped.to_vec()));
+    /// orders them, then the shadow (tripped, then its gates) when it is
+    /// judged. `hold` is the step's counts so far. The rollout has one
+    /// target, so its sequential test is judged at the plan's `alpha`. A
+    /// shadow-only step judges no target limit: the target has no traffic
+    /// of its own but pins and forced requests, which are no sample.
+    pub fn failure(&self, hold: &Sides, tripped: &Tripped, shadow_only: bool) -> Option<Failure> {
+        if !tripped.guard.is_empty() {
+            return Some(Failure::GuardTripped(tripped.guard.clone()));
         }
         let (plan, target, stable) = (&self.plan, &hold.target, &hold.stable);
-        judge::limits(plan, target, stable)
-            .or_else(|| judge::error_ratio(plan, &self.test, plan.alpha, target, stable))
-            .map(Failure::Limit)
+        let limits = || {
+            judge::limits(plan, target, stable)
+                .or_else(|| judge::error_ratio(plan, &self.test, plan.alpha, target, stable))
+                .map(Failure::Limit)
+        };
+        let shadow = |gates: &ShadowGates| {
+            if !tripped.shadow.is_empty() {
+                return Some(Failure::ShadowTripped(tripped.shadow.clone()));
+            }
+            shadow::breach(gates, &hold.copies, plan.min_requests).map(Failure::Gate)
+        };
+        let limits = if shadow_only { None } else { limits() };
+        limits.or_else(|| self.shadow.as_ref().and_then(shadow))
     }
 
     /// The verdict of an interval of the hold: a failure at once; else,
     /// once the hold is over, a pass with `min_requests` or more target
-    /// responses in it, and a longer hold with fewer or with a limit
-    /// breached as measured but not beyond noise.
-    pub fn verdict(&self, hold: &Sides, tripped: &[String], hold_over: bool) -> StepVerdict {
-        if let Some(failure) = self.failure(hold, tripped) {
+    /// responses in it (compared copies, in a shadow-only step), and a
+    /// longer hold with fewer or with a limit breached as measured but not
+    /// beyond noise.
+    pub fn verdict(
+        &self,
+        hold: &Sides,
+        tripped: &Tripped,
+        hold_over: bool,
+        shadow_only: bool,
+    ) -> StepVerdict {
+        if let Some(failure) = self.failure(hold, tripped, shadow_only) {
             return StepVerdict::Fail(failure);
         }
+        if !hold_over {
+            return StepVerdict::Ok;
+        }
         let need = u64::from(self.plan.min_requests);
-        match (hold_over, hold.target.responses) {
-            (false, _) => StepVerdict::Ok,
-            (true, have) if have < need => StepVerdict::LowTraffic { have, need },
-            (true, _) => judge::over_as_measured(&self.plan, &hold.target)
-                .map_or(StepVerdict::Pass, StepVerdict::Unsettled),
+        let over_gate = || {
+            let gates = self.shadow.as_ref()?;
+            shadow::over_as_measured(gates, &hold.copies).map(StepVerdict::GateUnsettled)
+        };
+        if shadow_only {
+            return match hold.copies.compared() {
+                have if have < need => StepVerdict::LowCopies { have, need },
+                _ => over_gate().unwrap_or(StepVerdict::Pass),
+            };
+        }
+        match hold.target.responses {
+            have if have < need => StepVerdict::LowTraffic { have, need },
+            _ => judge::over_as_measured(&self.plan, &hold.target)
+                .map(StepVerdict::Unsettled)
+                .or_else(over_gate)
+                .unwrap_or(StepVerdict::Pass),
         }
     }
 }
@@ -262,8 +332,16 @@ mod tests {
         }
     }
 
+    fn none() -> Tripped {
+        Tripped::default()
+    }
+
     fn window(target: Side, stable: Side) -> Sides {
-        Sides { target, stable }
+        Sides {
+            target,
+            stable,
+            ..Sides::default()
+        }
     }
 
     fn plan(analysis: &str) -> GuardPlan {
@@ -295,16 +373,19 @@ mod tests {
             r#"{"min_requests": 100, "max_error_rate": 0.01, "max_p99_ms": 500}"#,
         ));
         let empty = Sides::default();
-        assert_eq!(judge.verdict(&empty, &[], false), StepVerdict::Ok);
         assert_eq!(
-            judge.verdict(&empty, &[], true),
+            judge.verdict(&empty, &none(), false, false),
+            StepVerdict::Ok
+        );
+        assert_eq!(
+            judge.verdict(&empty, &none(), true, false),
             StepVerdict::LowTraffic { have: 0, need: 100 }
         );
         // 99 responses, all failed and slow: below min_requests, not judged.
         let bad = window(side(99, 99, &[(3000.0, 99)]), side(1000, 0, &[(2.0, 1000)]));
-        assert_eq!(judge.verdict(&bad, &[], false), StepVerdict::Ok);
+        assert_eq!(judge.verdict(&bad, &none(), false, false), StepVerdict::Ok);
         assert_eq!(
-            judge.verdict(&bad, &[], true),
+            judge.verdict(&bad, &none(), true, false),
             StepVerdict::LowTraffic {
                 have: 99,
                 need: 100
@@ -312,8 +393,14 @@ mod tests {
         );
         // Enough of it is judged.
         let healthy = window(side(100, 0, &[(3.0, 100)]), side(1000, 0, &[(2.0, 1000)]));
-        assert_eq!(judge.verdict(&healthy, &[], false), StepVerdict::Ok);
-        assert_eq!(judge.verdict(&healthy, &[], true), StepVerdict::Pass);
+        assert_eq!(
+            judge.verdict(&healthy, &none(), false, false),
+            StepVerdict::Ok
+        );
+        assert_eq!(
+            judge.verdict(&healthy, &none(), true, false),
+            StepVerdict::Pass
+        );
     }
 
     #[test]
@@ -323,8 +410,8 @@ mod tests {
         // 4 errors in 121 (3.3 %) against 1 %: not beyond noise, so no
         // failure; but no pass either.
         let hold = window(side(121, 4, &[]), stable.clone());
-        assert_eq!(judge.verdict(&hold, &[], false), StepVerdict::Ok);
-        match judge.verdict(&hold, &[], true) {
+        assert_eq!(judge.verdict(&hold, &none(), false, false), StepVerdict::Ok);
+        match judge.verdict(&hold, &none(), true, false) {
             StepVerdict::Unsettled(Breach {
                 rule,
                 measured,
@@ -338,18 +425,25 @@ mod tests {
         // More of the same is evidence: it fails.
         let hold = window(side(605, 20, &[]), stable.clone());
         assert!(matches!(
-            judge.verdict(&hold, &[], true),
+            judge.verdict(&hold, &none(), true, false),
             StepVerdict::Fail(_)
         ));
         // Under the limit, it passes.
         let hold = window(side(605, 5, &[]), stable);
-        assert_eq!(judge.verdict(&hold, &[], true), StepVerdict::Pass);
+        assert_eq!(
+            judge.verdict(&hold, &none(), true, false),
+            StepVerdict::Pass
+        );
     }
 
     #[test]
     fn a_tripped_guard_fails_at_once_even_without_data() {
         let judge = Judge::new(plan(r#"{"max_error_rate": 0.01}"#));
-        let v = judge.verdict(&Sides::default(), &["http://127.0.0.1:9901".into()], false);
+        let tripped = Tripped {
+            guard: vec!["http://127.0.0.1:9901".into()],
+            ..Tripped::default()
+        };
+        let v = judge.verdict(&Sides::default(), &tripped, false, false);
         assert_eq!(
             v,
             StepVerdict::Fail(Failure::GuardTripped(vec!["http://127.0.0.1:9901".into()]))
@@ -362,7 +456,7 @@ mod tests {
             r#"{"min_requests": 50, "max_error_rate": 0.05, "max_p99_ms": 500, "max_p95_ratio": 2.0}"#,
         ));
         let stable = side(1000, 1, &[(3.0, 1000)]);
-        let rule = |w: &Sides| match judge.failure(w, &[]) {
+        let rule = |w: &Sides| match judge.failure(w, &none(), false) {
             Some(Failure::Limit(breach)) => Some(breach.rule),
             _ => None,
         };
@@ -438,12 +532,16 @@ mod tests {
         let mut judge = judge_of();
         for i in 0..720 {
             judge.fold(i * 10, &interval(100, 1, 900, 9));
-            assert_eq!(judge.failure(&Sides::default(), &[]), None, "interval {i}");
+            assert_eq!(
+                judge.failure(&Sides::default(), &none(), false),
+                None,
+                "interval {i}"
+            );
         }
         // Then the target fails at 10x stable's rate: found within minutes,
         // however long the healthy part was.
         let mut seconds = 0;
-        while judge.failure(&Sides::default(), &[]).is_none() {
+        while judge.failure(&Sides::default(), &none(), false).is_none() {
             judge.fold(7200 + seconds, &interval(100, 10, 900, 9));
             seconds += 10;
             assert!(seconds < 600, "{}", judge.evidence());
@@ -452,10 +550,10 @@ mod tests {
         let mut judge = judge_of();
         judge.fold(0, &interval(40, 40, 900, 0));
         assert!(judge.evidence() > -0.001f64.ln());
-        assert_eq!(judge.failure(&Sides::default(), &[]), None);
+        assert_eq!(judge.failure(&Sides::default(), &none(), false), None);
         judge.fold(10, &interval(10, 10, 100, 0));
         assert!(matches!(
-            judge.failure(&Sides::default(), &[]),
+            judge.failure(&Sides::default(), &none(), false),
             Some(Failure::Limit(Breach {
                 rule: Rule::ErrorRatio,
                 ..
@@ -585,7 +683,7 @@ mod tests {
             // The rollout: the hold's counts, with its own sequential test.
             let mut judge = Judge::new(plan);
             judge.fold(0, &hold);
-            let rollout = match judge.failure(&hold, &[]) {
+            let rollout = match judge.failure(&hold, &none(), false) {
                 Some(Failure::Limit(breach)) => Some(breach),
                 None => None,
                 other => panic!("case {i}: {other:?}"),

@@ -5,7 +5,11 @@
 //! (`turnout::fields`): every problem at once, each named by its field
 //! (`steps[2].hold_s: 0 is not between 1 and 604800`). The weights and the
 //! `analysis` are checked by the filter's own rules for a target's
-//! `weight` and a split's `guard`, so they mean the same.
+//! `weight` and a split's `guard`, so they mean the same. The analysis
+//! also takes the shadow's gates (`max_mismatch_rate`,
+//! `max_shadow_error_rate`), and a step may be 0: a shadow-only step; both
+//! need a split with a `shadow`, which only the config can say (the
+//! machine refuses them at the start otherwise).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -33,6 +37,8 @@ pub struct RolloutPlan {
     /// Judged as the guard judges; `window_s` is not used (a step is judged
     /// over the whole hold so far).
     pub analysis: GuardPlan,
+    /// The analysis' limits on the shadow's copies.
+    pub gates: ShadowGates,
     pub on_failure: OnFailure,
     /// `turnoutctl serve`'s address (`HOST:PORT`) when it serves `config`:
     /// a step's hold then starts once every connected proxy ACKed it. An
@@ -40,9 +46,20 @@ pub struct RolloutPlan {
     pub server: Option<String>,
 }
 
+/// `analysis.max_mismatch_rate` and `analysis.max_shadow_error_rate`:
+/// mismatches over compared copies, and failed copies (error, timeout)
+/// over copies sent, in a step's hold; judged beyond noise as the error
+/// rate is.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ShadowGates {
+    pub max_mismatch_rate: Option<f64>,
+    pub max_shadow_error_rate: Option<f64>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Step {
-    /// Basis points.
+    /// Basis points; 0 is a shadow-only step (every user on stable, the
+    /// copies judged).
     pub weight: u16,
     pub hold_s: u64,
 }
@@ -133,7 +150,10 @@ fn plan(v: &mut Validator, value: &Value) -> Option<RolloutPlan> {
         .required(top, "", "steps")
         .and_then(|x| steps(v, x, hold_s.unwrap_or(DEFAULT_HOLD_S)));
     let metrics = v.required(top, "", "metrics").and_then(|x| metrics(v, x));
-    let analysis = v.required(top, "", "analysis").and_then(|x| analysis(v, x));
+    let (analysis, gates) = match v.required(top, "", "analysis") {
+        Some(x) => analysis(v, x),
+        None => (None, None),
+    };
     let on_failure = match top.get("on_failure") {
         None => Some(OnFailure::Rollback),
         Some(x) => match x.as_str() {
@@ -160,6 +180,7 @@ fn plan(v: &mut Validator, value: &Value) -> Option<RolloutPlan> {
         interval_s: interval_s?,
         metrics: metrics?,
         analysis: analysis?,
+        gates: gates?,
         on_failure: on_failure?,
         server: server?,
     })
@@ -189,7 +210,8 @@ fn non_empty_field(v: &mut Validator, obj: &Map<String, Value>, name: &str) -> O
         .and_then(|value| v.non_empty(value, name))
 }
 
-/// `[10, {"weight": 30, "hold_s": 600}, …]`: increasing weights above 0.
+/// `[0, 10, {"weight": 30, "hold_s": 600}, …]`: increasing weights; 0
+/// (a shadow-only step) can only come first.
 fn steps(v: &mut Validator, value: &Value, hold_s: u64) -> Option<Vec<Step>> {
     let items = v.array(value, "steps")?;
     if items.is_empty() {
@@ -246,18 +268,9 @@ fn step_object(
     })
 }
 
-/// A weight as the config's, and above 0.
+/// A weight as the config's.
 fn step_weight(v: &mut Validator, value: &Value, path: &str) -> Option<u16> {
-    match v.weight(value, path)? {
-        0 => {
-            v.fail(
-                path,
-                "is 0: a step gives the target traffic (to stop, roll back)",
-            );
-            None
-        }
-        w => Some(w),
-    }
+    v.weight(value, path)
 }
 
 fn metrics(v: &mut Validator, value: &Value) -> Option<Metrics> {
@@ -310,10 +323,17 @@ fn url(v: &mut Validator, value: &Value, path: &str) -> Option<Url> {
     Url::parse(text).map_err(|e| v.fail(path, e)).ok()
 }
 
-/// The guard's fields, checked by the guard's rules; `window_s` has no
-/// meaning here.
-fn analysis(v: &mut Validator, value: &Value) -> Option<GuardPlan> {
+/// The shadow's gates, beside the guard's fields in `analysis`.
+const GATES: [&str; 2] = ["max_mismatch_rate", "max_shadow_error_rate"];
+
+/// The guard's fields, checked by the guard's rules (`window_s` has no
+/// meaning here), and the shadow's gates, each above 0 and at most 1. A
+/// gate is a limit: an analysis with gates and no guard limit judges the
+/// copies alone.
+fn analysis(v: &mut Validator, value: &Value) -> (Option<GuardPlan>, Option<ShadowGates>) {
     let mut value = value.clone();
+    let mut gates = Some(ShadowGates::default());
+    let mut any_gate = false;
     if let Some(obj) = value.as_object_mut() {
         if obj.remove("window_s").is_some() {
             v.fail(
@@ -321,10 +341,58 @@ fn analysis(v: &mut Validator, value: &Value) -> Option<GuardPlan> {
                 "is not used by a rollout, which judges each step over its whole hold so far",
             );
         }
+        // Taken out before the guard's check, which knows no such field.
+        let [mismatch, error] = GATES.map(|name| {
+            obj.remove(name).map(|x| {
+                any_gate = true;
+                v.positive_up_to(&x, &format!("analysis.{name}"), 1.0)
+            })
+        });
+        gates = match (mismatch, error) {
+            (Some(None), _) | (_, Some(None)) => None,
+            (m, e) => Some(ShadowGates {
+                max_mismatch_rate: m.flatten(),
+                max_shadow_error_rate: e.flatten(),
+            }),
+        };
     }
-    config::guard_field(&value, "analysis")
-        .map_err(|problems| v.problems.extend(problems))
-        .ok()
+    let guard = match config::guard_field(&value, "analysis") {
+        Ok(plan) => Some(plan),
+        Err(problems) => {
+            let before = v.problems.len();
+            for p in problems {
+                // The guard's "sets no limit" counts only its own limits.
+                let no_limit = p.path == "analysis" && p.message.starts_with("sets no limit");
+                match (no_limit, any_gate) {
+                    (true, true) => {}
+                    (true, false) => {
+                        v.fail("analysis", format!("{}, {}", p.message, GATES.join(", ")))
+                    }
+                    (false, _) => v.problems.push(p),
+                }
+            }
+            // Only "sets no limit" with a gate set: the guard's fields
+            // are otherwise good, and at their defaults where absent.
+            if v.problems.len() == before {
+                guard_defaults(&value)
+            } else {
+                None
+            }
+        }
+    };
+    (guard, gates)
+}
+
+/// The guard's fields of an analysis that sets no guard limit, checked by
+/// the guard's rules with a stand-in limit that is then taken out.
+fn guard_defaults(value: &Value) -> Option<GuardPlan> {
+    let mut value = value.clone();
+    value
+        .as_object_mut()?
+        .insert("max_error_rate".into(), Value::from(1.0));
+    let mut plan = config::guard_field(&value, "analysis").ok()?;
+    plan.max_error_rate = None;
+    Some(plan)
 }
 
 #[cfg(test)]
@@ -462,7 +530,7 @@ mod tests {
                 "steps[2].weight: 140 is not between 0 and 100",
                 "steps[3].x: unknown field; expected one of weight, hold_s",
                 "steps[3].hold_s: 0 is not between 1 and 604800",
-                "steps[4]: is 0: a step gives the target traffic (to stop, roll back)",
+                "steps[4]: 0 is not above the step before it (5): steps only ramp up",
                 "steps[5]: 70.123 has more than two decimals (the resolution is 0.01 %)",
                 "on_failure: \"retry\" is not \"rollback\" or \"pause\"",
             ]
@@ -507,6 +575,59 @@ mod tests {
         assert!(got[0].starts_with("analysis: sets no limit"), "{got:?}");
         let got = problems(&with("analysis", None));
         assert_eq!(got, ["analysis: is required"]);
+    }
+
+    #[test]
+    fn the_shadow_gates_and_a_shadow_only_step() {
+        let text = with("steps", Some("[0, 50]"));
+        let gates =
+            r#"{"min_requests": 100, "max_mismatch_rate": 0.01, "max_shadow_error_rate": 0.05}"#;
+        let plan = parse(&with_value(&text, "analysis", gates)).unwrap();
+        assert_eq!(plan.steps[0].weight, 0);
+        let want = ShadowGates {
+            max_mismatch_rate: Some(0.01),
+            max_shadow_error_rate: Some(0.05),
+        };
+        assert_eq!(plan.gates, want);
+        // Gates alone are limits: the guard's are absent, its other
+        // fields as given or at their defaults.
+        assert_eq!(plan.analysis.max_error_rate, None);
+        assert_eq!(plan.analysis.min_requests, 100);
+        // Beside the guard's, and checked as they are.
+        let mixed =
+            r#"{"max_error_rate": 0.01, "max_mismatch_rate": 0, "max_shadow_error_rate": 1.5}"#;
+        assert_eq!(
+            problems(&with("analysis", Some(mixed))),
+            [
+                "analysis.max_mismatch_rate: 0 is not above 0",
+                "analysis.max_shadow_error_rate: 1.5 is not between 0 and 1",
+            ]
+        );
+        // With no limit at all, the refusal names the gates too.
+        let got = problems(&with("analysis", Some(r#"{"min_requests": 10}"#)));
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(
+            got[0].ends_with("max_mismatch_rate, max_shadow_error_rate"),
+            "{got:?}"
+        );
+        // A gate does not hide the guard's other problems.
+        let got = problems(&with(
+            "analysis",
+            Some(r#"{"max_mismatch_rate": 0.01, "alpha": 0}"#),
+        ));
+        assert_eq!(got, ["analysis.alpha: 0 is not above 0"]);
+        // 0 only first: steps ramp up.
+        let got = problems(&with("steps", Some("[0, 0]")));
+        assert_eq!(
+            got,
+            ["steps[1]: 0 is not above the step before it (0): steps only ramp up"]
+        );
+    }
+
+    fn with_value(text: &str, field: &str, value: &str) -> String {
+        let mut doc: Value = serde_json::from_str(text).unwrap();
+        doc[field] = serde_json::from_str(value).unwrap();
+        doc.to_string()
     }
 
     #[test]
