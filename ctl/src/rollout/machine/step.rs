@@ -132,7 +132,7 @@ impl Machine {
             .flatten()
             .collect();
             let limits = match limits.is_empty() {
-                true => "its shadow's trip alone".to_string(),
+                true => "the shadow's own trip alone (no gate set)".to_string(),
                 false => limits.join(", "),
             };
             lines.push(format!(
