@@ -9,10 +9,13 @@
 //! These are smoke tests of the whole: every decision the controller
 //! makes (when a step passes, fails, holds longer, stops for someone
 //! else's change, waits for ACKs) is unit-tested without I/O in
-//! `ctl/src/rollout/machine/tests.rs`. Here three real runs check that the
+//! `ctl/src/rollout/machine/tests.rs`. Here real runs check that the
 //! pieces meet: a healthy ramp judged through Prometheus, a failing target
-//! scraped from the admin endpoints and rolled back, and a rollout through
-//! the fleet server whose step a proxy NACKs. Only outcomes are asserted
+//! scraped from the admin endpoints and rolled back, a rollout through
+//! the fleet server whose step a proxy NACKs, and a shadowed split whose
+//! shadow-only step passes and whose next step fails on mismatches,
+//! through Prometheus and through the admin endpoints (the wasm build,
+//! which sends the copies). Only outcomes are asserted
 //! (exit code, the config left, lines present, where the traffic goes):
 //! when within a step a failure is found depends on the machine's load.
 //!
@@ -25,6 +28,8 @@ use std::fs;
 use std::path::PathBuf;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
+
+use integration::Upstream;
 
 use integration::{filter_wasm, scratch_dir};
 use serde_json::Value;
@@ -278,4 +283,71 @@ fn through_the_fleet_server_holds_start_at_the_acks_and_a_nack_rolls_back() {
     let from_a: Vec<Answer> = late().into_iter().filter(|a| a.proxy == 0).collect();
     assert!(!from_a.is_empty());
     assert!(from_a.iter().all(|a| a.reason == "rollback"));
+}
+
+/// A shadowed split through `[0, 50]`: the shadow-only step passes on
+/// copies that match (both sides answer `/users` alike); once step 2 is
+/// written, the new side answers a field differently, so the copies of
+/// stable's requests mismatch, and step 2 (held long enough that it cannot
+/// pass before the change lands) fails on them: rolled back at 50 %.
+fn shadow_only_step_passes_then_mismatches_roll_back(prometheus: bool) {
+    let fleet = Fleet::start(SHADOWED, [None, None], prometheus);
+    let (legacy, fastapi) = fleet.upstreams();
+    let answer = |upstream: &Upstream, name: &str| {
+        let body = format!(r#"{{"id": 7, "name": "{name}", "tags": ["a", "b"]}}"#);
+        upstream.answer("/users", 200, &body, Duration::ZERO);
+    };
+    answer(legacy, "ada");
+    answer(fastapi, "ada");
+    let analysis = r#"{"min_requests": 20, "max_error_rate": 0.01, "max_p99_ms": 5000,
+      "max_mismatch_rate": 0.01, "max_shadow_error_rate": 0.05}"#;
+    let plan = fleet.plan(r#"[0, {"weight": 50, "hold_s": 20}]"#, analysis, "rollback");
+    let log = fleet.dir.join("shadow-decisions.jsonl");
+    let controller = Controller::start(&plan, &["--log", &log.to_string_lossy()]);
+    controller.wait_for_line("step 2/2 fastapi 50 %: set:", RUN_TIMEOUT);
+    answer(fastapi, "Ada");
+    let (code, output) = controller.finish(RUN_TIMEOUT);
+    assert_eq!(code, 3, "{output}");
+    // Step 1: every user on legacy, judged on the copies alone, passed.
+    assert_eq!(passed_steps(&output), ["step 1/2 fastapi 0 %"], "{output}");
+    let passed = output
+        .lines()
+        .find(|l| l.starts_with("step 1/2 fastapi 0 % · held") && l.ends_with("· passed"))
+        .expect("step 1 passed");
+    assert!(passed.contains(" · 0 req · "), "{passed}");
+    assert!(passed.contains(" · mismatches 0.00 % · passed"), "{passed}");
+    // Step 2: failed on the mismatches, with the figures, and rolled back.
+    let failed = output
+        .lines()
+        .find(|l| l.starts_with("step 2/2 fastapi 50 % · held") && l.contains("· FAILED: "))
+        .unwrap_or_else(|| panic!("no failed interval in\n{output}"));
+    assert!(failed.contains("· FAILED: mismatch_rate "), "{failed}");
+    assert!(failed.contains(" compared)"), "{failed}");
+    assert!(
+        output.contains("rollout users: ROLLED BACK at step 2/2 fastapi 50 %: mismatch_rate "),
+        "{output}"
+    );
+    assert_eq!(fleet.split(), (50.0, true));
+    // The decision log has the failure's figures.
+    let text = fs::read_to_string(&log).expect("read the decision log");
+    let rollback: Value = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("a JSON line"))
+        .find(|r| r["event"] == "rollback")
+        .unwrap_or_else(|| panic!("no rollback record in\n{text}"));
+    let why = rollback["why"].as_str().expect("why");
+    assert!(
+        why.starts_with("mismatch_rate ") && why.ends_with(" compared)"),
+        "{why}"
+    );
+}
+
+#[test]
+fn prometheus_shadow_only_step_passes_then_mismatches_roll_back() {
+    shadow_only_step_passes_then_mismatches_roll_back(true);
+}
+
+#[test]
+fn envoy_admin_shadow_only_step_passes_then_mismatches_roll_back() {
+    shadow_only_step_passes_then_mismatches_roll_back(false);
 }

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::analysis::{Judge, Sides};
+use super::analysis::{Judge, Sides, Tripped};
 use super::plan::RolloutPlan;
 use super::report::At;
 use super::split::Stand;
@@ -67,8 +67,8 @@ pub enum Input {
 pub struct Reading {
     /// The counts since the last good scrape (none at the first).
     pub window: Sides,
-    /// The proxies whose guard tripped the split.
-    pub tripped: Vec<String>,
+    /// The proxies whose guard tripped the split, and whose shadow tripped.
+    pub tripped: Tripped,
     /// How many proxies report the split's series.
     pub proxies: usize,
     /// The wall-clock second of the scrape: the sequential test opens a
@@ -279,7 +279,14 @@ impl Machine {
             steps: self.plan.steps.len(),
             target: self.plan.target.clone(),
             weight: self.plan.steps[i].weight,
+            shadowed: self.expected.shadow.is_some(),
         }
+    }
+
+    /// Whether step `i` is shadow-only: every user on stable, the copies
+    /// judged.
+    fn shadow_only(&self, i: usize) -> bool {
+        self.plan.steps[i].weight == 0
     }
 
     /// `step 2/5 fastapi 30 %`, of the step being set or held.

@@ -1,6 +1,8 @@
 //! Reading the contract's series for one split: the responses of its
 //! stable and target clusters by class, their latency histograms, and the
-//! guard's gauge per proxy; from a Prometheus server (its query API) or
+//! guard's gauge per proxy; when the split has a shadow, its copies by
+//! outcome (`turnout_shadow_total` of the shadow's cluster) and its
+//! gauge per proxy; from a Prometheus server (its query API) or
 //! straight from the proxies' admin endpoints (`/stats/prometheus`).
 //!
 //! A [`Scrape`] keeps every counter per proxy, as read; what happened
@@ -17,7 +19,7 @@ use serde_json::Value;
 use turnout::stats::{sanitize, Class};
 use turnout_prometheus::{instant_vector, parse_value, query_path, text_samples, Labels};
 
-use super::analysis::{Side, Sides};
+use super::analysis::{Side, Sides, Tripped};
 use super::plan::{Metrics, RolloutPlan};
 use crate::http::{self, Url};
 
@@ -30,13 +32,22 @@ pub struct Source {
     split: String,
     /// `[stable, target]` as the labels spell them.
     clusters: [String; 2],
+    /// The shadow's cluster as the labels spell it, if the split has one.
+    shadow: Option<String>,
 }
+
+/// The outcomes of `turnout_shadow_total` that are copies sent: compared
+/// (`match`, `mismatch`) or failed (`error`, `timeout`). `skipped` copies
+/// were never sent.
+const OUTCOMES: [&str; 4] = ["match", "mismatch", "error", "timeout"];
 
 /// Which side of the split a series is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Of {
     Stable,
     Target,
+    /// The shadow's copies.
+    Shadow,
 }
 
 /// One counter series.
@@ -55,22 +66,28 @@ pub enum What {
     /// A `turnout_latency_ms_bucket`, by the bits of its upper bound `le`
     /// (positive floats, `+Inf` included, order as their bits do).
     Bucket(u64),
+    /// A `turnout_shadow_total` of an outcome (its index in [`OUTCOMES`]).
+    Copies(usize),
 }
 
 /// What one read saw.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Scrape {
     pub series: BTreeMap<Series, f64>,
-    /// The proxies whose `turnout_guard_tripped` for the split is 1.
-    pub tripped: Vec<String>,
+    /// The proxies whose `turnout_guard_tripped` for the split is 1, and
+    /// whose `turnout_shadow_tripped` is.
+    pub tripped: Tripped,
 }
 
 impl Source {
-    pub fn new(plan: &RolloutPlan, stable: &str) -> Source {
+    /// The series of `plan`'s split, whose stable cluster is `stable` and
+    /// whose shadow copies to `shadow`, if it has one.
+    pub fn new(plan: &RolloutPlan, stable: &str, shadow: Option<&str>) -> Source {
         Source {
             metrics: plan.metrics.clone(),
             split: sanitize(&plan.split),
             clusters: [sanitize(stable), sanitize(&plan.target)],
+            shadow: shadow.map(sanitize),
         }
     }
 
@@ -108,7 +125,20 @@ impl Source {
         if labels("split")? != self.split {
             return None;
         }
-        let of = self.of(&labels("cluster")?)?;
+        let cluster = labels("cluster")?;
+        if name == "turnout_shadow_total" {
+            // The shadow's cluster may be the target's: the name tells.
+            if Some(&cluster) != self.shadow.as_ref() {
+                return None;
+            }
+            let outcome = labels("outcome")?;
+            return Some(Series {
+                proxy: proxy.to_string(),
+                of: Of::Shadow,
+                what: What::Copies(OUTCOMES.iter().position(|o| *o == outcome)?),
+            });
+        }
+        let of = self.of(&cluster)?;
         let what = match name {
             "turnout_responses_total" => {
                 let class = labels("class")?;
@@ -128,27 +158,37 @@ impl Source {
     fn exposition(&self, proxy: &str, text: &str, scrape: &mut Scrape) {
         for sample in text_samples(text) {
             let label = |n: &str| sample.label(n).map(str::to_string);
-            if sample.name == "turnout_guard_tripped" {
-                if sample.label("split") == Some(&self.split) && sample.value >= 1.0 {
-                    scrape.tripped.push(proxy.to_string());
+            let tripped = match sample.name {
+                "turnout_guard_tripped" => &mut scrape.tripped.guard,
+                "turnout_shadow_tripped" if self.shadow.is_some() => &mut scrape.tripped.shadow,
+                _ => {
+                    if let Some(series) = self.series(sample.name, &label, proxy) {
+                        *scrape.series.entry(series).or_default() += sample.value;
+                    }
+                    continue;
                 }
-                continue;
-            }
-            if let Some(series) = self.series(sample.name, &label, proxy) {
-                *scrape.series.entry(series).or_default() += sample.value;
+            };
+            if sample.label("split") == Some(&self.split) && sample.value >= 1.0 {
+                tripped.push(proxy.to_string());
             }
         }
     }
 
-    /// Three instant queries, per proxy (`instance`).
+    /// Three instant queries, per proxy (`instance`); two more for a
+    /// shadow.
     fn prometheus(&self, url: &Url) -> Result<Scrape, String> {
         let clusters = self.clusters.join("|");
         let selector = format!("split=\"{}\",cluster=~\"{clusters}\"", self.split);
+        let mut counters = vec![
+            ("turnout_responses_total", "class", selector.clone()),
+            ("turnout_latency_ms_bucket", "le", selector),
+        ];
+        if let Some(shadow) = &self.shadow {
+            let selector = format!("split=\"{}\",cluster=\"{shadow}\"", self.split);
+            counters.push(("turnout_shadow_total", "outcome", selector));
+        }
         let mut scrape = Scrape::default();
-        for (name, by) in [
-            ("turnout_responses_total", "class"),
-            ("turnout_latency_ms_bucket", "le"),
-        ] {
+        for (name, by, selector) in counters {
             let expr = format!("sum by (instance, split, cluster, {by}) ({name}{{{selector}}})");
             for (labels, value) in query(url, &expr)? {
                 let label = |n: &str| labels.get(n).cloned();
@@ -158,15 +198,16 @@ impl Source {
                 }
             }
         }
-        let expr = format!(
-            "max by (instance) (turnout_guard_tripped{{split=\"{}\"}})",
-            self.split
-        );
-        for (labels, value) in query(url, &expr)? {
-            if value >= 1.0 {
-                scrape
-                    .tripped
-                    .push(labels.get("instance").cloned().unwrap_or_default());
+        let mut gauges = vec![("turnout_guard_tripped", &mut scrape.tripped.guard)];
+        if self.shadow.is_some() {
+            gauges.push(("turnout_shadow_tripped", &mut scrape.tripped.shadow));
+        }
+        for (name, tripped) in gauges {
+            let expr = format!("max by (instance) ({name}{{split=\"{}\"}})", self.split);
+            for (labels, value) in query(url, &expr)? {
+                if value >= 1.0 {
+                    tripped.push(labels.get("instance").cloned().unwrap_or_default());
+                }
             }
         }
         Ok(scrape)
@@ -193,6 +234,18 @@ impl Scrape {
             let side: &mut Side = match series.of {
                 Of::Target => &mut window.target,
                 Of::Stable => &mut window.stable,
+                Of::Shadow => {
+                    let copies = &mut window.copies;
+                    let What::Copies(outcome) = series.what else {
+                        continue;
+                    };
+                    match OUTCOMES[outcome] {
+                        "match" => copies.matched += delta,
+                        "mismatch" => copies.mismatched += delta,
+                        _ => copies.failed += delta,
+                    }
+                    continue;
+                }
             };
             match series.what {
                 What::Responses(class) => {
@@ -202,6 +255,7 @@ impl Scrape {
                     }
                 }
                 What::Bucket(le) => *side.buckets.entry(le).or_default() += delta,
+                What::Copies(_) => {}
             }
         }
         window
@@ -227,6 +281,7 @@ mod tests {
             metrics: Metrics::EnvoyAdmin(Vec::new()),
             split: "users".into(),
             clusters: ["legacy".into(), "fastapi".into()],
+            shadow: None,
         }
     }
 
@@ -253,7 +308,7 @@ weird_label{a="q\"uo\\te,}"} 1 1700000000
     fn the_exposition_is_read_for_our_split_and_clusters_only() {
         let mut scrape = Scrape::default();
         source().exposition("p1", EXPOSITION, &mut scrape);
-        assert!(scrape.tripped.is_empty());
+        assert!(scrape.tripped.guard.is_empty());
         let w = scrape.since(&Scrape::default(), ErrorClasses::DEFAULT);
         assert_eq!((w.target.responses, w.target.errors), (100, 10));
         assert_eq!((w.stable.responses, w.stable.errors), (402, 2));
@@ -263,7 +318,45 @@ weird_label{a="q\"uo\\te,}"} 1 1700000000
         let tripped = EXPOSITION.replace(r#"{split="users"} 0"#, r#"{split="users"} 1"#);
         let mut scrape = Scrape::default();
         source().exposition("p2", &tripped, &mut scrape);
-        assert_eq!(scrape.tripped, ["p2"]);
+        assert_eq!(scrape.tripped.guard, ["p2"]);
+    }
+
+    const SHADOWED: &str = r#"turnout_responses_total{split="users",cluster="legacy",class="2xx"} 400
+turnout_shadow_total{split="users",cluster="fastapi",outcome="match"} 380
+turnout_shadow_total{split="users",cluster="fastapi",outcome="mismatch"} 12
+turnout_shadow_total{split="users",cluster="fastapi",outcome="error"} 3
+turnout_shadow_total{split="users",cluster="fastapi",outcome="timeout"} 2
+turnout_shadow_total{split="users",cluster="fastapi",outcome="skipped"} 50
+turnout_shadow_total{split="users",cluster="elsewhere",outcome="mismatch"} 1000
+turnout_shadow_total{split="orders",cluster="fastapi",outcome="mismatch"} 1000
+turnout_shadow_mismatch_total{split="users",cluster="fastapi",part="body"} 12
+turnout_shadow_tripped{split="users"} 1
+turnout_shadow_tripped{split="orders"} 1
+"#;
+
+    #[test]
+    fn a_shadows_copies_are_read_for_its_cluster_and_summed_over_proxies() {
+        let shadowed = Source {
+            shadow: Some("fastapi".into()),
+            ..source()
+        };
+        let mut scrape = Scrape::default();
+        shadowed.exposition("p1", SHADOWED, &mut scrape);
+        let untripped = SHADOWED.replace(r#"{split="users"} 1"#, r#"{split="users"} 0"#);
+        shadowed.exposition("p2", &untripped, &mut scrape);
+        assert_eq!(scrape.tripped.shadow, ["p1"]);
+        assert!(scrape.tripped.guard.is_empty());
+        let w = scrape.since(&Scrape::default(), ErrorClasses::DEFAULT);
+        // Skipped copies were not sent; other clusters and splits are not ours.
+        let c = w.copies;
+        assert_eq!((c.matched, c.mismatched, c.failed), (760, 24, 10));
+        assert_eq!((c.compared(), c.sent()), (784, 794));
+        assert_eq!(w.stable.responses, 800);
+        // Without a shadow, none of it is read.
+        let mut plain = Scrape::default();
+        source().exposition("p1", SHADOWED, &mut plain);
+        let w = plain.since(&Scrape::default(), ErrorClasses::DEFAULT);
+        assert_eq!((w.copies.sent(), plain.tripped.shadow.len()), (0, 0));
     }
 
     #[test]

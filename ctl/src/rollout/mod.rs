@@ -58,7 +58,7 @@ pub fn run(plan_path: &Path, options: &Options) -> Result<(), Fail> {
     let stand = split::read(&input::read(&plan.config)?, &plan.split, &plan.target)?;
     let started = Instant::now();
     let mut driver = Driver {
-        source: Source::new(&plan, &stand.stable),
+        source: Source::new(&plan, &stand.stable, stand.shadow.as_deref()),
         last: None,
         config: None,
         plan: plan.clone(),

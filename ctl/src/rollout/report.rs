@@ -4,6 +4,12 @@
 //! step 2/5 fastapi 30 % · held 2m10s of 5m · 4,812 req · errors 0.21 % (stable 0.18 %) · p99 87 ms (stable 80 ms) · ok
 //! ```
 //!
+//! with the copies for a split with a shadow,
+//!
+//! ```text
+//! step 1/2 fastapi 0 % · held 5m of 5m · 0 req · errors - (stable 0.18 %) · p99 - (stable 80 ms) · copies 412 · mismatches 0.24 % · passed
+//! ```
+//!
 //! the writes and the verdicts between them, a final summary, and with
 //! `--log FILE` the same decisions as JSON lines (time, step, figures,
 //! verdict and why) for whoever reviews the rollout afterwards.
@@ -17,7 +23,7 @@ use serde_json::{json, Map, Value};
 use turnout::guard::judge::{Breach, Evidence};
 use turnout::guard::Rule;
 
-use super::analysis::{Failure, Side, Sides, StepVerdict};
+use super::analysis::{Copies, Failure, Gate, GateBreach, Side, Sides, StepVerdict, Tripped};
 use crate::fail::Fail;
 use crate::show;
 
@@ -52,6 +58,19 @@ fn rate(side: &Side) -> String {
         .map_or("-".into(), |r| format!("{:.2} %", r * 100.0))
 }
 
+/// `0.24 %` of mismatches over compared copies, or `-` with none.
+pub fn mismatches(copies: &Copies) -> String {
+    copies
+        .mismatch_rate()
+        .map_or("-".into(), |r| format!("{:.2} %", r * 100.0))
+}
+
+/// A limit as a percentage, as the plan gives it: `1`, `0.5`, `7` (not
+/// `7.000000000000001`).
+pub fn limit_pct(limit: f64) -> String {
+    format!("{}", (limit * 1e6).round() / 1e4)
+}
+
 /// `87 ms`, `0.4 ms`, or `-`.
 fn ms(value: Option<f64>) -> String {
     match value {
@@ -67,6 +86,8 @@ pub struct At {
     pub steps: usize,
     pub target: String,
     pub weight: u16,
+    /// The split has a shadow: its lines show the copies.
+    pub shadowed: bool,
 }
 
 impl At {
@@ -83,8 +104,17 @@ impl At {
 
 /// The interval line.
 pub fn interval(at: &At, held_s: u64, hold_s: u64, hold: &Sides, verdict: &str) -> String {
+    let copies = if at.shadowed {
+        format!(
+            "copies {} · mismatches {} · ",
+            count(hold.copies.sent()),
+            mismatches(&hold.copies)
+        )
+    } else {
+        String::new()
+    };
     format!(
-        "{} · held {} of {} · {} req · errors {} (stable {}) · p99 {} (stable {}) · {verdict}",
+        "{} · held {} of {} · {} req · errors {} (stable {}) · p99 {} (stable {}) · {copies}{verdict}",
         at.head(),
         duration(held_s),
         duration(hold_s),
@@ -106,8 +136,16 @@ pub fn verdict(v: &StepVerdict, evidence: f64) -> String {
             count(*have),
             count(*need)
         ),
+        StepVerdict::LowCopies { have, need } => format!(
+            "low traffic: {} of {} copies, hold extended",
+            count(*have),
+            count(*need)
+        ),
         StepVerdict::Unsettled(b) => {
             format!("{}, not yet beyond noise: hold extended", breach(b))
+        }
+        StepVerdict::GateUnsettled(b) => {
+            format!("{}, not yet beyond noise: hold extended", gate(b))
         }
         StepVerdict::Fail(f) => format!("FAILED: {}", failure(f, evidence)),
     }
@@ -117,6 +155,11 @@ pub fn verdict(v: &StepVerdict, evidence: f64) -> String {
 pub fn failure(f: &Failure, evidence: f64) -> String {
     match f {
         Failure::GuardTripped(proxies) => format!("guard tripped on {}", proxies.join(", ")),
+        Failure::ShadowTripped(proxies) => format!(
+            "shadow tripped on {}: the copies stopped, too many failed",
+            proxies.join(", ")
+        ),
+        Failure::Gate(b) => gate(b),
         Failure::Nacked(nacks) => {
             let each: Vec<String> = nacks.iter().map(|(n, m)| format!("{n}: {m}")).collect();
             format!("NACKed by {}", each.join("; "))
@@ -154,6 +197,33 @@ fn breach(b: &Breach) -> String {
     }
 }
 
+/// A gate over its limit, with its counts: `mismatch_rate 4.10 % > 1 %
+/// (41 of 1,000 compared)`.
+fn gate(b: &GateBreach) -> String {
+    let (name, of) = match b.gate {
+        Gate::Mismatch => ("mismatch_rate", "compared"),
+        Gate::ShadowError => ("shadow_error_rate", "copies"),
+    };
+    format!(
+        "{name} {:.2} % > {} % ({} of {} {of})",
+        b.rate() * 100.0,
+        limit_pct(b.limit),
+        count(b.count),
+        count(b.of)
+    )
+}
+
+/// The figures of the copies, for the log.
+fn copies_json(copies: &Copies) -> Value {
+    json!({
+        "copies": copies.sent(),
+        "compared": copies.compared(),
+        "mismatches": copies.mismatched,
+        "failed": copies.failed,
+        "mismatch_rate": copies.mismatch_rate(),
+    })
+}
+
 /// The figures of a side, for the log.
 fn side_json(side: &Side) -> Value {
     json!({
@@ -170,7 +240,7 @@ pub fn interval_record(
     at: &At,
     (held_s, hold_s): (u64, u64),
     hold: &Sides,
-    tripped: &[String],
+    tripped: &Tripped,
     evidence: f64,
     verdict: &StepVerdict,
     why: &str,
@@ -178,19 +248,27 @@ pub fn interval_record(
     let name = match verdict {
         StepVerdict::Ok => "ok",
         StepVerdict::Pass => "pass",
-        StepVerdict::LowTraffic { .. } | StepVerdict::Unsettled { .. } => "extend",
+        StepVerdict::LowTraffic { .. }
+        | StepVerdict::LowCopies { .. }
+        | StepVerdict::Unsettled(_)
+        | StepVerdict::GateUnsettled(_) => "extend",
         StepVerdict::Fail(_) => "fail",
     };
-    json!({
+    let mut record = json!({
         "step": at.step + 1, "steps": at.steps, "target": at.target,
         "weight": f64::from(at.weight) / 100.0,
         "held_s": held_s, "hold_s": hold_s,
         "target_figures": side_json(&hold.target),
         "stable_figures": side_json(&hold.stable),
         "error_ratio_log_evidence": evidence,
-        "guard_tripped": tripped,
+        "guard_tripped": tripped.guard,
         "verdict": name, "why": why,
-    })
+    });
+    if at.shadowed {
+        record["copy_figures"] = copies_json(&hold.copies);
+        record["shadow_tripped"] = json!(tripped.shadow);
+    }
+    record
 }
 
 /// The decision log: JSON lines appended to `--log FILE`, if given.
@@ -240,53 +318,4 @@ impl Log {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numbers_read_as_the_issue_shows_them() {
-        assert_eq!(count(4812), "4,812");
-        assert_eq!(count(999), "999");
-        assert_eq!(count(1_234_567), "1,234,567");
-        assert_eq!(duration(130), "2m10s");
-        assert_eq!(duration(300), "5m");
-        assert_eq!(duration(45), "45s");
-        assert_eq!(duration(3900), "1h5m");
-        assert_eq!(duration(7200), "2h");
-    }
-
-    #[test]
-    fn the_interval_line() {
-        let le = |ms: f64| ms.to_bits();
-        let side = |responses, errors, buckets: &[(f64, u64)]| Side {
-            responses,
-            errors,
-            buckets: buckets.iter().map(|&(l, n)| (le(l), n)).collect(),
-        };
-        let hold = Sides {
-            target: side(
-                4812,
-                10,
-                &[(50.0, 4000), (100.0, 4812), (f64::INFINITY, 4812)],
-            ),
-            stable: side(
-                5000,
-                9,
-                &[(50.0, 4900), (100.0, 5000), (f64::INFINITY, 5000)],
-            ),
-        };
-        let at = At {
-            step: 1,
-            steps: 5,
-            target: "fastapi".into(),
-            weight: 3000,
-        };
-        assert_eq!(
-            interval(&at, 130, 300, &hold, "ok"),
-            "step 2/5 fastapi 30 % · held 2m10s of 5m · 4,812 req · errors 0.21 % (stable 0.18 %) · p99 97 ms (stable 75 ms) · ok"
-        );
-        let empty = Sides::default();
-        assert!(interval(&at, 0, 300, &empty, "ok")
-            .contains("0 req · errors - (stable -) · p99 - (stable -)"));
-    }
-}
+mod tests;

@@ -17,6 +17,8 @@ pub struct Stand {
     /// The target's weight, in basis points.
     pub weight: u16,
     pub rollback: bool,
+    /// The cluster the split's shadow copies to, if it has one.
+    pub shadow: Option<String>,
     /// The split's JSON object: what "unchanged" is measured against.
     pub json: Value,
 }
@@ -52,6 +54,7 @@ pub fn read(input: &Input, split: &str, target: &str) -> Result<Stand, Fail> {
         stable: found.clusters[0].clone(),
         weight,
         rollback: found.rollback,
+        shadow: found.shadow.as_ref().map(|s| s.cluster.clone()),
         json: split_json(config, split).unwrap_or(Value::Null),
     })
 }

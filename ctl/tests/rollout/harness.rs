@@ -28,6 +28,14 @@ pub const CONFIG: &str = r#"{"version": 1, "debug": true, "splits": [{"name": "u
   "stable": "legacy", "targets": [{"cluster": "fastapi", "weight": 0}]}]}
 "#;
 
+/// [`CONFIG`] with a shadow: the requests the split sends to `legacy`
+/// are copied to `fastapi` (the wasm build sends copies), and the answers
+/// compared.
+pub const SHADOWED: &str = r#"{"version": 1, "debug": true, "splits": [{"name": "users", "match": {"route": "users"},
+  "stable": "legacy", "targets": [{"cluster": "fastapi", "weight": 0}],
+  "shadow": {"cluster": "fastapi"}}]}
+"#;
+
 /// Fails the requests turnout sends to `fastapi`: `abort_bp` of 10,000 at
 /// first, and as many percent as the runtime key
 /// `fault.http.abort.abort_percent` says once it is set.
@@ -143,6 +151,11 @@ impl Fleet {
             .join(format!("plan-{}.json", self.traffic.now_ms()));
         fs::write(&path, plan).expect("write the plan");
         path
+    }
+
+    /// The upstreams: `(legacy, fastapi)`.
+    pub fn upstreams(&self) -> (&Upstream, &Upstream) {
+        (&self._upstreams.0, &self._upstreams.1)
     }
 
     /// Sets the abort percentage of every proxy's fault filter, now.

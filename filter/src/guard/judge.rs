@@ -84,7 +84,7 @@ pub fn limits(plan: &GuardPlan, target: &impl Evidence, stable: &impl Evidence) 
 fn error_rate_breach(plan: &GuardPlan, target: &impl Evidence) -> Option<Breach> {
     let limit = plan.max_error_rate?;
     let (errors, n) = (target.errors(), target.responses());
-    (n >= u64::from(plan.min_requests) && beyond_noise(errors, n, limit)).then(|| Breach {
+    rate_breached(errors, n, plan.min_requests, limit).then(|| Breach {
         rule: Rule::ErrorRate,
         measured: errors as f64 / n as f64,
         limit,
@@ -169,10 +169,10 @@ pub fn error_ratio(
 /// [`limits`] counts it.
 pub fn over_as_measured(plan: &GuardPlan, target: &impl Evidence) -> Option<Breach> {
     let error_rate = plan.max_error_rate.and_then(|limit| {
-        let rate = target.error_rate()?;
-        (rate > limit).then_some(Breach {
+        let (errors, n) = (target.errors(), target.responses());
+        rate_over(errors, n, limit).then(|| Breach {
             rule: Rule::ErrorRate,
-            measured: rate,
+            measured: errors as f64 / n as f64,
             limit,
         })
     });
@@ -200,6 +200,23 @@ pub fn rate_ratio(target: &impl Evidence, stable: &impl Evidence) -> f64 {
     } else {
         0.0
     }
+}
+
+/// Whether `count` failures of `n` breach a rate limit: judged only once
+/// there are `min_requests` of them (no traffic is no evidence), and then
+/// only beyond noise ([`beyond_noise`]). The one rule for every rate
+/// limit: the guard's and the rollout's error rate, a shadow's copy
+/// failures (where it stops copying), and the rollout's shadow gates
+/// (mismatches over compared copies, failed copies over copies sent).
+pub fn rate_breached(count: u64, n: u64, min_requests: u32, limit: f64) -> bool {
+    n >= u64::from(min_requests) && beyond_noise(count, n, limit)
+}
+
+/// Whether `count` of `n` is over `limit` as measured, evidence or not
+/// (false without any): what keeps the rollout controller from passing a
+/// step over a rate limit. See [`over_as_measured`].
+pub fn rate_over(count: u64, n: u64, limit: f64) -> bool {
+    n > 0 && count as f64 / n as f64 > limit
 }
 
 /// Whether `count` of `n` responses shows a rate above `limit` beyond

@@ -6,7 +6,7 @@
 //! "cluster": the copies), counting a failure as a 5xx and any other
 //! copy as a success, and the limit trips when the window holds
 //! `min_requests` copies and its failure rate is over `max_error_rate`
-//! beyond noise ([`beyond_noise`]): a few failures in a small window do
+//! beyond noise ([`rate_breached`], the guard's rule): a few failures in a small window do
 //! not stop the copies, a new side that fails every copy does at the
 //! `min_requests`-th. A trip is latched until the configuration changes
 //! (the shell makes a new window for a new plan).
@@ -15,7 +15,7 @@
 //! the guard's do (`Window::add`), since the slots of every worker line up.
 
 use super::ShadowPlan;
-use crate::guard::judge::beyond_noise;
+use crate::guard::judge::rate_breached;
 use crate::guard::{ErrorClasses, GuardPlan, Window};
 use crate::stats::Class;
 
@@ -74,7 +74,7 @@ impl ShadowTrip {
 #[derive(Clone, Debug, PartialEq)]
 pub struct FailureWindow {
     window: Window,
-    min_requests: u64,
+    min_requests: u32,
     limit: f64,
     trip: Option<ShadowTrip>,
 }
@@ -90,7 +90,7 @@ impl FailureWindow {
         };
         FailureWindow {
             window: Window::new(&guard, 1),
-            min_requests: u64::from(plan.min_requests),
+            min_requests: plan.min_requests,
             limit: plan.max_error_rate,
             trip: None,
         }
@@ -114,9 +114,12 @@ impl FailureWindow {
     pub fn judge(&mut self) -> Option<ShadowTrip> {
         if self.trip.is_none() {
             let counts = self.window.counts(0);
-            if counts.responses >= self.min_requests
-                && beyond_noise(counts.errors, counts.responses, self.limit)
-            {
+            if rate_breached(
+                counts.errors,
+                counts.responses,
+                self.min_requests,
+                self.limit,
+            ) {
                 self.trip = Some(ShadowTrip {
                     failures: counts.errors,
                     copies: counts.responses,

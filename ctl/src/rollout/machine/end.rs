@@ -137,8 +137,16 @@ impl Machine {
         } else {
             ""
         };
+        let copies = match &self.expected.shadow {
+            Some(_) => format!(
+                " · copies {} · mismatches {}",
+                report::count(t.copies.sent()),
+                report::mismatches(&t.copies)
+            ),
+            None => String::new(),
+        };
         let line = format!(
-            "rollout {}: DONE{dry}: {} reached {} in {} · {} target req · errors {} (stable {})",
+            "rollout {}: DONE{dry}: {} reached {} in {} · {} target req · errors {} (stable {}){copies}",
             self.plan.split,
             self.plan.target,
             show::pct(self.weight.into()),

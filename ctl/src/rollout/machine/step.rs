@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::{Acks, Action, Hold, Machine, Outcome, Phase, Reading, Request, Tick, WATCH};
 use crate::fail::Fail;
-use crate::rollout::analysis::{Failure, Sides, StepVerdict};
+use crate::rollout::analysis::{Failure, Sides, StepVerdict, Tripped};
 use crate::rollout::plan::Metrics;
 use crate::rollout::report;
 use crate::rollout::split::{self, Stand};
@@ -35,9 +35,43 @@ impl Machine {
                 p.split, p.target
             )));
         };
+        if let Some(why) = self.shadow_refused() {
+            return self.finish(Outcome::Refused(why));
+        }
         self.step = first;
         self.phase = Phase::Counting { first };
         self.ask(Request::Scrape);
+    }
+
+    /// What in the plan judges a shadow: its gates and a shadow-only step.
+    /// Refused (why) on a split with no shadow, since they would judge
+    /// nothing; else they set the judge's gates.
+    fn shadow_refused(&mut self) -> Option<String> {
+        let p = &self.plan;
+        let mut uses: Vec<&str> = Vec::new();
+        if p.steps.iter().any(|s| s.weight == 0) {
+            uses.push("a shadow-only step (weight 0)");
+        }
+        if p.gates.max_mismatch_rate.is_some() {
+            uses.push("analysis.max_mismatch_rate");
+        }
+        if p.gates.max_shadow_error_rate.is_some() {
+            uses.push("analysis.max_shadow_error_rate");
+        }
+        if uses.is_empty() {
+            return None;
+        }
+        if self.expected.shadow.is_none() {
+            return Some(format!(
+                "{}: split {} has no shadow, so nothing is copied for {} to judge: add the split's \"shadow\" to the config, or take {} out of the plan; nothing written",
+                p.config.display(),
+                p.split,
+                uses.join(" and "),
+                if uses.len() == 1 { "it" } else { "them" },
+            ));
+        }
+        self.judge.shadow = Some(p.gates);
+        None
     }
 
     /// The first scrape: metrics that cannot be read refuse the start
@@ -86,6 +120,26 @@ impl Machine {
             "warning: no proxy reports the series of split {} for {} and {} yet (check the names, and that the proxies' stats_tags are envoy/stats_tags.yaml): no data, so steps will hold",
             p.split, self.expected.stable, p.target
         ));
+        if let (Some(gates), Some(shadow)) = (self.judge.shadow, &self.expected.shadow) {
+            let limit = |name: &str, l: Option<f64>| {
+                l.map(|l| format!("{name} {} %", report::limit_pct(l)))
+            };
+            let limits: Vec<String> = [
+                limit("max_mismatch_rate", gates.max_mismatch_rate),
+                limit("max_shadow_error_rate", gates.max_shadow_error_rate),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            let limits = match limits.is_empty() {
+                true => "the shadow's own trip alone (no gate set)".to_string(),
+                false => limits.join(", "),
+            };
+            lines.push(format!(
+                "the copies to {shadow} are judged by {limits}, with at least {} compared to pass a shadow-only step",
+                p.analysis.min_requests
+            ));
+        }
         lines.into_iter().for_each(|line| self.say(line));
         self.log("start", start);
         if let Some(warning) = warning {
@@ -226,7 +280,8 @@ impl Machine {
     /// the hold's first interval says it if it lasts.
     fn settled(&mut self, now: Duration, end: Duration, read: bool) {
         if read {
-            if let Some(failure) = self.judge.failure(&Sides::default(), &[]) {
+            let (none, shadow_only) = (Tripped::default(), self.shadow_only(self.step));
+            if let Some(failure) = self.judge.failure(&Sides::default(), &none, shadow_only) {
                 return self.fail(failure);
             }
         }
@@ -264,7 +319,10 @@ impl Machine {
         };
         self.hold.window.add(&reading.window);
         let hold = &self.hold.window;
-        let verdict = self.judge.verdict(hold, &reading.tripped, held_s >= hold_s);
+        let shadow_only = self.shadow_only(i);
+        let verdict = self
+            .judge
+            .verdict(hold, &reading.tripped, held_s >= hold_s, shadow_only);
         let evidence = self.judge.evidence();
         let why = report::verdict(&verdict, evidence);
         let line = report::interval(&at, held_s, hold_s, hold, &why);
@@ -283,9 +341,11 @@ impl Machine {
             StepVerdict::Pass if i + 1 < self.plan.steps.len() => self.set(i + 1, now),
             StepVerdict::Pass => self.done(now),
             StepVerdict::Fail(failure) => self.fail(failure),
-            StepVerdict::Ok | StepVerdict::LowTraffic { .. } | StepVerdict::Unsettled { .. } => {
-                self.next_interval(now)
-            }
+            StepVerdict::Ok
+            | StepVerdict::LowTraffic { .. }
+            | StepVerdict::LowCopies { .. }
+            | StepVerdict::Unsettled(_)
+            | StepVerdict::GateUnsettled(_) => self.next_interval(now),
         }
     }
 

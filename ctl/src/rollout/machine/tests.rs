@@ -16,6 +16,7 @@ use crate::rollout::plan;
 mod failure;
 mod ramp;
 mod server;
+mod shadow;
 
 const S: Duration = Duration::from_secs(1);
 const CONFIG: &str = "/etc/turnout/users.json";
@@ -50,6 +51,7 @@ fn stand(weight: u16, rollback: bool) -> Stand {
         stable: "legacy".into(),
         weight,
         rollback,
+        shadow: None,
         json,
     }
 }
@@ -76,8 +78,9 @@ fn reading(target: u64, errors: u64) -> Reading {
         window: Sides {
             target: side(target, errors, 3.0),
             stable: side(900, 0, 3.0),
+            ..Sides::default()
         },
-        tripped: Vec::new(),
+        tripped: Default::default(),
         proxies: 2,
         unix_s: 0,
     }
@@ -226,6 +229,7 @@ impl World {
                     let before = self.config.clone().expect("a config that reads");
                     let mut after = stand(weight, before.rollback);
                     after.json = before.json.clone();
+                    after.shadow = before.shadow.clone();
                     after.json["targets"][0]["weight"] = json!(f64::from(weight) / 100.0);
                     self.config = Ok(after.clone());
                     let said = format!("users: fastapi {} → {}", before.weight, weight);

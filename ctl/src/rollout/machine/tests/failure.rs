@@ -73,7 +73,7 @@ fn a_guard_trip_on_any_proxy_rolls_back_even_with_pause() {
     let traffic: Traffic = Box::new(|seen| {
         let mut r = reading(100, 0);
         if seen.n >= 2 {
-            r.tripped = vec!["http://127.0.0.1:9902".into()];
+            r.tripped.guard = vec!["http://127.0.0.1:9902".into()];
         }
         Ok(r)
     });

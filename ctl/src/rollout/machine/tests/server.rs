@@ -124,7 +124,7 @@ fn a_rollback_every_proxy_took_is_said_with_its_time() {
     let tripped: Traffic = Box::new(|seen| {
         let mut r = reading(100, 0);
         if seen.n >= 2 {
-            r.tripped = vec!["a".into()];
+            r.tripped.guard = vec!["a".into()];
         }
         Ok(r)
     });
@@ -144,7 +144,7 @@ fn a_rollback_every_proxy_took_is_said_with_its_time() {
     // to be everywhere.
     let tripped: Traffic = Box::new(|_| {
         let mut r = reading(100, 0);
-        r.tripped = vec!["a".into()];
+        r.tripped.guard = vec!["a".into()];
         Ok(r)
     });
     let mut world = World::new(served("[10]"), false, stand(0, false), tripped);
