@@ -295,37 +295,6 @@ impl<H: ConfigHost> Runtime<H> {
         }
     }
 
-    /// Opens a pair for a request of `split` sampled for a copy (`request`:
-    /// its method, path and trace id): the host then sends the sides of
-    /// `Book::sides(noise)` and hands each answer to [`Runtime::shadow_answer`].
-    /// A copy past `max_in_flight` is counted `skipped` here.
-    pub fn shadow_open(
-        &self,
-        split: usize,
-        plan: &ShadowPlan,
-        request: (&[u8], &[u8], &str),
-        noise: bool,
-    ) -> Opened {
-        let Some(book) = &self.book else {
-            return Opened::Stopped;
-        };
-        let opened = lock(book).open(plan, split, request, noise);
-        if opened == Opened::Skipped {
-            self.count_outcome(split, Outcome::Skipped);
-        }
-        opened
-    }
-
-    /// An answer to one side of pair `pair`: the last one settles it.
-    pub fn shadow_answer(&self, pair: u64, side: Side, reply: Reply) {
-        let Some(book) = &self.book else { return };
-        let now_s = seconds(self.host.monotonic_nanos());
-        let settled = lock(book).answer(&self.plan, pair, side, reply, now_s);
-        if let Some(settled) = settled {
-            self.count_settled(settled);
-        }
-    }
-
     /// Counts, logs and shows what a settled pair came to.
     fn count_settled(&self, settled: Settled) {
         let split = settled.split;
@@ -430,6 +399,10 @@ impl<H: ConfigHost> Shared for Runtime<H> {
         z ^ (z >> 31)
     }
 
+    /// Opens a pair for a request of `split` sampled for a copy (`request`:
+    /// its method, path and trace id): the host then sends the sides of
+    /// `Book::sides(noise)` and hands each answer to `shadow_answer`.
+    /// A copy past `max_in_flight` is counted `skipped` here.
     fn shadow_open(
         &self,
         split: usize,
@@ -437,11 +410,24 @@ impl<H: ConfigHost> Shared for Runtime<H> {
         request: (&[u8], &[u8], &str),
         noise: bool,
     ) -> Opened {
-        Runtime::shadow_open(self, split, plan, request, noise)
+        let Some(book) = &self.book else {
+            return Opened::Stopped;
+        };
+        let opened = lock(book).open(plan, split, request, noise);
+        if opened == Opened::Skipped {
+            self.count_outcome(split, Outcome::Skipped);
+        }
+        opened
     }
 
+    /// An answer to one side of pair `pair`: the last one settles it.
     fn shadow_answer(&self, pair: u64, side: Side, reply: Reply) {
-        Runtime::shadow_answer(self, pair, side, reply);
+        let Some(book) = &self.book else { return };
+        let now_s = seconds(self.host.monotonic_nanos());
+        let settled = lock(book).answer(&self.plan, pair, side, reply, now_s);
+        if let Some(settled) = settled {
+            self.count_settled(settled);
+        }
     }
 
     /// Judged at once, in memory: a trip found here sends the split to

@@ -75,6 +75,13 @@ fn wait_settled(stage: &Stage, split: &str, n: u64) {
 /// A canned answer: status and body.
 type Canned = (u16, &'static str);
 
+/// `path` answered the same by both sides, the new side 1.5 s late.
+fn answers_late(stage: &Stage, path: &str) {
+    stage.legacy.answer(path, 200, r#"{"a":1}"#, Duration::ZERO);
+    let late = Duration::from_millis(1500);
+    stage.fastapi.answer(path, 200, r#"{"a":1}"#, late);
+}
+
 /// Each path: what legacy and fastapi answer.
 const PAIRS: [(&str, Canned, Canned); 6] = [
     // The same JSON, reordered and spaced differently: a match.
@@ -203,24 +210,8 @@ fn a_copy_never_delays_the_user_and_a_late_one_is_still_compared(build: Build) {
         &config(r#"{"cluster": "fastapi", "timeout_ms": 5000}"#),
         1,
     );
-    stage
-        .legacy
-        .answer("/users/slow", 200, r#"{"a":1}"#, Duration::ZERO);
-    stage.fastapi.answer(
-        "/users/slow",
-        200,
-        r#"{"a":1}"#,
-        Duration::from_millis(1500),
-    );
-    stage
-        .legacy
-        .answer("/orders/slow", 200, r#"{"a":1}"#, Duration::ZERO);
-    stage.fastapi.answer(
-        "/orders/slow",
-        200,
-        r#"{"a":1}"#,
-        Duration::from_millis(1500),
-    );
+    answers_late(&stage, "/users/slow");
+    answers_late(&stage, "/orders/slow");
     let mut client = stage.client();
     let start = Instant::now();
     let r = client.get("/users/slow", &[("x-user-id", "u")]);
@@ -463,15 +454,7 @@ integration::for_each_build!(
 fn a_copy_in_flight_across_a_push_is_counted_once(build: Build) {
     let shadow = r#"{"cluster": "fastapi", "timeout_ms": 5000}"#;
     let mut stage = Stage::ecds_with(build, &config(shadow), 1);
-    stage
-        .legacy
-        .answer("/users/slow", 200, r#"{"a":1}"#, Duration::ZERO);
-    stage.fastapi.answer(
-        "/users/slow",
-        200,
-        r#"{"a":1}"#,
-        Duration::from_millis(1500),
-    );
+    answers_late(&stage, "/users/slow");
     let mut client = stage.client();
     assert_eq!(client.get("/users/slow", &[("x-user-id", "u")]).status, 200);
     // The same shadow, another configuration, while the copy runs.

@@ -30,6 +30,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use turnout::flow::Dispatch;
+use turnout::flow::Shared as _;
 use turnout::shadow::{Reply, Side};
 
 use crate::abi::{CalloutAnswer, MainThread, Scheduler};

@@ -25,6 +25,7 @@ use abi::CONTINUE;
 use request::Request;
 use runtime::Config;
 
+use crate::flow::Shared as _;
 use crate::shadow::{Reply, Side};
 
 /// Every context of this VM by id: the root contexts (one per plugin

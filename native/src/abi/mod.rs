@@ -125,6 +125,10 @@ pub const STOP_ITERATION: u32 = 1;
 const METRICS_OK: u32 = 0;
 
 type FilterEnvoyPtr = *mut c_void;
+/// The configuration-level metric calls' shape: configuration, metric,
+/// label values (none here), value.
+type ConfigMetricCall =
+    unsafe extern "C" fn(ConfigEnvoyPtr, usize, *mut ModuleBuffer, usize, u64) -> u32;
 type ConfigEnvoyPtr = *mut c_void;
 type SchedulerPtr = *mut c_void;
 
@@ -398,45 +402,37 @@ impl ConfigHandle {
 
     /// Adds `by` to a counter this configuration defined.
     pub fn increment(&self, counter: MetricId, by: u64) {
-        // SAFETY: `ptr` is alive for as long as the handle (see the type);
-        // no label values (null, 0).
-        unsafe {
-            envoy_dynamic_module_callback_http_filter_config_increment_counter(
-                self.ptr,
-                counter.0,
-                std::ptr::null_mut(),
-                0,
-                by,
-            );
-        }
+        self.metric(
+            envoy_dynamic_module_callback_http_filter_config_increment_counter,
+            counter,
+            by,
+        );
     }
 
     /// Records a value of a histogram this configuration defined.
     pub fn record(&self, histogram: MetricId, value: u64) {
-        // SAFETY: as in `increment`.
-        unsafe {
-            envoy_dynamic_module_callback_http_filter_config_record_histogram_value(
-                self.ptr,
-                histogram.0,
-                std::ptr::null_mut(),
-                0,
-                value,
-            );
-        }
+        self.metric(
+            envoy_dynamic_module_callback_http_filter_config_record_histogram_value,
+            histogram,
+            value,
+        );
     }
 
     /// Sets a gauge this configuration defined.
     pub fn set_gauge(&self, gauge: MetricId, value: u64) {
+        self.metric(
+            envoy_dynamic_module_callback_http_filter_config_set_gauge,
+            gauge,
+            value,
+        );
+    }
+
+    /// One of the configuration's unlabelled metric calls.
+    fn metric(&self, call: ConfigMetricCall, id: MetricId, value: u64) {
         // SAFETY: `ptr` is alive for as long as the handle (see the type);
         // no label values (null, 0).
         unsafe {
-            envoy_dynamic_module_callback_http_filter_config_set_gauge(
-                self.ptr,
-                gauge.0,
-                std::ptr::null_mut(),
-                0,
-                value,
-            );
+            call(self.ptr, id.0, std::ptr::null_mut(), 0, value);
         }
     }
 }
