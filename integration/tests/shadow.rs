@@ -435,7 +435,61 @@ fn percent_copies_a_share(build: Build) {
     wait_settled(&stage, "users", copies);
 }
 
+/// Hostile answers and requests: a body that is not JSON (compared as
+/// bytes), a 5 MB answer from the new side, an answer that never comes (a
+/// timeout), a 5 MB request body (not copied: skipped); each counted, the
+/// user's answer stable's every time.
+fn hostile_bodies_and_answers_are_counted_and_the_user_unaffected(build: Build) {
+    let shadow = r#"{"cluster": "fastapi", "timeout_ms": 1000, "min_requests": 1000}"#;
+    let stage = Stage::inline_with(build, &config(shadow), 1);
+    let big = format!(r#"{{"blob":"{}"}}"#, "x".repeat(5 << 20));
+    stage
+        .legacy
+        .answer("/users/text", 200, "<html>ok</html>", Duration::ZERO);
+    stage
+        .fastapi
+        .answer("/users/text", 200, "<html>OK</html>", Duration::ZERO);
+    stage
+        .legacy
+        .answer("/users/big", 200, r#"{"blob":"x"}"#, Duration::ZERO);
+    stage
+        .fastapi
+        .answer("/users/big", 200, &big, Duration::ZERO);
+    stage
+        .legacy
+        .answer("/users/hang", 200, "{}", Duration::ZERO);
+    stage
+        .fastapi
+        .answer("/users/hang", 200, "{}", Duration::from_secs(30));
+    let mut client = stage.client();
+    for (path, body) in [
+        ("/users/text", "<html>ok</html>"),
+        ("/users/big", r#"{"blob":"x"}"#),
+        ("/users/hang", "{}"),
+    ] {
+        let r = client.get(path, &[("x-user-id", "u")]);
+        assert_eq!((r.status, r.body_str().as_str()), (200, body), "{path}");
+    }
+    let upload = vec![b'{'; 5 << 20];
+    let r = client
+        .request_with_body("GET", "/users/upload", &[("x-user-id", b"u")], &upload)
+        .expect("a 5 MB request");
+    assert_eq!(r.status, 200);
+    wait_settled(&stage, "users", 4);
+    let counts: Vec<u64> = ["mismatch", "timeout", "skipped"]
+        .iter()
+        .map(|o| outcome(&stage, "users", o))
+        .collect();
+    // text and big differ (as bytes, and at /blob); hang times out;
+    // the upload is over max_body_bytes.
+    assert_eq!(counts, [2, 1, 1]);
+    let blob = stat(&stage, "shadow_field_total.split.users.field./blob");
+    assert_eq!(blob, 1);
+    assert!(stage.envoy.admin("/ready").0 == 200, "Envoy is not serving");
+}
+
 integration::for_each_build!(
+    hostile_bodies_and_answers_are_counted_and_the_user_unaffected,
     every_outcome_and_field_is_counted_exactly_and_the_user_gets_stable,
     a_copy_never_delays_the_user_and_a_late_one_is_still_compared,
     writes_and_bodies_are_not_copied_unless_asked,
