@@ -488,7 +488,28 @@ fn hostile_bodies_and_answers_are_counted_and_the_user_unaffected(build: Build) 
     assert!(stage.envoy.admin("/ready").0 == 200, "Envoy is not serving");
 }
 
+/// A shadow that would copy writes without `"writes": true` is refused on
+/// push, naming the field, and the configuration before it keeps copying.
+fn a_write_without_writes_is_refused_and_the_old_config_serves(build: Build) {
+    let mut stage = Stage::ecds_with(build, &config(r#"{"cluster": "fastapi"}"#), 1);
+    let refused = config(r#"{"cluster": "fastapi", "methods": ["GET", "POST"]}"#);
+    stage.push_rejected(&refused);
+    stage.envoy.wait_for_log(
+        "configuration refused: splits[0].shadow.methods[1]: \"POST\" has side effects",
+        TIMEOUT,
+    );
+    let mut client = stage.client();
+    assert_eq!(client.get("/users/x", &[("x-user-id", "u")]).status, 200);
+    wait_settled(&stage, "users", 1);
+    let r = client
+        .request_with_body("POST", "/users/x", &[("x-user-id", b"u")], b"{}")
+        .expect("POST");
+    assert_eq!(r.status, 200);
+    assert_eq!(stage.fastapi.copies(), 1, "a write was copied");
+}
+
 integration::for_each_build!(
+    a_write_without_writes_is_refused_and_the_old_config_serves,
     hostile_bodies_and_answers_are_counted_and_the_user_unaffected,
     every_outcome_and_field_is_counted_exactly_and_the_user_gets_stable,
     a_copy_never_delays_the_user_and_a_late_one_is_still_compared,
