@@ -210,6 +210,7 @@ impl<H: ConfigHost> Runtime<H> {
             host,
         };
         runtime.apply(restored);
+        runtime.follow_shadow_stops();
         runtime
     }
 
@@ -237,6 +238,7 @@ impl<H: ConfigHost> Runtime<H> {
     /// with the other workers', and move to the schedule step now in effect.
     pub fn tick(&self) {
         self.merge_guard();
+        self.follow_shadow_stops();
         if self.plan.has_schedules() {
             self.follow_schedules(self.host.unix_now());
         }
@@ -326,10 +328,60 @@ impl<H: ConfigHost> Runtime<H> {
             self.host.log(Level::Info, line);
         }
         if let Some(line) = &settled.stopped {
-            self.host.log(Level::Warn, line);
-            let gauge = self.layout.shadow_tripped(split);
-            if let Some(Some(id)) = gauge.and_then(|g| self.gauges.get(g)) {
-                self.host.set_gauge(*id, 1);
+            // One line per proxy: the worker that records the stop first
+            // in the shared record says it.
+            if self.record_shadow_stop(split) {
+                self.host.log(Level::Warn, line);
+            }
+            self.show_shadow_stopped(split);
+        }
+    }
+
+    /// The shared record of split `split`'s stopped copies, under its
+    /// fingerprint: a push that keeps the split keeps them stopped, one
+    /// that changes it starts anew (as the guard's trips).
+    fn shadow_key(&self, split: usize) -> Option<String> {
+        let split = self.plan.splits.get(split)?;
+        Some(format!("turnout.shadow.{:016x}", split.fingerprint))
+    }
+
+    /// Records that split `split`'s copies stopped; `true` when this
+    /// runtime is the first to (or the record cannot say: the line is
+    /// then written rather than lost).
+    fn record_shadow_stop(&self, split: usize) -> bool {
+        let Some(key) = self.shadow_key(split) else {
+            return true;
+        };
+        match self.host.get(&key) {
+            Some((value, _)) if !value.is_empty() => false,
+            Some((_, cas)) => self.host.set(&key, b"1", cas) != Some(false),
+            None => true,
+        }
+    }
+
+    fn show_shadow_stopped(&self, split: usize) {
+        let gauge = self.layout.shadow_tripped(split);
+        if let Some(Some(id)) = gauge.and_then(|g| self.gauges.get(g)) {
+            self.host.set_gauge(*id, 1);
+        }
+    }
+
+    /// Stops the copies of every shadowed split that stopped in another
+    /// worker, or in an earlier configuration with the same split: at the
+    /// tick, and when a configuration is applied.
+    fn follow_shadow_stops(&self) {
+        let Some(book) = &self.book else { return };
+        for (split, plan) in self.plan.splits.iter().enumerate() {
+            if plan.shadow.is_none() || lock(book).stopped(split) {
+                continue;
+            }
+            let recorded = self
+                .shadow_key(split)
+                .and_then(|key| self.host.get(&key))
+                .is_some_and(|(value, _)| !value.is_empty());
+            if recorded {
+                lock(book).follow(split);
+                self.show_shadow_stopped(split);
             }
         }
     }

@@ -502,3 +502,48 @@ fn copies_are_skipped_past_max_in_flight_and_stop_when_they_fail() {
         "{stopped:?}"
     );
 }
+
+/// Copies stopped in one worker stop in the others, with one line for
+/// the proxy: a worker that trips after another says nothing, one that
+/// has not tripped follows at its tick (and a runtime made later, as by a
+/// push that keeps the split, at once); a push that changes the split
+/// starts them again.
+#[test]
+fn stopped_copies_are_followed_by_every_worker_and_said_once() {
+    let proxy = proxy();
+    let a = runtime(&proxy, SHADOWED, Cadence::Ticked);
+    let b = runtime(&proxy, SHADOWED, Cadence::Ticked);
+    let d = runtime(&proxy, SHADOWED, Cadence::Ticked);
+    let plan = shadow_of(&a);
+    let request = (&b"GET"[..], &b"/u"[..], "");
+    let opened = |r: &Runtime<Worker>| match r.shadow_open(0, &plan, request, false) {
+        Opened::Pair(pair) => Some(pair),
+        _ => None,
+    };
+    let fail_once = |r: &Runtime<Worker>| {
+        let pair = opened(r).expect("opened");
+        r.shadow_answer(pair, Side::Stable, json(200, "{}"));
+        r.shadow_answer(pair, Side::Copy, json(503, "{}"));
+    };
+    for _ in 0..10 {
+        fail_once(&a);
+    }
+    assert_eq!(opened(&a), None);
+    for _ in 0..10 {
+        fail_once(&b);
+    }
+    assert_eq!(opened(&b), None);
+    assert_eq!(warnings(&proxy).len(), 1, "{:?}", warnings(&proxy));
+    let pair = opened(&d).expect("d has not followed yet");
+    d.shadow_answer(pair, Side::Stable, json(200, "{}"));
+    d.shadow_answer(pair, Side::Copy, json(200, "{}"));
+    d.tick();
+    assert_eq!(opened(&d), None, "d follows at its tick");
+    let kept = runtime(&proxy, SHADOWED, Cadence::Ticked);
+    assert_eq!(opened(&kept), None, "kept across a push");
+    assert_eq!(warnings(&proxy).len(), 1, "{:?}", warnings(&proxy));
+    let changed = runtime(&proxy, &SHADOWED.replace("0.5", "0.6"), Cadence::Ticked);
+    let plan = shadow_of(&changed);
+    let reopened = changed.shadow_open(0, &plan, request, false);
+    assert!(matches!(reopened, Opened::Pair(_)), "{reopened:?}");
+}

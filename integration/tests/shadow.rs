@@ -508,7 +508,38 @@ fn a_write_without_writes_is_refused_and_the_old_config_serves(build: Build) {
     assert_eq!(stage.fastapi.copies(), 1, "a write was copied");
 }
 
+/// Copies stopped by one worker stop on every worker (the wasm build's
+/// VMs follow through the shared record at their tick), with one line.
+fn stopped_copies_stop_on_every_worker_with_one_line(build: Build) {
+    let shadow = r#"{"cluster": "fastapi", "min_requests": 5}"#;
+    let stage = Stage::inline_with(build, &config(shadow), 2);
+    stage.legacy.answer("/users/f", 200, "{}", Duration::ZERO);
+    stage.fastapi.answer("/users/f", 503, "{}", Duration::ZERO);
+    // One connection: one worker sees every failing copy.
+    let mut client = stage.client();
+    let deadline = Instant::now() + TIMEOUT;
+    while stat(&stage, "shadow_tripped.split.users") == 0 {
+        assert!(Instant::now() < deadline, "the copies never stopped");
+        assert_eq!(client.get("/users/f", &[("x-user-id", "u")]).status, 200);
+    }
+    // Every worker has ticked (once a second) since.
+    std::thread::sleep(Duration::from_millis(1500));
+    let copies = stage.fastapi.copies();
+    for _ in 0..10 {
+        let mut fresh = stage.client();
+        for _ in 0..4 {
+            assert_eq!(fresh.get("/users/f", &[("x-user-id", "u")]).status, 200);
+        }
+    }
+    assert_eq!(stage.fastapi.copies(), copies, "a worker went on copying");
+    stage.envoy.wait_for_log("shadow tripped", TIMEOUT);
+    let log = stage.envoy.log();
+    let lines = log.lines().filter(|l| l.contains("shadow tripped")).count();
+    assert_eq!(lines, 1);
+}
+
 integration::for_each_build!(
+    stopped_copies_stop_on_every_worker_with_one_line,
     a_write_without_writes_is_refused_and_the_old_config_serves,
     hostile_bodies_and_answers_are_counted_and_the_user_unaffected,
     every_outcome_and_field_is_counted_exactly_and_the_user_gets_stable,

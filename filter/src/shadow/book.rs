@@ -138,6 +138,9 @@ struct SplitBook {
     fields: FieldTable,
     noise: FieldTable,
     in_flight: u32,
+    /// Another worker (or an earlier configuration with the same split)
+    /// stopped the copies: this one follows.
+    followed: bool,
 }
 
 /// Every shadowed split's pairs and counts, for one configuration (one
@@ -161,6 +164,7 @@ impl Book {
                     fields: FieldTable::new(),
                     noise: FieldTable::new(),
                     in_flight: 0,
+                    followed: false,
                 })
             })
             .collect();
@@ -189,7 +193,7 @@ impl Book {
         let Some(Some(book)) = self.splits.get_mut(split) else {
             return Opened::Stopped;
         };
-        if book.failures.is_tripped() {
+        if book.failures.is_tripped() || book.followed {
             return Opened::Stopped;
         }
         if book.in_flight >= plan.max_in_flight {
@@ -212,6 +216,22 @@ impl Book {
             },
         );
         Opened::Pair(id)
+    }
+
+    /// Whether split `split`'s copies have stopped here, by its own
+    /// window or by following.
+    pub fn stopped(&self, split: usize) -> bool {
+        self.splits
+            .get(split)
+            .and_then(Option::as_ref)
+            .is_some_and(|b| b.followed || b.failures.is_tripped())
+    }
+
+    /// Stops split `split`'s copies because they stopped elsewhere.
+    pub fn follow(&mut self, split: usize) {
+        if let Some(Some(book)) = self.splits.get_mut(split) {
+            book.followed = true;
+        }
     }
 
     /// The sides a pair sends, in order.
