@@ -52,7 +52,14 @@ impl Shared for Config {
     }
     // These tests configure no shadow: the runtime's copies are tested in
     // tests/runtime.rs and against the real Envoy.
-    fn shadow_open(&self, _: usize, _: &ShadowPlan, _: (&[u8], &[u8], &str), _: bool) -> Opened {
+    fn shadow_open(
+        &self,
+        _: usize,
+        _: &ShadowPlan,
+        _: (&[u8], &[u8], &str),
+        _: bool,
+        _: u32,
+    ) -> Opened {
         Opened::Stopped
     }
     fn shadow_answer(&self, _: u64, _: Side, _: Reply) {}

@@ -390,7 +390,8 @@ fn a_pair_settles_at_its_last_answer_and_counts_its_fields() {
     let proxy = proxy();
     let runtime = runtime(&proxy, SHADOWED, Cadence::Ticked);
     let plan = shadow_of(&runtime);
-    let Opened::Pair(pair) = runtime.shadow_open(0, &plan, (b"GET", b"/u?q=1", ""), false) else {
+    let Opened::Pair(pair) = runtime.shadow_open(0, &plan, (b"GET", b"/u?q=1", ""), false, 0)
+    else {
         panic!("not opened");
     };
     runtime.shadow_answer(pair, Side::Copy, json(200, r#"{"a":1,"b":3}"#));
@@ -453,11 +454,11 @@ fn copies_are_skipped_past_max_in_flight_and_stop_when_they_fail() {
     let runtime = runtime(&proxy, SHADOWED, Cadence::Ticked);
     let plan = shadow_of(&runtime);
     let request = (&b"GET"[..], &b"/u"[..], "");
-    let Opened::Pair(first) = runtime.shadow_open(0, &plan, request, false) else {
+    let Opened::Pair(first) = runtime.shadow_open(0, &plan, request, false, 0) else {
         panic!("not opened");
     };
     assert_eq!(
-        runtime.shadow_open(0, &plan, request, false),
+        runtime.shadow_open(0, &plan, request, false, 0),
         Opened::Skipped
     );
     assert_eq!(
@@ -467,11 +468,18 @@ fn copies_are_skipped_past_max_in_flight_and_stop_when_they_fail() {
         ),
         1
     );
+    // max_in_flight is per worker: another worker's copy is sent (its
+    // stable side lost here, so it weighs nothing in the window below).
+    let Opened::Pair(other) = runtime.shadow_open(0, &plan, request, false, 1) else {
+        panic!("worker 1 was held to worker 0's copies");
+    };
+    runtime.shadow_answer(other, Side::Stable, Reply::none());
+    runtime.shadow_answer(other, Side::Copy, json(200, "{}"));
     runtime.shadow_answer(first, Side::Stable, json(200, "{}"));
     runtime.shadow_answer(first, Side::Copy, Reply::none());
     // Failing every copy: beyond noise for a 50 % limit after ten.
     for _ in 0..9 {
-        let Opened::Pair(pair) = runtime.shadow_open(0, &plan, request, false) else {
+        let Opened::Pair(pair) = runtime.shadow_open(0, &plan, request, false, 0) else {
             panic!("not opened");
         };
         runtime.shadow_answer(pair, Side::Stable, json(200, "{}"));
@@ -492,7 +500,7 @@ fn copies_are_skipped_past_max_in_flight_and_stop_when_they_fail() {
         Some(&1)
     );
     assert_eq!(
-        runtime.shadow_open(0, &plan, request, false),
+        runtime.shadow_open(0, &plan, request, false, 0),
         Opened::Stopped
     );
     let stopped: Vec<String> = warnings(&proxy);
@@ -516,7 +524,7 @@ fn stopped_copies_are_followed_by_every_worker_and_said_once() {
     let d = runtime(&proxy, SHADOWED, Cadence::Ticked);
     let plan = shadow_of(&a);
     let request = (&b"GET"[..], &b"/u"[..], "");
-    let opened = |r: &Runtime<Worker>| match r.shadow_open(0, &plan, request, false) {
+    let opened = |r: &Runtime<Worker>| match r.shadow_open(0, &plan, request, false, 0) {
         Opened::Pair(pair) => Some(pair),
         _ => None,
     };
@@ -544,6 +552,6 @@ fn stopped_copies_are_followed_by_every_worker_and_said_once() {
     assert_eq!(warnings(&proxy).len(), 1, "{:?}", warnings(&proxy));
     let changed = runtime(&proxy, &SHADOWED.replace("0.5", "0.6"), Cadence::Ticked);
     let plan = shadow_of(&changed);
-    let reopened = changed.shadow_open(0, &plan, request, false);
+    let reopened = changed.shadow_open(0, &plan, request, false, 0);
     assert!(matches!(reopened, Opened::Pair(_)), "{reopened:?}");
 }

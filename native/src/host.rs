@@ -224,6 +224,13 @@ impl flow::Host for Host<'_, '_> {
         !self.end_of_stream
     }
 
+    /// Asked only for a request a shadow copies: one call into Envoy. The
+    /// configuration's book is shared by every worker; `max_in_flight`
+    /// bounds each worker's copies, as in the wasm build.
+    fn worker(&self) -> u32 {
+        self.envoy.worker_index()
+    }
+
     /// Asked only for a write a shadow copies: two calls into Envoy.
     fn response_headers(&self) -> Vec<(&[u8], &[u8])> {
         self.envoy.headers(HeaderMap::Response)

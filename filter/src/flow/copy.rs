@@ -54,7 +54,9 @@ pub fn start(
     let trace = std::str::from_utf8(trace_id).unwrap_or_default();
     let path = host.path().unwrap_or_default();
     let noise = shadow.noise_for(method);
-    let Opened::Pair(pair) = shared.shadow_open(split, shadow, (method, path, trace), noise) else {
+    let Opened::Pair(pair) =
+        shared.shadow_open(split, shadow, (method, path, trace), noise, host.worker())
+    else {
         return None;
     };
     let traceparent = format!("00-{trace}-{:016x}-01", shared.next_u64());

@@ -63,6 +63,12 @@ pub trait Host: RequestFacts {
     fn request_headers(&self) -> Vec<(&[u8], &[u8])> {
         Vec::new()
     }
+    /// The worker serving the request (asked only for a request a shadow
+    /// copies: `max_in_flight` bounds each worker's copies). A host whose
+    /// configuration state is per worker anyway says 0.
+    fn worker(&self) -> u32 {
+        0
+    }
     /// Whether a request body follows the headers.
     fn request_has_body(&self) -> bool {
         false
@@ -109,6 +115,7 @@ pub trait Shared {
         plan: &ShadowPlan,
         request: (&[u8], &[u8], &str),
         noise: bool,
+        worker: u32,
     ) -> Opened;
     /// One answer of a pair.
     fn shadow_answer(&self, pair: u64, side: Side, reply: Reply);

@@ -347,11 +347,12 @@ impl<H: ConfigHost> Shared for Runtime<H> {
         plan: &ShadowPlan,
         request: (&[u8], &[u8], &str),
         noise: bool,
+        worker: u32,
     ) -> Opened {
         let Some(book) = &self.book else {
             return Opened::Stopped;
         };
-        let opened = lock(book).open(plan, split, request, noise);
+        let opened = lock(book).open(plan, split, request, noise, worker);
         if opened == Opened::Skipped {
             self.count_outcome(split, Outcome::Skipped);
         }

@@ -123,6 +123,8 @@ pub struct Settled {
 /// A pair waiting for its answers.
 struct Pair {
     split: usize,
+    /// The worker that sent it, whose copies in flight it counts in.
+    worker: u32,
     /// A write: stable's answer is the user's, compared without its body.
     write: bool,
     method: Vec<u8>,
@@ -137,7 +139,8 @@ struct SplitBook {
     failures: FailureWindow,
     fields: FieldTable,
     noise: FieldTable,
-    in_flight: u32,
+    /// Copies waiting, by worker (`max_in_flight` bounds each).
+    in_flight: BTreeMap<u32, u32>,
     /// Another worker (or an earlier configuration with the same split)
     /// stopped the copies: this one follows.
     followed: bool,
@@ -163,7 +166,7 @@ impl Book {
                     failures: FailureWindow::new(shadow),
                     fields: FieldTable::new(),
                     noise: FieldTable::new(),
-                    in_flight: 0,
+                    in_flight: BTreeMap::new(),
                     followed: false,
                 })
             })
@@ -189,6 +192,7 @@ impl Book {
         split: usize,
         request: (&[u8], &[u8], &str),
         noise: bool,
+        worker: u32,
     ) -> Opened {
         let Some(Some(book)) = self.splits.get_mut(split) else {
             return Opened::Stopped;
@@ -196,10 +200,11 @@ impl Book {
         if book.failures.is_tripped() || book.followed {
             return Opened::Stopped;
         }
-        if book.in_flight >= plan.max_in_flight {
+        let in_flight = book.in_flight.entry(worker).or_default();
+        if *in_flight >= plan.max_in_flight {
             return Opened::Skipped;
         }
-        book.in_flight += 1;
+        *in_flight += 1;
         let id = self.next;
         self.next += 1;
         let (method, path, trace_id) = request;
@@ -207,6 +212,7 @@ impl Book {
             id,
             Pair {
                 split,
+                worker,
                 write: !is_safe_method(method),
                 method: method.to_vec(),
                 path: path.to_vec(),
@@ -265,7 +271,9 @@ impl Book {
         let split = plan.splits.get(pair.split)?;
         let shadow = split.shadow.as_ref()?;
         let book = self.splits.get_mut(pair.split)?.as_mut()?;
-        book.in_flight = book.in_flight.saturating_sub(1);
+        if let Some(n) = book.in_flight.get_mut(&pair.worker) {
+            *n = n.saturating_sub(1);
+        }
         let mut settled = Settled {
             split: pair.split,
             ..Settled::default()

@@ -173,6 +173,7 @@ extern "C" {
         body: Body,
         result_buffers: *mut EnvoyBuffer,
     ) -> bool;
+    fn envoy_dynamic_module_callback_http_filter_get_worker_index(filter: FilterEnvoyPtr) -> u32;
     fn envoy_dynamic_module_callback_http_clear_route_cache(filter: FilterEnvoyPtr);
     fn envoy_dynamic_module_callback_http_send_response(
         filter: FilterEnvoyPtr,
@@ -565,6 +566,12 @@ impl<'h> Stream<'h> {
         // the next setter call; the slice borrows `self`, and every setter
         // takes `&mut self`, so it cannot outlive either.
         (found && !out.ptr.is_null()).then(|| unsafe { lent(out) })
+    }
+
+    /// The index of the worker running this stream.
+    pub fn worker_index(&self) -> u32 {
+        // SAFETY: the filter is this hook's; no pointers.
+        unsafe { envoy_dynamic_module_callback_http_filter_get_worker_index(self.ptr) }
     }
 
     /// The body chunk this body hook was called with, copied (Envoy lends
