@@ -25,6 +25,9 @@ pub struct Plan {
     pub mode: ModePolicy,
     pub trace: TraceSettings,
     pub debug: bool,
+    /// Some split has a shadow: found when parsed, so a request of a plan
+    /// without one does no shadow work at all.
+    pub shadowed: bool,
 }
 
 /// Where a user's key may be found, tried in configuration order.
@@ -252,7 +255,7 @@ impl Plan {
     /// Whether any weight changes with time, so the shell must watch the clock.
     /// Whether any split has a shadow.
     pub fn has_shadows(&self) -> bool {
-        self.splits.iter().any(|s| s.shadow.is_some())
+        self.shadowed
     }
 
     pub fn has_schedules(&self) -> bool {

@@ -374,3 +374,17 @@ fn a_shadowed_split_adds_its_series_after_all_others() {
         "turnout.shadow_field_total.split.users.field._other"
     );
 }
+
+/// Whether a plan copies anything is known when it is parsed: the request
+/// path of a plan without a shadow asks nothing more.
+#[test]
+fn a_plan_knows_whether_it_has_a_shadow() {
+    assert!(shadowed(r#"{"cluster": "fastapi"}"#).has_shadows());
+    let plain = parse(
+        br#"{"splits": [{"name": "users", "match": {"prefix": "/"},
+        "stable": "legacy", "targets": []}]}"#,
+    )
+    .unwrap();
+    assert!(!plain.has_shadows());
+    assert!(!parse(b"").unwrap().has_shadows());
+}

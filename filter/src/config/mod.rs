@@ -180,6 +180,7 @@ impl Validator {
             user_key,
             anonymous,
             index: SplitIndex::of(&splits),
+            shadowed: splits.iter().any(|s| s.shadow.is_some()),
             splits,
             mode,
             trace,

@@ -207,6 +207,17 @@ pub extern "C" fn proxy_on_response_headers(id: u32, _headers: u32, _end_of_stre
 /// chunk is read only when a copy waits for it.
 #[no_mangle]
 pub extern "C" fn proxy_on_request_body(id: u32, size: u32, end_of_stream: u32) -> u32 {
+    // Looked at in place first: a request no copy waits for (nearly every
+    // one) leaves the table as it is.
+    let wanted = CONTEXTS.with(|c| {
+        c.borrow()
+            .requests
+            .get(&id)
+            .is_some_and(Request::wants_request_body)
+    });
+    if !wanted {
+        return CONTINUE;
+    }
     if let Some(mut request) = take_request(id) {
         request.on_request_body(size as usize, end_of_stream != 0);
         put_request(id, request);

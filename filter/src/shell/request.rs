@@ -32,11 +32,13 @@ impl Request {
         }
     }
 
-    /// A chunk of the request body: read only when a copy waits for it.
+    /// Whether a copy waits for the request body.
+    pub fn wants_request_body(&self) -> bool {
+        self.stream.wants_request_body()
+    }
+
+    /// A chunk of the request body, for the copy that waits for it.
     pub fn on_request_body(&mut self, size: usize, end_of_stream: bool) {
-        if !self.stream.wants_request_body() {
-            return;
-        }
         let chunk = host::body(HTTP_REQUEST_BODY, size);
         let config = &self.config;
         let host = Host::new(config, true);

@@ -41,6 +41,18 @@ struct ModuleBuffer {
     length: usize,
 }
 
+/// Headers as the ABI takes them, borrowing the module's bytes (valid for
+/// as long as `headers` is).
+fn module_headers<K: AsRef<[u8]>, V: AsRef<[u8]>>(headers: &[(K, V)]) -> Vec<ModuleHeader> {
+    headers
+        .iter()
+        .map(|(k, v)| ModuleHeader {
+            key: ModuleBuffer::of(k.as_ref()),
+            value: ModuleBuffer::of(v.as_ref()),
+        })
+        .collect()
+}
+
 impl ModuleBuffer {
     fn of(bytes: &[u8]) -> ModuleBuffer {
         ModuleBuffer {
@@ -499,13 +511,7 @@ impl MainThread<'_> {
         body: &[u8],
         timeout_ms: u64,
     ) -> Result<u64, CalloutRefused> {
-        let mut headers: Vec<ModuleHeader> = headers
-            .iter()
-            .map(|(k, v)| ModuleHeader {
-                key: ModuleBuffer::of(k),
-                value: ModuleBuffer::of(v),
-            })
-            .collect();
+        let mut headers = module_headers(headers);
         let mut id = 0u64;
         // SAFETY: `ptr` is the configuration Envoy handed to this
         // main-thread hook; the cluster, header array and body are valid
@@ -669,13 +675,7 @@ impl<'h> Stream<'h> {
     /// Answers the request locally. Envoy may run this filter's response
     /// hooks before it returns: the caller holds no borrow of the filter.
     pub fn send_response(&mut self, status: u32, headers: &[(&[u8], &[u8])], body: &[u8]) {
-        let mut headers: Vec<ModuleHeader> = headers
-            .iter()
-            .map(|(k, v)| ModuleHeader {
-                key: ModuleBuffer::of(k),
-                value: ModuleBuffer::of(v),
-            })
-            .collect();
+        let mut headers = module_headers(headers);
         // SAFETY: the filter is this hook's; the header array and body are
         // valid for the call, and Envoy copies them; no details (null).
         unsafe {
