@@ -9,6 +9,7 @@
 pub mod bootstrap;
 pub mod build;
 pub mod client;
+pub mod debian;
 pub mod envoy;
 pub mod envoy_bin;
 mod http;

@@ -6,10 +6,9 @@
 
 use crate::client::try_admin_get;
 use crate::envoy::poll;
-use crate::paths::{scratch_dir, with_lock};
+use crate::paths::scratch_dir;
 use crate::process::spawn_tied;
 use serde_json::Value;
-use std::env;
 use std::fs::{self, File};
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -43,77 +42,8 @@ pub fn run_promtool(args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("cannot run promtool {args:?}: {e}"))
 }
 
-/// The binary `name`: `$override_var` if set, else the first `name` on
-/// `PATH`, else `/usr/bin/name`; when none exists, Debian's `prometheus`
-/// package is installed (once, under a file lock shared by every test
-/// process) and the lookup is repeated.
 fn tool(name: &str, override_var: &str) -> PathBuf {
-    if let Some(path) = env::var_os(override_var) {
-        return PathBuf::from(path);
-    }
-    if let Some(path) = find(name) {
-        return path;
-    }
-    with_lock("apt-prometheus", || {
-        // Another process may have installed it while this one waited.
-        if find(name).is_none() {
-            install();
-        }
-    });
-    find(name).unwrap_or_else(|| {
-        panic!("{name} is still missing after installing the Debian package {PACKAGE:?}")
-    })
-}
-
-fn find(name: &str) -> Option<PathBuf> {
-    let path = env::var_os("PATH").unwrap_or_default();
-    env::split_paths(&path)
-        .chain([PathBuf::from("/usr/bin")])
-        .map(|dir| dir.join(name))
-        .find(|p| is_executable(p))
-}
-
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-/// `apt-get update` then `apt-get install -y --no-install-recommends
-/// prometheus`. Needs root: anyone else gets a message that says what to
-/// install. Recommends (the node exporter) are skipped; the package's
-/// service is not started where `policy-rc.d` forbids it (containers), and
-/// the tests never talk to one: they start their own server on a free port.
-fn install() {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        panic!(
-            "promtool and prometheus are not installed, and installing them needs root.\n\
-             Install Debian's package yourself (`sudo apt-get install prometheus`), or put\n\
-             promtool and prometheus on PATH (or name them in PROMTOOL_BIN and\n\
-             PROMETHEUS_BIN), then run the tests again."
-        );
-    }
-    eprintln!("installing the Debian package {PACKAGE} for promtool and prometheus (once)");
-    let apt = |args: &[&str]| {
-        let mut cmd = Command::new("apt-get");
-        // Wait for another apt or dpkg instead of failing on its lock.
-        cmd.args(["-o", "DPkg::Lock::Timeout=300", "-q"])
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdin(Stdio::null());
-        let out = cmd
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run apt-get: {e}"));
-        assert!(
-            out.status.success(),
-            "apt-get {args:?} failed ({}):\n{}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    apt(&["update"]);
-    apt(&["install", "-y", "--no-install-recommends", PACKAGE]);
+    crate::debian::tool(name, override_var, PACKAGE)
 }
 
 /// A Prometheus configuration: scrape `metrics_path` on

@@ -1,37 +1,12 @@
 //! `wrk`: installed when missing, its script (a new user id per request),
 //! its runs, and its reports parsed.
 
-use std::io;
 use std::path::PathBuf;
-use std::process::Command;
 
-/// `wrk`, installed with Debian's apt (`apt-get update`, then
-/// `apt-get install -y wrk`) when it is not on the PATH.
-pub fn ensure_wrk() -> io::Result<PathBuf> {
-    if let Some(path) = which("wrk") {
-        return Ok(path);
-    }
-    eprintln!("wrk is missing: apt-get update && apt-get install -y wrk");
-    for args in [&["update"][..], &["install", "-y", "wrk"][..]] {
-        let status = Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()?;
-        if !status.success() {
-            return Err(io::Error::other(format!(
-                "apt-get {args:?} failed: {status}"
-            )));
-        }
-    }
-    which("wrk").ok_or_else(|| io::Error::other("apt-get installed wrk, but it is not on PATH"))
-}
-
-fn which(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(name))
-            .find(|p| p.is_file())
-    })
+/// `wrk` (or `$WRK_BIN`), installed with Debian's apt when it is not on
+/// the PATH.
+pub fn ensure_wrk() -> PathBuf {
+    integration::debian::tool("wrk", "WRK_BIN", "wrk")
 }
 
 /// The wrk script: every request carries a new user id (`u<n>`, a counter

@@ -249,10 +249,7 @@ fn main() {
         eprintln!("cannot pin to core {}: {e}", o.load_core);
         exit(1);
     }
-    let wrk_bin = ensure_wrk().unwrap_or_else(|e| {
-        eprintln!("{e}");
-        exit(1)
-    });
+    let wrk_bin = ensure_wrk();
     let dir = target_dir().join("bench-load");
     fs::create_dir_all(&dir).expect("create target/bench-load");
     let script = dir.join("users.lua");
