@@ -1,7 +1,9 @@
 //! `wrk`: installed when missing, its script (a new user id per request),
 //! its runs, and its reports parsed.
 
+use std::io;
 use std::path::PathBuf;
+use std::process::Command;
 
 /// `wrk` (or `$WRK_BIN`), installed with Debian's apt when it is not on
 /// the PATH.
