@@ -8,7 +8,7 @@ use super::state::{Ask, Subscriptions};
 
 /// `turnout` served at `version` since `at`, from `/d/turnout.json`.
 pub fn catalog(version: &str, at: Ms) -> Catalog {
-    let template = Template {
+    let template = Template::Wasm {
         wasm: "m.wasm".into(),
         runtime: "r".into(),
     };

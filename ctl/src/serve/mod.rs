@@ -1,5 +1,5 @@
-//! `turnoutctl serve DIR --listen ADDR --wasm PATH`: the control plane of
-//! a fleet of Envoys without Istio. Each `NAME.json` companion config in
+//! `turnoutctl serve DIR --listen ADDR --wasm PATH` (or `--native`): the
+//! control plane of a fleet of Envoys without Istio. Each `NAME.json` companion config in
 //! DIR is served over gRPC xDS (ECDS, and ADS) as the resource NAME, and
 //! pushed to every subscribed proxy when the file changes; what each proxy
 //! did with each push (ACK, or NACK with Envoy's message) is kept and
