@@ -140,6 +140,15 @@ fn a_push_reaches_every_proxy_and_how_fast(build: Build) {
         );
     }
 
+    // Both builds' bootstraps show the same series (the native one by its
+    // runtime flag and the stats tags).
+    let series = r#"turnout_requests_total{split="users",cluster="fastapi",reason="bucket"} "#;
+    for p in &proxies {
+        let prometheus = p.envoy.prometheus();
+        let shown = prometheus.lines().any(|l| l.starts_with(series));
+        assert!(shown, "{}: {prometheus}", p.node);
+    }
+
     let metrics = server.metrics();
     let version = served_version(&server.status());
     for want in [
