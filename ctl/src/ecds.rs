@@ -387,13 +387,15 @@ mod tests {
         );
     }
 
+    /// envoy/ecds-native/turnout.json, the native build's shipped ECDS file.
+    fn shipped_native_file() -> String {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../envoy/ecds-native/turnout.json");
+        std::fs::read_to_string(path).unwrap()
+    }
+
     #[test]
     fn the_native_builds_file_reads_back_and_edits_in_place() {
-        let text = std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../envoy/ecds-native/turnout.json"),
-        )
-        .unwrap();
+        let text = shipped_native_file();
         let doc: Value = serde_json::from_str(&text).unwrap();
         let found = resources(&doc).unwrap();
         assert_eq!(found[0].name, "turnout");
@@ -411,11 +413,7 @@ mod tests {
     /// byte, from its config.
     #[test]
     fn the_native_wrap_is_the_shipped_native_file() {
-        let text = std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../envoy/ecds-native/turnout.json"),
-        )
-        .unwrap();
+        let text = shipped_native_file();
         let doc: Value = serde_json::from_str(&text).unwrap();
         let config = &resources(&doc).unwrap()[0].config;
         assert_eq!(wrap("turnout", &Template::Native, config), text);
