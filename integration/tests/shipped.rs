@@ -1,8 +1,8 @@
 //! The files in `envoy/` that operators copy: the standalone bootstrap and
 //! its ECDS resource boot in the real Envoy and split as documented, and
 //! every bootstrap carries the stats tags of `envoy/stats_tags.yaml`.
-//! (`envoy/fleet.yaml` boots in every test of `ctl/tests/fleet`, beside the
-//! `turnoutctl serve` it needs.)
+//! (`envoy/fleet.yaml` and `envoy/fleet-native.yaml` boot in the tests of
+//! `ctl/tests/fleet`, beside the `turnoutctl serve` they need.)
 
 use std::fs;
 
