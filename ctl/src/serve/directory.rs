@@ -315,6 +315,55 @@ mod tests {
         fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// Points the symlink `link` at `target` atomically (a new link,
+    /// renamed over the old), as the kubelet and git-sync do.
+    fn swap_link(target: &str, link: &Path) {
+        let tmp = link.with_file_name(".swap.tmp");
+        std::os::unix::fs::symlink(target, &tmp).unwrap();
+        fs::rename(&tmp, link).unwrap();
+    }
+
+    #[test]
+    fn a_configmap_volume_and_a_git_sync_link_are_read_at_each_swap() {
+        // A ConfigMap volume: NAME.json -> ..data/NAME.json, ..data -> a
+        // timestamped directory, swapped for a new one at each update.
+        let dir = scratch("configmap");
+        for (sub, text) in [("..2026_1", "{}"), ("..2026_2", r#"{"splits": []}"#)] {
+            fs::create_dir(dir.join(sub)).unwrap();
+            fs::write(dir.join(sub).join("turnout.json"), text).unwrap();
+        }
+        swap_link("..2026_1", &dir.join("..data"));
+        std::os::unix::fs::symlink("..data/turnout.json", dir.join("turnout.json")).unwrap();
+        let mut s = scanner(&dir);
+        s.scan(1).unwrap();
+        assert_eq!(s.catalog().versions()["turnout"], version_of(b"{}"));
+        swap_link("..2026_2", &dir.join("..data"));
+        assert_eq!(s.scan(2).unwrap().len(), 1);
+        let want = version_of(br#"{"splits": []}"#);
+        assert_eq!(s.catalog().versions()["turnout"], want);
+        assert_eq!(
+            s.catalog().entries.len(),
+            1,
+            "the hidden entries are no resources"
+        );
+
+        // git-sync: the served directory is a link to the checkout of the
+        // current commit; a commit that leaves the file's bytes alone
+        // pushes nothing.
+        let root = scratch("git-sync");
+        for commit in ["c1", "c2"] {
+            fs::create_dir(root.join(commit)).unwrap();
+            fs::write(root.join(commit).join("turnout.json"), "{}").unwrap();
+        }
+        swap_link("c1", &root.join("link"));
+        let mut s = scanner(&root.join("link"));
+        assert_eq!(s.scan(1).unwrap().len(), 1);
+        swap_link("c2", &root.join("link"));
+        assert_eq!(s.scan(2).unwrap(), [], "the same bytes: nothing to push");
+        fs::remove_dir_all(&dir).unwrap();
+        fs::remove_dir_all(&root).unwrap();
+    }
+
     #[test]
     fn an_unreadable_directory_changes_nothing() {
         let dir = scratch("gone");
