@@ -6,7 +6,8 @@
 //! shown at `/status`, `/metrics` and `/wait` on the same port.
 //!
 //! For the rollout controller (same binary): `version_of` gives the
-//! version a config will be served as, `client::wait_acked` waits until
+//! hash a config will be served as (its version in the wasm build; the
+//! native build's adds `-native`, and `/wait` takes the bare hash), `client::wait_acked` waits until
 //! every proxy has it, `client::status` reads the whole status.
 //!
 //! The server keeps nothing on disk: what it serves is the directory, what
