@@ -5,6 +5,7 @@
 //! once per build, as `wasm::NAME` and `native::NAME`. Users: alice is
 //! bucket 201 of salt "users" (fastapi from weight 3 up), bob 4352.
 
+mod builds;
 mod harness;
 mod replicas;
 
@@ -13,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::sleep;
 use std::time::Duration;
 
+use builds::a_proxy_of_the_other_build_nacks_and_keeps_its_default;
 use harness::{
     build_args, config, ctl, median_worst, now_ms, served_version, setup, track, until_served,
     write, Fleet, Options, Proxy, Server,
@@ -28,6 +30,7 @@ integration::for_each_build!(
     a_rollback_under_load_reaches_every_proxy_and_no_later_request_reaches_the_canary,
     an_envoy_that_starts_while_the_server_is_down_serves_stable_then_takes_the_config,
     when_the_replica_a_proxy_is_on_dies_it_takes_the_next_push_from_the_other,
+    a_proxy_of_the_other_build_nacks_and_keeps_its_default,
 );
 
 /// Pushes timed by `a_push_reaches_every_proxy_and_how_fast` (BENCHMARKS.md
