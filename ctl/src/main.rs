@@ -234,11 +234,13 @@ enum Command {
 #[derive(Subcommand)]
 enum ImageCommand {
     /// Push the wasm module to REF (registry/repository:tag); print the image's digest.
-    #[command(after_help = "Credentials: TURNOUT_REGISTRY_USERNAME and TURNOUT_REGISTRY_PASSWORD, \
+    #[command(
+        after_help = "Credentials: TURNOUT_REGISTRY_USERNAME and TURNOUT_REGISTRY_PASSWORD, \
                   else the registry's entry in $DOCKER_CONFIG/config.json (or ~/.docker/config.json), \
                   else none. The first line printed is the digest (sha256:...); Istio's \
                   WasmPlugin.spec.sha256 takes it without \"sha256:\". Exit 1: the registry \
-                  refused the push or cannot be reached.")]
+                  refused the push or cannot be reached."
+    )]
     Push {
         /// The image reference, registry/repository:tag (an oci:// prefix is allowed).
         reference: String,

@@ -179,7 +179,8 @@ mod tests {
     #[test]
     fn a_docker_config_auth_entry_is_base64_of_user_and_password() {
         // base64("alice:pa:ss") — a password may hold a colon.
-        let text = r#"{"auths": {"https://registry.example.com:5000/v1/": {"auth": "YWxpY2U6cGE6c3M="}}}"#;
+        let text =
+            r#"{"auths": {"https://registry.example.com:5000/v1/": {"auth": "YWxpY2U6cGE6c3M="}}}"#;
         let found = from_docker_config(text, "registry.example.com:5000", "cfg.json");
         let from = "cfg.json (auths.registry.example.com:5000)";
         assert_eq!(found, Ok(basic("alice", "pa:ss", from)));
@@ -190,7 +191,8 @@ mod tests {
 
     #[test]
     fn username_and_password_fields_and_docker_hub_keys() {
-        let text = r#"{"auths": {"https://index.docker.io/v1/": {"username": "bob", "password": "pw"}}}"#;
+        let text =
+            r#"{"auths": {"https://index.docker.io/v1/": {"username": "bob", "password": "pw"}}}"#;
         let found = from_docker_config(text, "docker.io", "cfg.json");
         assert_eq!(found, Ok(basic("bob", "pw", "cfg.json (auths.docker.io)")));
     }

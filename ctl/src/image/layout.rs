@@ -95,10 +95,7 @@ fn descriptor(media_type: &str, blob: &Blob, title: Option<&str>) -> OciDescript
         urls: None,
         artifact_type: None,
         annotations: title.map(|t| {
-            BTreeMap::from([(
-                "org.opencontainers.image.title".to_string(),
-                t.to_string(),
-            )])
+            BTreeMap::from([("org.opencontainers.image.title".to_string(), t.to_string())])
         }),
     }
 }

@@ -162,6 +162,9 @@ mod tests {
             &envelope(OciErrorCode::Denied),
             &attempt(&Credentials::Anonymous),
         );
-        assert!(denied.contains("denied the push to platform/turnout"), "{denied}");
+        assert!(
+            denied.contains("denied the push to platform/turnout"),
+            "{denied}"
+        );
     }
 }
