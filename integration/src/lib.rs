@@ -14,6 +14,7 @@ pub mod envoy;
 pub mod envoy_bin;
 mod http;
 pub mod native;
+pub mod npm;
 pub mod paths;
 pub mod process;
 pub mod prometheus;
