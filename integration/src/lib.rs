@@ -20,6 +20,7 @@ pub mod process;
 pub mod prometheus;
 pub mod pyvenv;
 pub mod registry;
+pub mod release;
 pub mod stage;
 pub mod upstream;
 pub mod wasm;
