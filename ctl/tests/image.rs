@@ -269,3 +269,57 @@ fn credentials_the_registry_refuses_fail_and_a_docker_config_login_pushes() {
         &[("authorization", &authorization)],
     );
 }
+
+/// A CA, and a certificate it signed for 127.0.0.1: (CA PEM, chain PEM, key PEM).
+fn certificates() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).expect("CA certificate");
+    let key = KeyPair::generate().expect("registry key");
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    params
+        .subject_alt_names
+        .push(SanType::IpAddress([127, 0, 0, 1].into()));
+    let issuer = Issuer::from_params(&ca_params, &ca_key);
+    let certificate = params
+        .signed_by(&key, &issuer)
+        .expect("registry certificate");
+    (ca.pem(), certificate.pem(), key.serialize_pem())
+}
+
+#[test]
+fn https_is_the_default_and_an_untrusted_certificate_is_said() {
+    let (wasm, _) = module();
+    let (ca, certificate, key) = certificates();
+    let registry = Registry::with_tls(&certificate, &key);
+    let reference = format!("{}/{REPOSITORY}:0.1.0", registry.address());
+
+    // Not a plain HTTP registry (its "400: HTTP request to an HTTPS server"
+    // is not a registry's answer): the certificate is what is wrong.
+    let run = push(&reference, &wasm, &[], &[]);
+    assert_refused(
+        &run,
+        &format!("cannot connect to the registry {}", registry.address()),
+    );
+    assert!(
+        run.stderr.to_lowercase().contains("certificate"),
+        "{}",
+        run.stderr
+    );
+
+    // Trusted (the system's roots, which SSL_CERT_FILE replaces): pushed over HTTPS.
+    let ca_file = scratch_dir("ca").join("ca.pem");
+    fs::write(&ca_file, ca).expect("write the CA");
+    let ca_file = ca_file.to_string_lossy().into_owned();
+    let run = push(&reference, &wasm, &[], &[("SSL_CERT_FILE", &ca_file)]);
+    assert_eq!(run.code, 0);
+    printed_digest(&run);
+    let manifest_path = format!("/v2/{REPOSITORY}/manifests/0.1.0");
+    let log = registry.log();
+    assert!(
+        log.contains(&manifest_path),
+        "the push reached the registry:\n{log}"
+    );
+}

@@ -1,7 +1,7 @@
 //! The CNCF distribution registry (Debian's `docker-registry` package), on
 //! 127.0.0.1 and a free port, storing in a scratch directory, optionally
-//! behind htpasswd (bcrypt) Basic authentication: the registry the image
-//! tests push to. Killed on drop.
+//! behind htpasswd (bcrypt) Basic authentication or serving HTTPS: the
+//! registry the image tests push to. Killed on drop.
 
 use crate::debian;
 use crate::paths::scratch_dir;
@@ -22,21 +22,40 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Starts a registry that lets anyone push.
+    /// Starts a registry over plain HTTP that lets anyone push.
     pub fn open() -> Registry {
-        Registry::start(&[])
+        Registry::start(&[], None)
     }
 
-    /// Starts a registry that takes only these users (name, password).
+    /// Starts a registry over plain HTTP that takes only these users (name,
+    /// password).
     pub fn with_users(users: &[(&str, &str)]) -> Registry {
         assert!(!users.is_empty(), "a registry with auth needs a user");
-        Registry::start(users)
+        Registry::start(users, None)
     }
 
-    fn start(users: &[(&str, &str)]) -> Registry {
+    /// Starts a registry over HTTPS that lets anyone push, with this
+    /// certificate chain and key (PEM).
+    pub fn with_tls(certificate_pem: &str, key_pem: &str) -> Registry {
+        Registry::start(&[], Some((certificate_pem, key_pem)))
+    }
+
+    fn start(users: &[(&str, &str)], tls: Option<(&str, &str)>) -> Registry {
         let bin = debian::tool("docker-registry", "TURNOUT_REGISTRY_BIN", "docker-registry");
         let dir = scratch_dir("registry");
         let port = free_port();
+        let mut http = format!("http:\n  addr: 127.0.0.1:{port}\n  secret: turnout-tests\n");
+        if let Some((certificate, key)) = tls {
+            let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+            fs::write(&cert_path, certificate).expect("write the certificate");
+            fs::write(&key_path, key).expect("write the key");
+            let _ = write!(
+                http,
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert_path.display(),
+                key_path.display()
+            );
+        }
         let auth = if users.is_empty() {
             String::new()
         } else {
@@ -48,8 +67,7 @@ impl Registry {
             )
         };
         let config = format!(
-            "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
-             http:\n  addr: 127.0.0.1:{port}\n  secret: turnout-tests\n{auth}",
+            "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n{http}{auth}",
             dir.join("storage").display()
         );
         let config_path = dir.join("config.yml");

@@ -126,8 +126,10 @@ async fn upload(
     client.fetch_manifest_digest(target, auth).await
 }
 
-/// Whether `registry` answers a plain HTTP request: what a TLS handshake
-/// with a plain HTTP server fails on, told apart from a closed port.
+/// Whether `registry` answers the registry API's `GET /v2/` over plain
+/// HTTP (200, or 401 asking for credentials): what a TLS handshake with a
+/// plain HTTP registry fails on, told apart from a closed port and from an
+/// HTTPS server's "400: client sent an HTTP request to an HTTPS server".
 async fn speaks_plain_http(registry: &str) -> bool {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let address = if registry.contains(':') {
@@ -139,9 +141,10 @@ async fn speaks_plain_http(registry: &str) -> bool {
         let mut stream = tokio::net::TcpStream::connect(&address).await.ok()?;
         let request = format!("GET /v2/ HTTP/1.1\r\nHost: {registry}\r\nConnection: close\r\n\r\n");
         stream.write_all(request.as_bytes()).await.ok()?;
-        let mut head = [0u8; 5];
+        // "HTTP/1.1 200" or "HTTP/1.1 401": the status line's first 12 bytes.
+        let mut head = [0u8; 12];
         stream.read_exact(&mut head).await.ok()?;
-        Some(&head == b"HTTP/")
+        Some(head.starts_with(b"HTTP/1.") && (head.ends_with(b" 200") || head.ends_with(b" 401")))
     };
     tokio::time::timeout(Duration::from_secs(5), probe)
         .await
@@ -173,4 +176,27 @@ fn print_digest(target: &Reference, image: &Image, digest: &str) {
     outln!("  or pin by the url:   url: oci://{name}@{digest}");
     outln!("Envoy Gateway:         code.image.url: {tagged}");
     outln!("                       code.image.sha256: {hex}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reference_may_carry_oci_scheme_but_not_a_digest() {
+        let r =
+            parse_reference("oci://127.0.0.1:5000/platform/turnout:0.1.0").expect("a reference");
+        assert_eq!(r.resolve_registry(), "127.0.0.1:5000");
+        assert_eq!(r.repository(), "platform/turnout");
+        assert_eq!(r.tag(), Some("0.1.0"));
+        let digest = format!("r.example/turnout@sha256:{}", "0".repeat(64));
+        let Err(Fail::Usage(why)) = parse_reference(&digest) else {
+            panic!("a digest reference is a usage error");
+        };
+        assert!(why.contains("push to a tag"), "{why}");
+        assert!(matches!(
+            parse_reference("UPPER/Case:x"),
+            Err(Fail::Usage(_))
+        ));
+    }
 }
