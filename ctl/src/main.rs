@@ -33,6 +33,7 @@ mod edit;
 mod explain;
 mod fail;
 mod http;
+mod image;
 mod input;
 mod jsontext;
 mod moves;
@@ -234,6 +235,33 @@ enum Command {
         #[arg(long, default_value_t = 30.0)]
         timeout: f64,
     },
+    /// OCI images of the wasm module, for Istio's WasmPlugin and Envoy Gateway.
+    Image {
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImageCommand {
+    /// Push the wasm module to REF (registry/repository:tag); print the image's digest.
+    #[command(
+        after_help = "Credentials: TURNOUT_REGISTRY_USERNAME and TURNOUT_REGISTRY_PASSWORD, \
+                  else the registry's entry in $DOCKER_CONFIG/config.json (or ~/.docker/config.json), \
+                  else none. The first line printed is the digest (sha256:...); Istio's \
+                  WasmPlugin.spec.sha256 takes it without \"sha256:\". Exit 1: the registry \
+                  refused the push or cannot be reached."
+    )]
+    Push {
+        /// The image reference, registry/repository:tag (an oci:// prefix is allowed).
+        reference: String,
+        /// The module: target/wasm32-wasip1/release/turnout.wasm.
+        #[arg(long)]
+        wasm: PathBuf,
+        /// Allow plain HTTP (a registry without TLS, such as one on loopback).
+        #[arg(long)]
+        insecure: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -365,6 +393,14 @@ fn run(command: Command) -> Result<(), Fail> {
                 .map_err(|_| Fail::Usage(format!("--timeout {timeout}: not a duration")))?;
             serve::client::run(&server, json, wait, proxies, timeout)
         }
+        Command::Image {
+            command:
+                ImageCommand::Push {
+                    reference,
+                    wasm,
+                    insecure,
+                },
+        } => image::run(&reference, &wasm, insecure),
     }
 }
 
