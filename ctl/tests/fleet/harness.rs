@@ -74,11 +74,17 @@ impl Server {
     /// `turnoutctl serve dir --listen 127.0.0.1:port --wasm wasm` (port 0:
     /// any free one), ready once it logs where it listens.
     pub fn start(dir: &Path, wasm: &str, port: u16) -> Server {
+        Server::start_with(dir, wasm, port, &[])
+    }
+
+    /// The same, with more arguments (`--envoy-admin URL`, …).
+    pub fn start_with(dir: &Path, wasm: &str, port: u16, more: &[String]) -> Server {
         let log = scratch_dir("fleet-server").join("server.log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_turnoutctl"));
         cmd.arg("serve")
             .arg(dir)
             .args(["--listen", &format!("127.0.0.1:{port}"), "--wasm", wasm])
+            .args(more)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(File::create(&log).expect("create the server log"));

@@ -1,0 +1,269 @@
+//! The server's page in a real browser (headless chromium over WebDriver):
+//! three real Envoys take a guarded, shadowed split from the real
+//! `turnoutctl serve --envoy-admin …`; the page shows what a person watching
+//! the migration needs to see, and follows a push by itself. A screenshot
+//! is kept at `target/artifacts/fleet-page.png`.
+
+use std::os::unix::fs::symlink;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use integration::browser::Browser;
+use integration::{filter_wasm, scratch_dir, target_dir, Behavior};
+use turnout_prometheus::text_samples;
+
+use crate::harness::{served_version, setup, start_all, track, write, Options, Proxy, Server};
+
+/// A node id that is markup: the page must show it as text, and nothing
+/// in it may run (an `innerHTML` would run the image's handler).
+const MARKUP_NODE: &str =
+    "c<script>window.injected=1</script><img src=x onerror=\"window.injected=2\">";
+
+/// How long the page may take to show a change (it refreshes every 2 s).
+const SHOWN: Duration = Duration::from_secs(15);
+
+/// Split `users` at `weight` % to fastapi, two users pinned, a guard that
+/// trips on half the target's answers failing (after 10), and a shadow
+/// copying stable's requests to fastapi.
+fn guarded(weight: u32) -> String {
+    format!(
+        r#"{{"version": 1, "splits": [{{"name": "users", "match": {{"route": "users"}}, "stable": "legacy",
+  "targets": [{{"cluster": "fastapi", "weight": {weight}}}], "salt": "users",
+  "pin": {{"fastapi": ["qa-1", "qa-2"]}},
+  "guard": {{"window_s": 60, "min_requests": 10, "max_error_rate": 0.5}},
+  "shadow": {{"cluster": "fastapi"}}}}]}}
+"#
+    )
+}
+
+/// The rows of the page's proxies table, as a person reads them.
+fn proxy_rows(browser: &Browser) -> Vec<String> {
+    browser.texts("#proxies tbody tr")
+}
+
+fn row<'r>(rows: &'r [String], node: &str) -> Option<&'r String> {
+    rows.iter().find(|r| r.starts_with(node))
+}
+
+fn split_rows(browser: &Browser) -> Vec<String> {
+    browser.texts("#splits-turnout tbody tr")
+}
+
+/// `(compared, mismatched)` copies of split `users`, summed over the
+/// proxies' own `/stats/prometheus`.
+fn copies(proxies: &[Proxy]) -> (u64, u64) {
+    let (mut compared, mut mismatched) = (0, 0);
+    for p in proxies {
+        let text = p.envoy.prometheus();
+        for s in text_samples(&text).filter(|s| s.name == "turnout_shadow_total") {
+            let n = s.value as u64;
+            match s.label("outcome") {
+                Some("match") => compared += n,
+                Some("mismatch") => (compared, mismatched) = (compared + n, mismatched + n),
+                _ => {}
+            }
+        }
+    }
+    (compared, mismatched)
+}
+
+fn guard_tripped(proxy: &Proxy) -> bool {
+    let text = proxy.envoy.prometheus();
+    let tripped = text_samples(&text).any(|s| {
+        s.name == "turnout_guard_tripped" && s.label("split") == Some("users") && s.value >= 1.0
+    });
+    tripped
+}
+
+#[test]
+fn the_page_shows_each_proxy_each_split_a_guard_trip_and_a_nack_and_follows_a_push() {
+    let stage = setup(0);
+    let file = stage.file.clone();
+    write(&file, &guarded(50));
+    // The module by a relative path, one directory per host, so that it can
+    // go missing on one (as in the NACK test of main.rs).
+    let nodes: Vec<(&str, Options)> = ["a", "b", MARKUP_NODE]
+        .into_iter()
+        .enumerate()
+        .map(|(i, node)| {
+            let cwd = scratch_dir(&format!("fleet-page-host-{i}"));
+            symlink(filter_wasm(), cwd.join("turnout.wasm")).expect("symlink the module");
+            let options = Options {
+                cwd: Some(cwd),
+                wasm: "turnout.wasm".into(),
+                initial_fetch_timeout: Some("1s"),
+                ..Options::default()
+            };
+            (node, options)
+        })
+        .collect();
+    // The proxies first (the server's --envoy-admin names their admin
+    // ports), on a port the server takes next: they connect when it is up.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mut proxies = start_all(&nodes, port, &stage.upstreams);
+    let mut admins = Vec::new();
+    for p in &proxies {
+        admins.push("--envoy-admin".to_string());
+        admins.push(format!("http://127.0.0.1:{}", p.envoy.admin_port()));
+    }
+    let server = Server::start_with(&stage.dir, "turnout.wasm", port, &admins);
+    server.acked(&file, 3);
+    let first = served_version(&server.status());
+
+    let browser = Browser::start();
+    let origin = format!("http://{}", server.addr());
+    browser.open(&format!("{origin}/"));
+    browser.wait_until("three ACKed proxies", SHOWN, |b| {
+        let rows = proxy_rows(b);
+        rows.len() == 3 && rows.iter().all(|r| r.contains("ACKed"))
+    });
+    let served = browser.texts("#resources tbody tr");
+    assert!(
+        served.len() == 1 && served[0].contains(&first) && served[0].contains("3 ACKed"),
+        "{served:?}"
+    );
+    // The node id shows as it was sent, and nothing in it ran.
+    let rows = proxy_rows(&browser);
+    assert!(row(&rows, MARKUP_NODE).is_some(), "{rows:#?}");
+    assert_eq!(browser.eval("return window.injected === undefined"), true);
+    let split = split_rows(&browser);
+    assert_eq!(split.len(), 1, "{split:?}");
+    for shown in [
+        "users",
+        "legacy",
+        "fastapi 50 %",
+        "not tripped",
+        "shadow to fastapi",
+    ] {
+        assert!(split[0].contains(shown), "{shown} not in {:?}", split[0]);
+    }
+    let cells = browser.texts("#splits-turnout tbody td");
+    assert_eq!(
+        (cells[3].as_str(), cells[4].as_str()),
+        ("no", "2"),
+        "rollback, pins"
+    );
+
+    // A push that the third proxy cannot load: it NACKs with Envoy's
+    // message; the page follows without being reloaded.
+    browser.eval("window.stayed = true; return null");
+    let missing = nodes[2]
+        .1
+        .cwd
+        .as_ref()
+        .expect("a directory")
+        .join("turnout.wasm");
+    std::fs::remove_file(&missing).expect("remove the third proxy's module");
+    write(&file, &guarded(20));
+    let run = server.wait_file(&file, 3);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    let status =
+        server.status_until(|s| ["a", "b"].iter().all(|n| track(s, n)["state"] == "acked"));
+    let second = served_version(&status);
+    let message = track(&status, MARKUP_NODE)["nack"]["message"]
+        .as_str()
+        .expect("Envoy's message")
+        .to_string();
+    assert!(message.contains("turnout.wasm"), "{message}");
+    browser.wait_until("the NACK and the new version", SHOWN, |b| {
+        let rows = proxy_rows(b);
+        let shows = |node: &str, what: &str| row(&rows, node).is_some_and(|r| r.contains(what));
+        shows("a", "ACKed")
+            && shows("b", "ACKed")
+            && shows(MARKUP_NODE, "NACKed")
+            && shows(MARKUP_NODE, &message)
+            && b.texts("#resources tbody tr")[0].contains(&second)
+    });
+    let rows = proxy_rows(&browser);
+    let nacked = row(&rows, MARKUP_NODE).expect("the third proxy's row");
+    assert!(nacked.contains(&format!("keeps {first}")), "{nacked}");
+    for node in ["a", "b"] {
+        let acked = row(&rows, node).expect("a row");
+        assert!(acked.contains(&format!("has {second}")), "{acked}");
+    }
+    let served = browser.texts("#resources tbody tr");
+    assert!(served[0].contains("2 ACKed · 1 NACKed"), "{served:?}");
+    browser.wait_until("the new weight", SHOWN, |b| {
+        split_rows(b)[0].contains("fastapi 20 %")
+    });
+
+    // Then fastapi fails: proxy a's guard trips; the shadow's copies (stable's
+    // requests, copied to fastapi) answer 500 where legacy answers 200.
+    stage.upstreams.1.set_behavior(Behavior::Status(500));
+    let mut client = proxies[0].envoy.client("turnout");
+    for i in 0.. {
+        client.get("/users", &[("x-user-id", &format!("user-{i}"))]);
+        if i % 10 == 9 && guard_tripped(&proxies[0]) {
+            break;
+        }
+        assert!(i < 1_000, "a's guard did not trip");
+    }
+    stage.upstreams.1.set_behavior(Behavior::Ok);
+    // Copies are answered after their requests: wait for the counts to settle.
+    let mut counted = copies(&proxies);
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = copies(&proxies);
+        if now == counted {
+            break;
+        }
+        counted = now;
+    }
+    let (compared, mismatched) = counted;
+    assert!(compared > 0 && mismatched > 0, "{counted:?}");
+    let mismatch = format!(
+        "mismatch {:.2} % of {compared} compared",
+        mismatched as f64 * 100.0 / compared as f64
+    );
+    browser.wait_until("the guard's trip and the mismatch rate", SHOWN, |b| {
+        let split = split_rows(b);
+        split[0].contains("tripped on 1 proxy") && split[0].contains(&mismatch)
+    });
+    eprintln!("the page shows: {}", split_rows(&browser)[0]);
+
+    assert_eq!(
+        browser.eval("return window.stayed === true"),
+        true,
+        "reloaded"
+    );
+    assert_eq!(browser.eval("return window.injected === undefined"), true);
+    // Nothing was fetched but the page and its data, from the server.
+    let fetched = browser.eval("return performance.getEntriesByType('resource').map(e => e.name)");
+    let fetched = fetched.as_array().expect("a list");
+    assert!(!fetched.is_empty());
+    assert!(
+        fetched.iter().all(|u| u
+            .as_str()
+            .is_some_and(|u| u.starts_with(&format!("{origin}/page.json")))),
+        "{fetched:?}"
+    );
+
+    let shot: PathBuf = target_dir().join("artifacts").join("fleet-page.png");
+    browser.screenshot(&shot);
+    eprintln!("screenshot of the page: {}", shot.display());
+
+    // b goes away: it shows as disconnected with what it kept, and as its
+    // admin endpoint no longer answers, the page says the figures are not
+    // to be had rather than show a sum without it.
+    drop(proxies.remove(1));
+    browser.wait_until("b disconnected, the figures unread", SHOWN, |b| {
+        let rows = proxy_rows(b);
+        let gone = row(&rows, "b").is_some_and(|r| {
+            r.contains("disconnected") && r.contains(&format!("had {second} when it left"))
+        });
+        gone && b.texts("#figures")[0].contains("The last read failed")
+    });
+    let served = browser.texts("#resources tbody tr");
+    assert!(
+        served[0].contains("1 ACKed · 1 NACKed · 1 disconnected"),
+        "{served:?}"
+    );
+    let split = split_rows(&browser);
+    assert!(
+        split[0].contains("unknown: the metrics could not be read"),
+        "{split:?}"
+    );
+}
