@@ -48,6 +48,7 @@ impl Browser {
         let chromium = tool("chromium", "CHROMIUM_BIN", "chromium");
         let chromedriver = tool("chromedriver", "CHROMEDRIVER_BIN", "chromium-driver");
         let dir = scratch_dir("browser");
+        let chromium = tied(&chromium, &dir);
         let log = dir.join("chromedriver.log");
         let port = free_port();
         let mut cmd = Command::new(chromedriver);
@@ -84,7 +85,8 @@ impl Browser {
             json!({
                 "binary": chromium,
                 "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                         "--disable-gpu", format!("--window-size={width},{height}"),
+                         "--disable-gpu", "--disable-crash-reporter", "--disable-breakpad",
+                         format!("--window-size={width},{height}"),
                          format!("--user-data-dir={}", dir.join("profile").display())],
             }),
         );
@@ -171,6 +173,26 @@ impl Browser {
     pub fn log(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
+}
+
+/// The browser as chromedriver should start it: through util-linux's
+/// `setpriv --pdeathsig KILL`, so that it dies with chromedriver even when
+/// the test process is killed and no `Drop` runs (chromedriver itself dies
+/// with the test, `spawn_tied`). Without `setpriv`, the browser as it is.
+fn tied(chromium: &Path, dir: &Path) -> PathBuf {
+    let Some(setpriv) = crate::debian::find("setpriv") else {
+        return chromium.to_path_buf();
+    };
+    let script = dir.join("chromium");
+    let text = format!(
+        "#!/bin/sh\nexec '{}' --pdeathsig KILL '{}' \"$@\"\n",
+        setpriv.display(),
+        chromium.display()
+    );
+    fs::write(&script, text).expect("write the browser's wrapper");
+    let executable = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+    fs::set_permissions(&script, executable).expect("make the wrapper executable");
+    script
 }
 
 impl Drop for Browser {
