@@ -12,7 +12,9 @@ use integration::browser::Browser;
 use integration::{filter_wasm, scratch_dir, target_dir, Behavior};
 use turnout_prometheus::text_samples;
 
-use crate::harness::{served_version, setup, start_all, track, write, Options, Proxy, Server};
+use crate::harness::{
+    served_version, setup, start_all, track, write, Options, Proxy, Server, Stage,
+};
 
 /// A node id that is markup: the page must show it as text, and nothing
 /// in it may run (an `innerHTML` would run the image's handler).
@@ -75,13 +77,21 @@ fn guard_tripped(proxy: &Proxy) -> bool {
     tripped
 }
 
-#[test]
-fn the_page_shows_each_proxy_each_split_a_guard_trip_and_a_nack_and_follows_a_push() {
+/// The watched fleet: proxies a, b and `MARKUP_NODE`, each loading the
+/// module by a relative path from a directory of its own (so that it can
+/// go missing on one, as in main.rs's NACK test), and the server, told
+/// their admin endpoints; every proxy has ACKed `guarded(50)`.
+struct Watched {
+    stage: Stage,
+    /// Each proxy's directory.
+    hosts: Vec<PathBuf>,
+    proxies: Vec<Proxy>,
+    server: Server,
+}
+
+fn watched() -> Watched {
     let stage = setup(0);
-    let file = stage.file.clone();
-    write(&file, &guarded(50));
-    // The module by a relative path, one directory per host, so that it can
-    // go missing on one (as in the NACK test of main.rs).
+    write(&stage.file, &guarded(50));
     let nodes: Vec<(&str, Options)> = ["a", "b", MARKUP_NODE]
         .into_iter()
         .enumerate()
@@ -103,18 +113,84 @@ fn the_page_shows_each_proxy_each_split_a_guard_trip_and_a_nack_and_follows_a_pu
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
-    let mut proxies = start_all(&nodes, port, &stage.upstreams);
+    let proxies = start_all(&nodes, port, &stage.upstreams);
     let mut admins = Vec::new();
     for p in &proxies {
         admins.push("--envoy-admin".to_string());
         admins.push(format!("http://127.0.0.1:{}", p.envoy.admin_port()));
     }
     let server = Server::start_with(&stage.dir, "turnout.wasm", port, &admins);
-    server.acked(&file, 3);
-    let first = served_version(&server.status());
+    server.acked(&stage.file, 3);
+    let hosts = nodes.into_iter().filter_map(|(_, o)| o.cwd).collect();
+    Watched {
+        stage,
+        hosts,
+        proxies,
+        server,
+    }
+}
+
+/// fastapi fails until proxy a's guard trips, while the shadow copies
+/// stable's requests to it (500 where legacy answers 200); what the page
+/// should then say of the copies, from the proxies' own counts.
+fn trip_a_and_copy(fleet: &Watched) -> String {
+    let fastapi = &fleet.stage.upstreams.1;
+    fastapi.set_behavior(Behavior::Status(500));
+    let a = &fleet.proxies[0];
+    let mut client = a.envoy.client("turnout");
+    for i in 0.. {
+        client.get("/users", &[("x-user-id", &format!("user-{i}"))]);
+        if i % 10 == 9 && guard_tripped(a) {
+            break;
+        }
+        assert!(i < 1_000, "a's guard did not trip");
+    }
+    fastapi.set_behavior(Behavior::Ok);
+    // Copies are answered after their requests: wait for the counts to settle.
+    let mut counted = copies(&fleet.proxies);
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = copies(&fleet.proxies);
+        if now == counted {
+            break;
+        }
+        counted = now;
+    }
+    let (compared, mismatched) = counted;
+    assert!(compared > 0 && mismatched > 0, "{counted:?}");
+    format!(
+        "mismatch {:.2} % of {compared} compared",
+        mismatched as f64 * 100.0 / compared as f64
+    )
+}
+
+/// Pushes `guarded(20)` with the third proxy's module gone: a and b take
+/// it, the third NACKs. The new version, and Envoy's message.
+fn push_that_the_third_refuses(fleet: &Watched) -> (String, String) {
+    let missing = fleet.hosts[2].join("turnout.wasm");
+    std::fs::remove_file(&missing).expect("remove the third proxy's module");
+    write(&fleet.stage.file, &guarded(20));
+    let run = fleet.server.wait_file(&fleet.stage.file, 3);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    let status = fleet
+        .server
+        .status_until(|s| ["a", "b"].iter().all(|n| track(s, n)["state"] == "acked"));
+    let second = served_version(&status);
+    let message = track(&status, MARKUP_NODE)["nack"]["message"]
+        .as_str()
+        .expect("Envoy's message")
+        .to_string();
+    assert!(message.contains("turnout.wasm"), "{message}");
+    (second, message)
+}
+
+#[test]
+fn the_page_shows_each_proxy_each_split_a_guard_trip_and_a_nack_and_follows_a_push() {
+    let mut fleet = watched();
+    let first = served_version(&fleet.server.status());
 
     let browser = Browser::start();
-    let origin = format!("http://{}", server.addr());
+    let origin = format!("http://{}", fleet.server.addr());
     browser.open(&format!("{origin}/"));
     browser.wait_until("three ACKed proxies", SHOWN, |b| {
         let rows = proxy_rows(b);
@@ -150,24 +226,7 @@ fn the_page_shows_each_proxy_each_split_a_guard_trip_and_a_nack_and_follows_a_pu
     // A push that the third proxy cannot load: it NACKs with Envoy's
     // message; the page follows without being reloaded.
     browser.eval("window.stayed = true; return null");
-    let missing = nodes[2]
-        .1
-        .cwd
-        .as_ref()
-        .expect("a directory")
-        .join("turnout.wasm");
-    std::fs::remove_file(&missing).expect("remove the third proxy's module");
-    write(&file, &guarded(20));
-    let run = server.wait_file(&file, 3);
-    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
-    let status =
-        server.status_until(|s| ["a", "b"].iter().all(|n| track(s, n)["state"] == "acked"));
-    let second = served_version(&status);
-    let message = track(&status, MARKUP_NODE)["nack"]["message"]
-        .as_str()
-        .expect("Envoy's message")
-        .to_string();
-    assert!(message.contains("turnout.wasm"), "{message}");
+    let (second, message) = push_that_the_third_refuses(&fleet);
     browser.wait_until("the NACK and the new version", SHOWN, |b| {
         let rows = proxy_rows(b);
         let shows = |node: &str, what: &str| row(&rows, node).is_some_and(|r| r.contains(what));
@@ -190,34 +249,8 @@ fn the_page_shows_each_proxy_each_split_a_guard_trip_and_a_nack_and_follows_a_pu
         split_rows(b)[0].contains("fastapi 20 %")
     });
 
-    // Then fastapi fails: proxy a's guard trips; the shadow's copies (stable's
-    // requests, copied to fastapi) answer 500 where legacy answers 200.
-    stage.upstreams.1.set_behavior(Behavior::Status(500));
-    let mut client = proxies[0].envoy.client("turnout");
-    for i in 0.. {
-        client.get("/users", &[("x-user-id", &format!("user-{i}"))]);
-        if i % 10 == 9 && guard_tripped(&proxies[0]) {
-            break;
-        }
-        assert!(i < 1_000, "a's guard did not trip");
-    }
-    stage.upstreams.1.set_behavior(Behavior::Ok);
-    // Copies are answered after their requests: wait for the counts to settle.
-    let mut counted = copies(&proxies);
-    loop {
-        std::thread::sleep(Duration::from_millis(300));
-        let now = copies(&proxies);
-        if now == counted {
-            break;
-        }
-        counted = now;
-    }
-    let (compared, mismatched) = counted;
-    assert!(compared > 0 && mismatched > 0, "{counted:?}");
-    let mismatch = format!(
-        "mismatch {:.2} % of {compared} compared",
-        mismatched as f64 * 100.0 / compared as f64
-    );
+    // Then fastapi fails: proxy a's guard trips, the shadow's copies differ.
+    let mismatch = trip_a_and_copy(&fleet);
     browser.wait_until("the guard's trip and the mismatch rate", SHOWN, |b| {
         let split = split_rows(b);
         split[0].contains("tripped on 1 proxy") && split[0].contains(&mismatch)
@@ -248,7 +281,7 @@ fn the_page_shows_each_proxy_each_split_a_guard_trip_and_a_nack_and_follows_a_pu
     // b goes away: it shows as disconnected with what it kept, and as its
     // admin endpoint no longer answers, the page says the figures are not
     // to be had rather than show a sum without it.
-    drop(proxies.remove(1));
+    drop(fleet.proxies.remove(1));
     browser.wait_until("b disconnected, the figures unread", SHOWN, |b| {
         let rows = proxy_rows(b);
         let gone = row(&rows, "b").is_some_and(|r| {

@@ -1,45 +1,19 @@
 //! What the server's page shows (`GET /page.json`), made without I/O from
 //! what is served (the catalog, each config parsed), what each proxy did
 //! with it (the subscriptions, and the proxies that left) and the figures
-//! read from the proxies' own series (guard trips, shadow copies). Every
-//! text a person reads is written here; the page's script only puts the
-//! document's strings on the screen.
+//! read from the proxies' own series (guard trips, shadow copies: see
+//! splits.rs). Every text a person reads is written here; the page's
+//! script only puts the document's strings on the screen.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use turnout::plan::SplitPlan;
-use turnout::stats::sanitize;
 
-use crate::scrape::{sum, wilson, Samples};
+use super::splits::{note, page_split, Figures, FiguresNote, PageSplit};
 use crate::serve::catalog::{Catalog, Ms};
 use crate::serve::departed::Departed;
 use crate::serve::state::{Proxy, Track};
 use crate::serve::status::time;
-use crate::show;
-
-/// The series the page reads from the proxies' metrics, and their labels.
-pub const SERIES: [&str; 3] = [
-    "turnout_guard_tripped",
-    "turnout_shadow_tripped",
-    "turnout_shadow_total",
-];
-pub const LABELS: [&str; 3] = ["split", "cluster", "outcome"];
-
-/// The figures the proxies' series gave, as last read.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Figures {
-    /// The server was not told where the proxies' metrics are.
-    Unconfigured,
-    Read {
-        source: String,
-        at: Ms,
-        samples: Samples,
-    },
-    Failed {
-        source: String,
-        at: Ms,
-        error: String,
-    },
-}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PageDocument {
@@ -64,44 +38,6 @@ pub struct PageResource {
     pub tally: String,
     /// The served config's splits.
     pub splits: Vec<PageSplit>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PageSplit {
-    pub name: String,
-    /// `route "users"`.
-    pub matcher: String,
-    pub stable: String,
-    pub targets: Vec<PageTarget>,
-    pub rollback: bool,
-    /// Users pinned to a cluster.
-    pub pins: usize,
-    /// `no guard`, `not tripped`, `tripped on 1 proxy`, or why unknown.
-    pub guard: String,
-    /// Whether a proxy reports the guard tripped; null when unknown.
-    pub guard_tripped: Option<bool>,
-    pub shadow: Option<PageShadow>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PageTarget {
-    pub cluster: String,
-    /// `25 %`.
-    pub weight: String,
-    /// What a schedule does next (empty for a fixed weight).
-    pub schedule: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PageShadow {
-    /// What is copied and how it is compared (`shadow to …`).
-    pub describe: String,
-    /// `mismatch 0.40 % of 1000 compared (95 %: …)`, or why unknown.
-    pub mismatch: String,
-    /// Mismatches over compared copies; null when none was compared or
-    /// the figures were not read.
-    pub mismatch_rate: Option<f64>,
-    pub tripped: Option<bool>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -156,16 +92,6 @@ impl State {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct FiguresNote {
-    /// Where guard trips and mismatch rates come from, or how to show them.
-    pub source: String,
-    /// When they were last read (or tried); null when they are not read.
-    pub at: Option<String>,
-    /// Why the last read failed.
-    pub error: Option<String>,
-}
-
 /// The page's document at `now`.
 pub fn document<'a>(
     catalog: &Catalog,
@@ -214,7 +140,7 @@ pub fn document<'a>(
     }
 }
 
-fn connected(p: &Proxy, served: &std::collections::BTreeMap<String, String>) -> PageProxy {
+fn connected(p: &Proxy, served: &BTreeMap<String, String>) -> PageProxy {
     let resources = p
         .resources
         .iter()
@@ -320,122 +246,6 @@ fn tally(resource: &str, rows: &[PageProxy]) -> String {
         "no proxy".into()
     } else {
         counts.join(" · ")
-    }
-}
-
-fn page_split(split: &SplitPlan, figures: &Figures, now_s: i64) -> PageSplit {
-    let targets = show::targets_at(split, now_s)
-        .iter()
-        .map(|t| PageTarget {
-            cluster: t.cluster.to_string(),
-            weight: show::pct(t.weight.into()),
-            schedule: t
-                .next()
-                .trim()
-                .trim_start_matches('(')
-                .trim_end_matches(')')
-                .to_string(),
-        })
-        .collect();
-    let label = sanitize(&split.name);
-    let tripped = |series: &str| -> Result<u64, String> {
-        match figures {
-            Figures::Read { samples, .. } => {
-                Ok(sum(samples, series, &[("split", label.as_str())]) as u64)
-            }
-            _ => Err(unknown(figures)),
-        }
-    };
-    let (guard, guard_tripped) = match (&split.guard, tripped("turnout_guard_tripped")) {
-        (None, _) => ("no guard".to_string(), None),
-        (Some(_), Err(why)) => (why, None),
-        (Some(_), Ok(0)) => ("not tripped".to_string(), Some(false)),
-        (Some(_), Ok(n)) => (format!("tripped on {}", proxies(n)), Some(true)),
-    };
-    let shadow = split.shadow.as_ref().map(|shadow| {
-        let copies = |outcome: &str| -> u64 {
-            let Figures::Read { samples, .. } = figures else {
-                return 0;
-            };
-            let cluster = sanitize(&shadow.cluster);
-            let want = [
-                ("split", label.as_str()),
-                ("cluster", cluster.as_str()),
-                ("outcome", outcome),
-            ];
-            sum(samples, "turnout_shadow_total", &want) as u64
-        };
-        let (mismatched, compared) = (copies("mismatch"), copies("match") + copies("mismatch"));
-        let failed = copies("error") + copies("timeout");
-        let shadow_tripped = tripped("turnout_shadow_tripped");
-        let (mismatch, rate) = match &shadow_tripped {
-            Err(why) => (why.clone(), None),
-            Ok(_) if compared == 0 => (format!("no copy compared yet ({failed} failed)"), None),
-            Ok(_) => {
-                let rate = mismatched as f64 / compared as f64;
-                let (low, high) = wilson(mismatched, compared);
-                let text = format!(
-                    "mismatch {:.2} % of {compared} compared (95 %: {:.2}–{:.2} %) · {failed} failed",
-                    rate * 100.0,
-                    low * 100.0,
-                    high * 100.0
-                );
-                (text, Some(rate))
-            }
-        };
-        PageShadow {
-            describe: show::shadow(shadow),
-            mismatch,
-            mismatch_rate: rate,
-            tripped: shadow_tripped.ok().map(|n| n > 0),
-        }
-    });
-    PageSplit {
-        name: split.name.clone(),
-        matcher: show::matcher(&split.matcher),
-        stable: split.clusters.first().cloned().unwrap_or_default(),
-        targets,
-        rollback: split.rollback,
-        pins: split.pins.len(),
-        guard,
-        guard_tripped,
-        shadow,
-    }
-}
-
-fn proxies(n: u64) -> String {
-    format!("{n} prox{}", if n == 1 { "y" } else { "ies" })
-}
-
-/// What a figure says when it was not read.
-fn unknown(figures: &Figures) -> String {
-    match figures {
-        Figures::Unconfigured => "not read (see below)".into(),
-        Figures::Failed { .. } => "unknown: the metrics could not be read".into(),
-        Figures::Read { .. } => String::new(),
-    }
-}
-
-fn note(figures: &Figures) -> FiguresNote {
-    match figures {
-        Figures::Unconfigured => FiguresNote {
-            source: "Guard trips and shadow mismatch rates are the proxies' own series \
-                     (turnout_guard_tripped, turnout_shadow_total), not the server's: start \
-                     turnoutctl serve with --prometheus URL or --envoy-admin URL… to show them here."
-                .into(),
-            at: None,
-            error: None,
-        },
-        Figures::Read { source, at, .. } => FiguresNote {
-            source: format!("Guard trips and shadow mismatch rates from {source}"),
-            at: Some(time(*at)),
-            error: None,
-        },
-        Figures::Failed { source, at, error } => FiguresNote {
-            source: format!("Guard trips and shadow mismatch rates from {source}"),
-            at: Some(time(*at)),
-            error: Some(error.clone()),
-        },
     }
 }
 

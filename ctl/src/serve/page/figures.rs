@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
 
-use super::document::{Figures, LABELS, SERIES};
+use super::splits::{Figures, LABELS, SERIES};
 use crate::scrape::{self, Source};
 use crate::serve::hub::now_ms;
 

@@ -7,12 +7,13 @@
 //! proxies' metrics are (`--prometheus` or `--envoy-admin`), whether a
 //! guard tripped and the shadow's mismatch rate.
 //!
-//! The document is made in `document.rs` without I/O; the figures from
-//! the proxies' metrics are read in `figures.rs`, when the page asks, never
-//! on the xDS path.
+//! The document is made in `document.rs` and `splits.rs` without I/O; the
+//! figures from the proxies' metrics are read in `figures.rs`, when the
+//! page asks, never on the xDS path.
 
 mod document;
 mod figures;
+mod splits;
 
 use std::sync::Arc;
 

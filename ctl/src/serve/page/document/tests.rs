@@ -1,6 +1,7 @@
 use super::*;
 use crate::serve::fixture::{answer, catalog, catalog_of, subscribe};
 use crate::serve::json_text;
+use crate::serve::page::splits::PageTarget;
 use crate::serve::state::Subscriptions;
 use turnout_prometheus::Labels;
 
