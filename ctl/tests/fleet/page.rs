@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use integration::browser::Browser;
-use integration::{filter_wasm, scratch_dir, target_dir, Behavior};
+use integration::prometheus::{scrape_config, Prometheus};
+use integration::{filter_wasm, scratch_dir, target_dir, Behavior, HttpClient};
+use serde_json::Value;
 use turnout_prometheus::text_samples;
 
 use crate::harness::{
@@ -77,23 +79,32 @@ fn guard_tripped(proxy: &Proxy) -> bool {
     tripped
 }
 
-/// The watched fleet: proxies a, b and `MARKUP_NODE`, each loading the
-/// module by a relative path from a directory of its own (so that it can
-/// go missing on one, as in main.rs's NACK test), and the server, told
-/// their admin endpoints; every proxy has ACKed `guarded(50)`.
+/// Where the server reads the proxies' series for the page.
+enum Figures {
+    /// `--envoy-admin`, each proxy's.
+    Admin,
+    /// `--prometheus`, a real one scraping the (one) proxy every 500 ms.
+    Prometheus,
+}
+
+/// The watched fleet: proxies named `nodes`, each loading the module by a
+/// relative path from a directory of its own (so that it can go missing
+/// on one, as in main.rs's NACK test), and the server, told where their
+/// series are read; every proxy has ACKed `guarded(50)`.
 struct Watched {
     stage: Stage,
     /// Each proxy's directory.
     hosts: Vec<PathBuf>,
     proxies: Vec<Proxy>,
     server: Server,
+    _prometheus: Option<Prometheus>,
 }
 
-fn watched() -> Watched {
+fn watched(nodes: &[&str], figures: Figures) -> Watched {
     let stage = setup(0);
     write(&stage.file, &guarded(50));
-    let nodes: Vec<(&str, Options)> = ["a", "b", MARKUP_NODE]
-        .into_iter()
+    let nodes: Vec<(&str, Options)> = nodes
+        .iter()
         .enumerate()
         .map(|(i, node)| {
             let cwd = scratch_dir(&format!("fleet-page-host-{i}"));
@@ -104,29 +115,42 @@ fn watched() -> Watched {
                 initial_fetch_timeout: Some("1s"),
                 ..Options::default()
             };
-            (node, options)
+            (*node, options)
         })
         .collect();
-    // The proxies first (the server's --envoy-admin names their admin
-    // ports), on a port the server takes next: they connect when it is up.
+    // The proxies first (the server is told where their series are), on a
+    // port the server takes next: they connect when it is up.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
     let proxies = start_all(&nodes, port, &stage.upstreams);
-    let mut admins = Vec::new();
-    for p in &proxies {
-        admins.push("--envoy-admin".to_string());
-        admins.push(format!("http://127.0.0.1:{}", p.envoy.admin_port()));
-    }
-    let server = Server::start_with(&stage.dir, "turnout.wasm", port, &admins);
-    server.acked(&stage.file, 3);
+    let (args, prometheus) = match figures {
+        Figures::Admin => {
+            let each = proxies.iter().flat_map(|p| {
+                let url = format!("http://127.0.0.1:{}", p.envoy.admin_port());
+                ["--envoy-admin".to_string(), url]
+            });
+            (each.collect(), None)
+        }
+        Figures::Prometheus => {
+            let admin = proxies[0].envoy.admin_port();
+            let every = Duration::from_millis(500);
+            let config = scrape_config(admin, "/stats/prometheus", &[], every);
+            let prometheus = Prometheus::start(&config);
+            let url = format!("http://127.0.0.1:{}", prometheus.port());
+            (vec!["--prometheus".to_string(), url], Some(prometheus))
+        }
+    };
+    let server = Server::start_with(&stage.dir, "turnout.wasm", port, &args);
+    server.acked(&stage.file, nodes.len());
     let hosts = nodes.into_iter().filter_map(|(_, o)| o.cwd).collect();
     Watched {
         stage,
         hosts,
         proxies,
         server,
+        _prometheus: prometheus,
     }
 }
 
@@ -186,7 +210,7 @@ fn push_that_the_third_refuses(fleet: &Watched) -> (String, String) {
 
 #[test]
 fn the_page_shows_each_proxy_each_split_a_guard_trip_and_a_nack_and_follows_a_push() {
-    let mut fleet = watched();
+    let mut fleet = watched(&["a", "b", MARKUP_NODE], Figures::Admin);
     let first = served_version(&fleet.server.status());
 
     let browser = Browser::start();
@@ -299,4 +323,42 @@ fn the_page_shows_each_proxy_each_split_a_guard_trip_and_a_nack_and_follows_a_pu
         split[0].contains("unknown: the metrics could not be read"),
         "{split:?}"
     );
+}
+
+/// The page's data: `GET /page.json`.
+fn page_json(server: &Server) -> Value {
+    let response = HttpClient::new(server.port).get("/page.json", &[]);
+    assert_eq!(response.status, 200);
+    serde_json::from_str(&response.body_str()).expect("page.json is JSON")
+}
+
+/// The same figures through a real Prometheus (what a fleet runs), read by
+/// the server's `--prometheus` as `turnoutctl shadow` reads it.
+#[test]
+fn the_page_reads_a_guard_trip_and_the_mismatch_rate_from_prometheus() {
+    let fleet = watched(&["a"], Figures::Prometheus);
+    let doc = page_json(&fleet.server);
+    let split = &doc["resources"][0]["splits"][0];
+    assert_eq!(split["guard"], "not tripped", "{doc:#}");
+    let mismatch = trip_a_and_copy(&fleet);
+    let deadline = std::time::Instant::now() + SHOWN;
+    loop {
+        let doc = page_json(&fleet.server);
+        let split = &doc["resources"][0]["splits"][0];
+        let shadow = split["shadow"]["mismatch"].as_str().unwrap_or_default();
+        if split["guard"] == "tripped on 1 proxy" && shadow.starts_with(&mismatch) {
+            let source = doc["figures"]["source"].as_str().unwrap_or_default();
+            assert!(
+                source.contains("from Prometheus at http://127.0.0.1:"),
+                "{source}"
+            );
+            assert_eq!(split["guard_tripped"], true);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the page's data never showed the trip and {mismatch}: {doc:#}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
