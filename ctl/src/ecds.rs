@@ -149,32 +149,75 @@ pub fn replace_config(text: &str, index: usize, config: &str) -> Option<String> 
     Some(jsontext::replace(text, &span, &quoted))
 }
 
-/// A new ECDS file holding one resource called `name`: the wasm module at
-/// `wasm` (as Envoy will see the path) run by `runtime`, with `config` as
-/// its plugin configuration.
-pub fn wrap(name: &str, wasm: &str, runtime: &str, config: &str) -> String {
+/// Which build of the filter a resource turnoutctl writes or serves is
+/// for, and how that build is loaded: the `typed_config` around turnout's
+/// configuration. The JSON form is `wrap`'s; the protobuf form the server
+/// sends is `serve::catalog`'s (`Template::resource`), field for field
+/// the same.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Template {
+    /// The wasm build: a `Wasm` filter config running the module at `wasm`
+    /// (the path as the proxies see it) in `runtime`.
+    Wasm { wasm: String, runtime: String },
+    /// The native build: a `DynamicModuleFilter` loading module
+    /// `turnout_native` (`libturnout_native.so` on the proxy's
+    /// `ENVOY_DYNAMIC_MODULES_SEARCH_PATH`), filter `turnout`.
+    Native,
+}
+
+/// The native build's module name in `dynamic_module_config`.
+pub const NATIVE_MODULE: &str = "turnout_native";
+
+impl Template {
+    /// What ends a served version after the config's hash: nothing for the
+    /// wasm build (the version is the file's XXH64, as it always was),
+    /// `-native` for the native build, so that a fleet moved from one build
+    /// to the other sees a new version although the file did not change.
+    pub fn version_suffix(&self) -> &'static str {
+        match self {
+            Template::Wasm { .. } => "",
+            Template::Native => "-native",
+        }
+    }
+}
+
+/// A new ECDS file holding one resource called `name`: the filter of
+/// `template`'s build with `config` as turnout's configuration.
+pub fn wrap(name: &str, template: &Template, config: &str) -> String {
+    let configuration = StringValue {
+        at_type: STRING_VALUE,
+        value: config,
+    };
+    let typed_config = match template {
+        Template::Wasm { wasm, runtime } => FilterConfig::Wasm {
+            at_type: WASM_TYPE,
+            config: PluginConfig {
+                name: PLUGIN,
+                root_id: PLUGIN,
+                vm_config: VmConfig {
+                    vm_id: PLUGIN,
+                    runtime,
+                    code: AsyncDataSource {
+                        local: DataSource { filename: wasm },
+                    },
+                },
+                configuration,
+            },
+        },
+        Template::Native => FilterConfig::Native {
+            at_type: NATIVE_TYPE,
+            dynamic_module_config: DynamicModuleConfig {
+                name: NATIVE_MODULE,
+            },
+            filter_name: PLUGIN,
+            filter_config: configuration,
+        },
+    };
     let file = File {
         resources: [TypedExtensionConfig {
             at_type: RESOURCE_TYPE,
             name,
-            typed_config: Wasm {
-                at_type: WASM_TYPE,
-                config: PluginConfig {
-                    name: PLUGIN,
-                    root_id: PLUGIN,
-                    vm_config: VmConfig {
-                        vm_id: PLUGIN,
-                        runtime,
-                        code: AsyncDataSource {
-                            local: DataSource { filename: wasm },
-                        },
-                    },
-                    configuration: StringValue {
-                        at_type: STRING_VALUE,
-                        value: config,
-                    },
-                },
-            },
+            typed_config,
         }],
     };
     // Borrowed strings only: serializing cannot fail.
@@ -196,14 +239,30 @@ struct TypedExtensionConfig<'a> {
     #[serde(rename = "@type")]
     at_type: &'static str,
     name: &'a str,
-    typed_config: Wasm<'a>,
+    typed_config: FilterConfig<'a>,
+}
+
+/// Either build's filter config (`Wasm` or `DynamicModuleFilter`).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum FilterConfig<'a> {
+    Wasm {
+        #[serde(rename = "@type")]
+        at_type: &'static str,
+        config: PluginConfig<'a>,
+    },
+    Native {
+        #[serde(rename = "@type")]
+        at_type: &'static str,
+        dynamic_module_config: DynamicModuleConfig,
+        filter_name: &'static str,
+        filter_config: StringValue<'a>,
+    },
 }
 
 #[derive(Serialize)]
-struct Wasm<'a> {
-    #[serde(rename = "@type")]
-    at_type: &'static str,
-    config: PluginConfig<'a>,
+struct DynamicModuleConfig {
+    name: &'static str,
 }
 
 #[derive(Serialize)]
@@ -244,9 +303,8 @@ struct StringValue<'a> {
 /// file would leave Envoy on its old config, or answering 500 at startup).
 pub fn run(
     config: &Path,
-    wasm: &str,
+    template: &Template,
     name: &str,
-    runtime: &str,
     output: Option<&Path>,
 ) -> Result<(), Fail> {
     let input = input::read(config)?;
@@ -258,7 +316,7 @@ pub fn run(
     }
     let text = input.text.trim_end();
     input::parse(text, &input.label(None))?;
-    let file = wrap(name, wasm, runtime, text);
+    let file = wrap(name, template, text);
     match output {
         None => std::io::stdout()
             .write_all(file.as_bytes())
@@ -284,7 +342,11 @@ mod tests {
     #[test]
     fn wrapped_file_reads_back_and_edits_in_place() {
         let config = "{\"splits\": []}\n";
-        let text = wrap("turnout", "/x/\"t\".wasm", "envoy.wasm.runtime.v8", config);
+        let template = Template::Wasm {
+            wasm: "/x/\"t\".wasm".into(),
+            runtime: DEFAULT_RUNTIME.into(),
+        };
+        let text = wrap("turnout", &template, config);
         let doc: Value = serde_json::from_str(&text).unwrap();
         assert!(is_ecds(&doc));
         let found = resources(&doc).unwrap();
@@ -325,13 +387,15 @@ mod tests {
         );
     }
 
+    /// envoy/ecds-native/turnout.json, the native build's shipped ECDS file.
+    fn shipped_native_file() -> String {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../envoy/ecds-native/turnout.json");
+        std::fs::read_to_string(path).unwrap()
+    }
+
     #[test]
     fn the_native_builds_file_reads_back_and_edits_in_place() {
-        let text = std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../envoy/ecds-native/turnout.json"),
-        )
-        .unwrap();
+        let text = shipped_native_file();
         let doc: Value = serde_json::from_str(&text).unwrap();
         let found = resources(&doc).unwrap();
         assert_eq!(found[0].name, "turnout");
@@ -343,5 +407,15 @@ mod tests {
             doc["resources"][0]["typed_config"]["dynamic_module_config"]["name"],
             "turnout_native"
         );
+    }
+
+    /// `turnoutctl ecds --native` writes the shipped native file, byte for
+    /// byte, from its config.
+    #[test]
+    fn the_native_wrap_is_the_shipped_native_file() {
+        let text = shipped_native_file();
+        let doc: Value = serde_json::from_str(&text).unwrap();
+        let config = &resources(&doc).unwrap()[0].config;
+        assert_eq!(wrap("turnout", &Template::Native, config), text);
     }
 }

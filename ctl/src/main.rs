@@ -160,15 +160,20 @@ enum Command {
         envoy_admin: Vec<String>,
     },
     /// Wrap a plain config into an ECDS resource file for Envoy to watch.
+    #[command(group(ArgGroup::new("build").required(true).args(["wasm", "native"])))]
     Ecds {
         config: PathBuf,
         /// The wasm module's path as Envoy sees it.
         #[arg(long)]
-        wasm: String,
+        wasm: Option<String>,
+        /// For the native build: a DynamicModuleFilter loading module turnout_native.
+        #[arg(long)]
+        native: bool,
         /// The resource name (the filter's config_discovery names it).
         #[arg(long, default_value = "turnout")]
         name: String,
-        #[arg(long, default_value = ecds::DEFAULT_RUNTIME)]
+        /// The wasm runtime (wasm build only).
+        #[arg(long, default_value = ecds::DEFAULT_RUNTIME, conflicts_with = "native")]
         runtime: String,
         /// Write here (atomically) instead of stdout; Envoy wants a .json name.
         #[arg(short, long)]
@@ -176,11 +181,13 @@ enum Command {
     },
     /// Serve every NAME.json config in DIR to a fleet of Envoys over gRPC xDS (ECDS, ADS).
     #[command(
+        group(ArgGroup::new("build").required(true).args(["wasm", "native"])),
         after_help = "Each NAME.json is the resource NAME (the HTTP filter's name in \
-                  config_discovery), version = XXH64 of the file's bytes in hex. A file the filter \
-                  refuses is not served (the previous version stays). On the same port: \
-                  GET / (a page that shows it all and refreshes itself), /status (JSON), /metrics \
-                  (Prometheus), /wait (see `turnoutctl status --wait-*`)."
+                  config_discovery), version = XXH64 of the file's bytes in hex (with --native, \
+                  followed by -native). A file the filter refuses is not served (the previous \
+                  version stays). On the same port: GET / (a page that shows it all and refreshes \
+                  itself), /status (JSON), /metrics (Prometheus), /wait (see `turnoutctl status \
+                  --wait-*`)."
     )]
     Serve {
         dir: PathBuf,
@@ -189,8 +196,12 @@ enum Command {
         listen: String,
         /// The wasm module's path as the proxies see it.
         #[arg(long)]
-        wasm: String,
-        #[arg(long, default_value = ecds::DEFAULT_RUNTIME)]
+        wasm: Option<String>,
+        /// Serve the native build's resources: DynamicModuleFilter, module turnout_native.
+        #[arg(long)]
+        native: bool,
+        /// The wasm runtime (wasm build only).
+        #[arg(long, default_value = ecds::DEFAULT_RUNTIME, conflicts_with = "native")]
         runtime: String,
         /// How often DIR is looked at, in milliseconds.
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=60_000))]
@@ -322,14 +333,16 @@ fn run(command: Command) -> Result<(), Fail> {
         Command::Ecds {
             config,
             wasm,
+            native: _,
             name,
             runtime,
             output,
-        } => ecds::run(&config, &wasm, &name, &runtime, output.as_deref()),
+        } => ecds::run(&config, &template(wasm, runtime), &name, output.as_deref()),
         Command::Serve {
             dir,
             listen,
             wasm,
+            native: _,
             runtime,
             poll_ms,
             prometheus,
@@ -337,7 +350,7 @@ fn run(command: Command) -> Result<(), Fail> {
         } => serve::run(
             &dir,
             &listen,
-            serve::Template { wasm, runtime },
+            template(wasm, runtime),
             Duration::from_millis(poll_ms),
             scrape::Source::from_flags(prometheus, envoy_admin),
         ),
@@ -361,6 +374,15 @@ fn run(command: Command) -> Result<(), Fail> {
                 .map_err(|_| Fail::Usage(format!("--timeout {timeout}: not a duration")))?;
             serve::client::run(&server, json, wait, proxies, timeout)
         }
+    }
+}
+
+/// The build `--wasm PATH` or `--native` (clap lets exactly one through)
+/// names: without a wasm path, the native build.
+fn template(wasm: Option<String>, runtime: String) -> ecds::Template {
+    match wasm {
+        Some(wasm) => ecds::Template::Wasm { wasm, runtime },
+        None => ecds::Template::Native,
     }
 }
 

@@ -1,4 +1,5 @@
-//! End to end: Envoy watches the ECDS file that `turnoutctl ecds` wrote,
+//! End to end, once per build (`wasm::`, `native::`): Envoy watches the
+//! ECDS file that `turnoutctl ecds` wrote (`--wasm PATH` or `--native`),
 //! and applies every `set-weight`, `rollback` and `resume`; requests for
 //! known users (salt "users": alice → bucket 201, bob → 4352) go where
 //! `turnoutctl explain` says; a refused edit changes nothing.
@@ -10,7 +11,7 @@ use std::thread::sleep;
 use std::time::Duration;
 
 use integration::stage::{bootstrap, served_by};
-use integration::{ecds_stat, filter_wasm, scratch_dir, wasm_filter_ecds, Envoy, Upstream};
+use integration::{ecds_stat, filter_wasm, scratch_dir, Build, Envoy, Upstream};
 
 const CONFIG: &str = r#"{
   "version": 1,
@@ -75,9 +76,9 @@ fn edit_applied(envoy: &Envoy, applied: &mut u64, args: &[&str]) {
     );
 }
 
-#[test]
-fn envoy_applies_every_turnoutctl_edit_and_never_a_refused_one() {
-    let wasm = filter_wasm();
+integration::for_each_build!(envoy_applies_every_turnoutctl_edit_and_never_a_refused_one);
+
+fn envoy_applies_every_turnoutctl_edit_and_never_a_refused_one(build: Build) {
     let (legacy, fastapi) = (Upstream::start("legacy"), Upstream::start("fastapi"));
     let src = scratch_dir("ctl-src");
     let watched = scratch_dir("ctl-ecds");
@@ -86,18 +87,18 @@ fn envoy_applies_every_turnoutctl_edit_and_never_a_refused_one() {
     // Envoy parses a path_config_source file by its extension: .json.
     let file_path = watched.join("turnout.json");
     let file = file_path.to_string_lossy().into_owned();
-    let (code, _) = ctl(&[
-        "ecds",
-        &config.to_string_lossy(),
-        "--wasm",
-        &wasm.to_string_lossy(),
-        "-o",
-        &file,
-    ]);
+    let module = match build {
+        Build::Wasm => vec!["--wasm".to_string(), filter_wasm().to_string_lossy().into()],
+        Build::Native => vec!["--native".to_string()],
+    };
+    let config = config.to_string_lossy();
+    let mut args = vec!["ecds", &config, "-o", &file];
+    args.extend(module.iter().map(String::as_str));
+    let (code, _) = ctl(&args);
     assert_eq!(code, 0);
 
-    let filter = wasm_filter_ecds("turnout", &watched, &file_path);
-    let envoy = Envoy::start(&bootstrap(&filter, &legacy, &fastapi), 1);
+    let filter = build.filter_ecds("turnout", &watched, &file_path);
+    let envoy = build.start_envoy(&bootstrap(&filter, &legacy, &fastapi), 1);
     let success = ecds_stat("turnout", "update_success");
     let mut applied = envoy.wait_for_stat(&success, |n| n >= 1, Duration::from_secs(10));
     assert_served(&envoy, &file, "legacy", "legacy");

@@ -204,7 +204,11 @@ fn through_the_fleet_server_holds_start_at_the_acks_and_a_nack_rolls_back() {
             (node, options)
         })
         .collect();
-    let fleet = served::Fleet::start(stage, "turnout.wasm", &nodes);
+    let fleet = served::Fleet::start(
+        stage,
+        &served::build_args(integration::Build::Wasm, "turnout.wasm"),
+        &nodes,
+    );
     let file = fleet.stage.file.clone();
     let ports = fleet
         .proxies

@@ -1,8 +1,8 @@
 //! The files in `envoy/` that operators copy: the standalone bootstrap and
 //! its ECDS resource boot in the real Envoy and split as documented, and
 //! every bootstrap carries the stats tags of `envoy/stats_tags.yaml`.
-//! (`envoy/fleet.yaml` boots in every test of `ctl/tests/fleet`, beside the
-//! `turnoutctl serve` it needs.)
+//! (`envoy/fleet.yaml` and `envoy/fleet-native.yaml` boot in the tests of
+//! `ctl/tests/fleet`, beside the `turnoutctl serve` they need.)
 
 use std::fs;
 
@@ -238,3 +238,38 @@ fn the_native_ecds_file_holds_the_same_configuration_as_the_wasm_one() {
 }
 
 integration::for_each_build!(the_standalone_bootstrap_and_its_ecds_file_split_as_documented);
+
+/// `envoy/fleet-native.yaml` is `envoy/fleet.yaml` but for the build: the
+/// same listener, clusters (the xDS cluster's replica comments included)
+/// and tags, so that the two do not drift apart.
+#[test]
+fn the_native_fleet_bootstrap_is_the_wasm_one_but_for_the_build() {
+    // The YAML after the header comment, without what names the build: the
+    // node id, the default config, the type URLs and the runtime layer.
+    let body = |path: &str| -> Vec<String> {
+        let text = read(path);
+        let text = &text[text.find("\nnode:").expect("a node") + 1..];
+        let text = text.split("layered_runtime:").next().unwrap_or_default();
+        let mut lines = Vec::new();
+        let mut in_default = false;
+        for line in text.lines() {
+            let trimmed = line.trim_start();
+            if trimmed.starts_with("default_config:") {
+                in_default = true;
+            } else if trimmed.starts_with("apply_default_config_without_warming:") {
+                in_default = false;
+            }
+            if !in_default && !trimmed.starts_with("type_urls:") && !line.starts_with("node:") {
+                lines.push(line.to_string());
+            }
+        }
+        lines
+    };
+    let (wasm, native) = (body("envoy/fleet.yaml"), body("envoy/fleet-native.yaml"));
+    assert!(wasm.len() > 100, "{wasm:?}");
+    assert_eq!(wasm, native);
+    let native = read("envoy/fleet-native.yaml");
+    assert!(
+        native.contains("envoy.reloadable_features.dynamic_modules_strip_custom_stat_prefix: true")
+    );
+}

@@ -2,8 +2,9 @@
 //! plan's `server`), whether every proxy ACKed the file as it is now: for
 //! one slice while a step settles (the machine asks again, watching the
 //! config in between), and for a while after a rollback. Versions are the
-//! server's (`serve::client::of_file`): the file's content, so the
-//! controller knows what to wait for without asking.
+//! server's (`serve::client::of_file`): the file's content's hash, so the
+//! controller knows what to wait for without asking (a native server
+//! waits for the version it serves that hash as).
 
 use std::time::Duration;
 
@@ -40,28 +41,31 @@ impl Driver {
     /// One slice of waiting for every proxy's ACK of the config.
     pub(super) fn ask_acks(&mut self) -> Result<Acks, Fail> {
         let want = self.want()?;
-        Ok(match client::wait_acked(self.server(), &want, ACK_SLICE) {
-            Ok(Delivery::Acked { nodes }) => Acks::Acked {
-                version: want.version,
+        let answer = match client::wait_acked(self.server(), &want, ACK_SLICE) {
+            Ok(answer) => answer,
+            Err(e) => return Ok(Acks::Unreachable(e)),
+        };
+        Ok(match answer.delivery {
+            Delivery::Acked { nodes } => Acks::Acked {
+                version: answer.version,
                 nodes,
             },
-            Ok(Delivery::Nacked { nacks }) => {
+            Delivery::Nacked { nacks } => {
                 Acks::Nacked(nacks.into_iter().map(|n| (n.node, n.message)).collect())
             }
-            Ok(Delivery::Refused { problems }) => Acks::NotServed(problems),
-            Ok(Delivery::Superseded { .. }) => Acks::Superseded,
-            Ok(waiting @ Delivery::Waiting { .. }) => Acks::Waiting(waiting.message(&want)),
-            Err(e) => Acks::Unreachable(e),
+            Delivery::Refused { problems } => Acks::NotServed(problems),
+            Delivery::Superseded { .. } => Acks::Superseded,
+            Delivery::Waiting { .. } => Acks::Waiting(answer.message),
         })
     }
 
     /// Whether every proxy took the rollback, in the server's words.
     pub(super) fn ask_rollback_acks(&mut self) -> Result<Taken, String> {
         let want = self.want().map_err(|e| e.to_string())?;
-        let verdict = client::wait_acked(self.server(), &want, ROLLBACK_ACK_TIMEOUT)?;
+        let answer = client::wait_acked(self.server(), &want, ROLLBACK_ACK_TIMEOUT)?;
         Ok(Taken {
-            acked: matches!(verdict, Delivery::Acked { .. }),
-            message: verdict.message(&want),
+            acked: matches!(answer.delivery, Delivery::Acked { .. }),
+            message: answer.message,
         })
     }
 }

@@ -2,10 +2,13 @@
 //! config in its directory, checked by the filter's own parser, each with a
 //! version computed from the config's bytes.
 //!
-//! The version is the content's, not the server's: a restarted server
-//! serving the same files sends the same versions (a reconnecting proxy's
-//! version matches), and whoever writes a file knows the version it will be
-//! served as before the server has read it (`version_of`).
+//! The version is the content's, not the server's: a restarted server, or
+//! another replica, serving the same files sends the same versions (a
+//! reconnecting proxy's version matches), and whoever writes a file knows
+//! the version it will be served as before the server has read it
+//! (`version_of`). The build served is part of it: the native build's
+//! versions end in `-native` (`Template::version_suffix`), so that a
+//! fleet moved from one build to the other is sent a new version.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -14,6 +17,8 @@ use std::sync::Arc;
 use envoy_types::pb::envoy::config::core::v3::{
     async_data_source, data_source, AsyncDataSource, DataSource, TypedExtensionConfig,
 };
+use envoy_types::pb::envoy::extensions::dynamic_modules::v3::DynamicModuleConfig;
+use envoy_types::pb::envoy::extensions::filters::http::dynamic_modules::v3::DynamicModuleFilter;
 use envoy_types::pb::envoy::extensions::filters::http::wasm::v3::Wasm;
 use envoy_types::pb::envoy::extensions::wasm::v3::{plugin_config, PluginConfig, VmConfig};
 use envoy_types::pb::google::protobuf::{Any, StringValue};
@@ -27,52 +32,72 @@ use crate::ecds;
 /// Milliseconds since the Unix epoch.
 pub type Ms = u64;
 
-/// The version a companion config is served as: XXH64 (seed 0) of its
-/// bytes, as 16 lowercase hex digits. It is also the `version_info` of a
-/// response that carries this one resource.
+/// The hash of a companion config: XXH64 (seed 0) of its bytes, as 16
+/// lowercase hex digits. The wasm build's version of it, and the
+/// `version_info` of a response that carries this one resource; the native
+/// build's version is this hash and `-native` (`Template::version`).
 pub fn version_of(config: &[u8]) -> String {
     format!("{:016x}", xxh64(config, 0))
 }
 
-/// How every served resource wraps its config: the wasm module as the
-/// proxies see its path, and the runtime that runs it.
-#[derive(Clone, Debug)]
-pub struct Template {
-    pub wasm: String,
-    pub runtime: String,
-}
+pub use crate::ecds::Template;
 
+/// The protobuf form of what `ecds::wrap` writes as JSON.
 impl Template {
-    /// The resource `name`: a `TypedExtensionConfig` holding the Wasm
-    /// filter's config with `config` as its plugin configuration, exactly
-    /// what `turnoutctl ecds` writes as JSON (same plugin, root and VM id).
+    /// The version a config with these bytes is served as in this build.
+    pub fn version(&self, config: &[u8]) -> String {
+        version_of(config) + self.version_suffix()
+    }
+
+    /// The resource `name`: a `TypedExtensionConfig` holding this build's
+    /// filter config with `config` as turnout's configuration, exactly
+    /// what `turnoutctl ecds` writes as JSON (same plugin, root and VM id;
+    /// same module and filter name).
     pub fn resource(&self, name: &str, config: &str) -> Any {
-        let code = AsyncDataSource {
-            specifier: Some(async_data_source::Specifier::Local(DataSource {
-                specifier: Some(data_source::Specifier::Filename(self.wasm.clone())),
+        let configuration = pack_any(StringValue {
+            value: config.to_string(),
+        });
+        let typed_config = match self {
+            Template::Wasm { wasm, runtime } => pack_any(Wasm {
+                config: Some(wasm_plugin(wasm, runtime, configuration)),
+            }),
+            Template::Native => pack_any(DynamicModuleFilter {
+                dynamic_module_config: Some(DynamicModuleConfig {
+                    name: ecds::NATIVE_MODULE.into(),
+                    ..Default::default()
+                }),
+                filter_name: ecds::PLUGIN.into(),
+                filter_config: Some(configuration),
                 ..Default::default()
-            })),
-        };
-        let plugin = PluginConfig {
-            name: ecds::PLUGIN.into(),
-            root_id: ecds::PLUGIN.into(),
-            vm: Some(plugin_config::Vm::VmConfig(VmConfig {
-                vm_id: ecds::PLUGIN.into(),
-                runtime: self.runtime.clone(),
-                code: Some(code),
-                ..Default::default()
-            })),
-            configuration: Some(pack_any(StringValue {
-                value: config.to_string(),
-            })),
-            ..Default::default()
+            }),
         };
         pack_any(TypedExtensionConfig {
             name: name.to_string(),
-            typed_config: Some(pack_any(Wasm {
-                config: Some(plugin),
-            })),
+            typed_config: Some(typed_config),
         })
+    }
+}
+
+/// The wasm build's plugin: the module at `wasm` in `runtime`, under the
+/// plugin, root and VM id `turnout`.
+fn wasm_plugin(wasm: &str, runtime: &str, configuration: Any) -> PluginConfig {
+    let code = AsyncDataSource {
+        specifier: Some(async_data_source::Specifier::Local(DataSource {
+            specifier: Some(data_source::Specifier::Filename(wasm.to_string())),
+            ..Default::default()
+        })),
+    };
+    PluginConfig {
+        name: ecds::PLUGIN.into(),
+        root_id: ecds::PLUGIN.into(),
+        vm: Some(plugin_config::Vm::VmConfig(VmConfig {
+            vm_id: ecds::PLUGIN.into(),
+            runtime: runtime.to_string(),
+            code: Some(code),
+            ..Default::default()
+        })),
+        configuration: Some(configuration),
+        ..Default::default()
     }
 }
 
@@ -115,9 +140,24 @@ pub struct Refusal {
 #[derive(Clone, Debug, Default)]
 pub struct Catalog {
     pub entries: BTreeMap<String, Entry>,
+    /// What the build served adds to a config's hash to make its version
+    /// (`Template::version_suffix`).
+    pub version_suffix: &'static str,
 }
 
 impl Catalog {
+    /// The version a caller waiting for `version` means: a config's bare
+    /// hash (`version_of`, all a client computes from a file) stands for
+    /// the version this server serves that config as; a version that
+    /// already is one is kept.
+    pub fn resolve(&self, version: &str) -> String {
+        if version.ends_with(self.version_suffix) {
+            version.to_string()
+        } else {
+            format!("{version}{}", self.version_suffix)
+        }
+    }
+
     /// Name → version of every resource that has something to serve.
     pub fn versions(&self) -> BTreeMap<String, String> {
         self.entries
@@ -258,7 +298,7 @@ mod tests {
         assert_eq!(TypedExtensionConfig::type_url(), ecds::RESOURCE_TYPE);
         assert_eq!(Wasm::type_url(), ecds::WASM_TYPE);
         assert_eq!(StringValue::type_url(), ecds::STRING_VALUE);
-        let template = Template {
+        let template = Template::Wasm {
             wasm: "/opt/turnout.wasm".into(),
             runtime: ecds::DEFAULT_RUNTIME.into(),
         };
@@ -290,6 +330,50 @@ mod tests {
     }
 
     #[test]
+    fn the_native_resource_is_what_turnoutctl_ecds_native_writes() {
+        assert_eq!(DynamicModuleFilter::type_url(), ecds::NATIVE_TYPE);
+        let any = Template::Native.resource("edge", "{\"splits\": []}");
+        let typed = TypedExtensionConfig::decode(any.value.as_slice()).unwrap();
+        assert_eq!(typed.name, "edge");
+        let filter =
+            DynamicModuleFilter::decode(typed.typed_config.unwrap().value.as_slice()).unwrap();
+        assert_eq!(filter.dynamic_module_config.unwrap().name, "turnout_native");
+        assert_eq!(filter.filter_name, "turnout");
+        assert!(!filter.terminal_filter);
+        let config = filter.filter_config.unwrap();
+        assert_eq!(config.type_url, ecds::STRING_VALUE);
+        let config = StringValue::decode(config.value.as_slice()).unwrap();
+        assert_eq!(config.value, "{\"splits\": []}");
+        // The JSON `turnoutctl ecds --native` writes says the same.
+        let file: serde_json::Value =
+            serde_json::from_str(&ecds::wrap("edge", &Template::Native, "{}")).unwrap();
+        let json = &file["resources"][0]["typed_config"];
+        assert_eq!(json["dynamic_module_config"]["name"], "turnout_native");
+        assert_eq!(json["filter_name"], "turnout");
+    }
+
+    #[test]
+    fn a_change_of_build_changes_the_version_and_a_bare_hash_resolves_to_it() {
+        let wasm = Template::Wasm {
+            wasm: "m.wasm".into(),
+            runtime: ecds::DEFAULT_RUNTIME.into(),
+        };
+        let hash = version_of(b"{}");
+        assert_eq!(wasm.version(b"{}"), hash);
+        assert_eq!(Template::Native.version(b"{}"), format!("{hash}-native"));
+        let native = Catalog {
+            version_suffix: Template::Native.version_suffix(),
+            ..Catalog::default()
+        };
+        assert_eq!(native.resolve(&hash), format!("{hash}-native"));
+        assert_eq!(
+            native.resolve(&format!("{hash}-native")),
+            format!("{hash}-native")
+        );
+        assert_eq!(Catalog::default().resolve(&hash), hash);
+    }
+
+    #[test]
     fn check_refuses_what_the_filter_refuses_and_what_would_serve_by_accident() {
         assert_eq!(check("turnout", b"{}").map(|c| c.0), Ok("{}".into()));
         let problems = check(
@@ -309,7 +393,7 @@ mod tests {
 
     #[test]
     fn a_refusal_keeps_what_is_served_and_history_is_kept() {
-        let t = Template {
+        let t = Template::Wasm {
             wasm: "m.wasm".into(),
             runtime: ecds::DEFAULT_RUNTIME.into(),
         };

@@ -25,17 +25,17 @@ pub fn status(server: &str) -> Result<StatusDocument, String> {
 
 /// Waits up to `timeout` until every proxy subscribed to `want.resource`
 /// (at least `want.proxies`) has ACKed `want.version`; what the server
-/// says became of it: `Acked`, `Nacked` (a proxy refused it; Envoy's
-/// message), `Refused` (the server refused that file), `Superseded` (the
-/// file changed again), or `Waiting` (timed out). `Err` only when the
-/// server cannot be asked.
-pub fn wait_acked(server: &str, want: &Want, timeout: Duration) -> Result<Delivery, String> {
+/// says became of it (`delivery`): `Acked`, `Nacked` (a proxy refused it;
+/// Envoy's message), `Refused` (the server refused that file),
+/// `Superseded` (the file changed again), or `Waiting` (timed out), with
+/// the version as the server serves it (a file's bare hash gains the
+/// native build's `-native`) and a line for a person. `Err` only when
+/// the server cannot be asked.
+pub fn wait_acked(server: &str, want: &Want, timeout: Duration) -> Result<WaitAnswer, String> {
     let query = serde_urlencoded::to_string(WaitQuery::new(want, timeout))
         .map_err(|e| format!("cannot ask for {}: {e}", want.resource))?;
     let body = get(server, &format!("/wait?{query}"), timeout + TIMEOUT)?;
-    let answer: WaitAnswer = serde_json::from_str(&body)
-        .map_err(|e| format!("{server}/wait: not a wait answer: {e}"))?;
-    Ok(answer.delivery)
+    serde_json::from_str(&body).map_err(|e| format!("{server}/wait: not a wait answer: {e}"))
 }
 
 /// What `turnoutctl status` waits for, if anything.
@@ -74,22 +74,24 @@ pub fn run(
         version,
         proxies,
     };
-    let delivery = wait_acked(server, &want, timeout).map_err(Fail::Usage)?;
+    let answer = wait_acked(server, &want, timeout).map_err(Fail::Usage)?;
     if json {
-        outln!("{}", json_text(&delivery.answer(&want)));
+        outln!("{}", json_text(&answer));
     }
-    match delivery {
+    match answer.delivery {
         Delivery::Acked { .. } => {
             if !json {
-                outln!("{}", delivery.message(&want));
+                outln!("{}", answer.message);
             }
             Ok(())
         }
-        other => Err(Fail::Refused(other.message(&want))),
+        _ => Err(Fail::Refused(answer.message)),
     }
 }
 
-/// The resource and version a file in the served directory stands for.
+/// The resource a file in the served directory stands for, and its
+/// content's hash (`version_of`): the version it is served as, or (native
+/// build) what the server turns into it when asked to wait for it.
 pub fn of_file(path: &Path) -> Result<(String, String), Fail> {
     let name = path
         .file_name()

@@ -13,7 +13,7 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use super::catalog::{check, resource_name, version_of, Catalog, Ms, Template};
+use super::catalog::{check, resource_name, Catalog, Ms, Template};
 
 /// What changed in the catalog, for the server's log.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,9 +102,12 @@ impl Scanner {
     pub fn new(dir: &Path, template: Template) -> Scanner {
         Scanner {
             dir: dir.to_path_buf(),
+            catalog: Catalog {
+                version_suffix: template.version_suffix(),
+                ..Catalog::default()
+            },
             template,
             stamps: BTreeMap::new(),
-            catalog: Catalog::default(),
         }
     }
 
@@ -162,7 +165,7 @@ impl Scanner {
     /// Reads and checks one file; the change, if the catalog changed.
     fn read(&mut self, name: &str, path: &Path, now: Ms) -> Option<CatalogChange> {
         let (version, checked) = match fs::read(path) {
-            Ok(bytes) => (Some(version_of(&bytes)), check(name, &bytes)),
+            Ok(bytes) => (Some(self.template.version(&bytes)), check(name, &bytes)),
             Err(e) => (None, Err(vec![format!("cannot read the file: {e}")])),
         };
         match (version, checked) {
@@ -204,6 +207,7 @@ impl Scanner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::serve::catalog::version_of;
 
     fn scratch(label: &str) -> PathBuf {
         let dir =
@@ -216,7 +220,7 @@ mod tests {
     fn scanner(dir: &Path) -> Scanner {
         Scanner::new(
             dir,
-            Template {
+            Template::Wasm {
                 wasm: "m.wasm".into(),
                 runtime: crate::ecds::DEFAULT_RUNTIME.into(),
             },
@@ -285,6 +289,79 @@ mod tests {
             "a removed file stays served"
         );
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_native_build_serves_its_own_versions_of_the_same_files() {
+        let dir = scratch("native");
+        replace(&dir.join("turnout.json"), "{}");
+        let mut wasm = scanner(&dir);
+        let mut native = Scanner::new(&dir, Template::Native);
+        wasm.scan(1).unwrap();
+        native.scan(1).unwrap();
+        assert_eq!(wasm.catalog().versions()["turnout"], version_of(b"{}"));
+        assert_eq!(
+            native.catalog().versions()["turnout"],
+            format!("{}-native", version_of(b"{}"))
+        );
+        // A refused file is named by the version it would have had.
+        replace(&dir.join("turnout.json"), r#"{"version": 2}"#);
+        let events = native.scan(2).unwrap();
+        let want = format!("{}-native", version_of(br#"{"version": 2}"#));
+        assert!(
+            matches!(&events[..], [CatalogChange::Refused { version: Some(v), .. }] if *v == want),
+            "{events:?}"
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Points the symlink `link` at `target` atomically (a new link,
+    /// renamed over the old), as the kubelet and git-sync do.
+    fn swap_link(target: &str, link: &Path) {
+        let tmp = link.with_file_name(".swap.tmp");
+        std::os::unix::fs::symlink(target, &tmp).unwrap();
+        fs::rename(&tmp, link).unwrap();
+    }
+
+    #[test]
+    fn a_configmap_volume_and_a_git_sync_link_are_read_at_each_swap() {
+        // A ConfigMap volume: NAME.json -> ..data/NAME.json, ..data -> a
+        // timestamped directory, swapped for a new one at each update.
+        let dir = scratch("configmap");
+        for (sub, text) in [("..2026_1", "{}"), ("..2026_2", r#"{"splits": []}"#)] {
+            fs::create_dir(dir.join(sub)).unwrap();
+            fs::write(dir.join(sub).join("turnout.json"), text).unwrap();
+        }
+        swap_link("..2026_1", &dir.join("..data"));
+        std::os::unix::fs::symlink("..data/turnout.json", dir.join("turnout.json")).unwrap();
+        let mut s = scanner(&dir);
+        s.scan(1).unwrap();
+        assert_eq!(s.catalog().versions()["turnout"], version_of(b"{}"));
+        swap_link("..2026_2", &dir.join("..data"));
+        assert_eq!(s.scan(2).unwrap().len(), 1);
+        let want = version_of(br#"{"splits": []}"#);
+        assert_eq!(s.catalog().versions()["turnout"], want);
+        assert_eq!(
+            s.catalog().entries.len(),
+            1,
+            "the hidden entries are no resources"
+        );
+
+        // git-sync: the served directory is a link to the checkout of the
+        // current commit; a commit that leaves the file's bytes alone
+        // pushes nothing.
+        let root = scratch("git-sync");
+        for commit in ["c1", "c2"] {
+            fs::create_dir(root.join(commit)).unwrap();
+            fs::write(root.join(commit).join("turnout.json"), "{}").unwrap();
+        }
+        swap_link("c1", &root.join("link"));
+        let mut s = scanner(&root.join("link"));
+        assert_eq!(s.scan(1).unwrap().len(), 1);
+        swap_link("c2", &root.join("link"));
+        assert_eq!(s.scan(2).unwrap(), [], "the same bytes: nothing to push");
+        fs::remove_dir_all(&dir).unwrap();
+        fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

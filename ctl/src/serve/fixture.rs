@@ -13,7 +13,7 @@ pub fn catalog(version: &str, at: Ms) -> Catalog {
 
 /// `turnout` served as `config` (valid) at `version` since `at`.
 pub fn catalog_of(config: &str, version: &str, at: Ms) -> Catalog {
-    let template = Template {
+    let template = Template::Wasm {
         wasm: "m.wasm".into(),
         runtime: "r".into(),
     };

@@ -11,7 +11,9 @@
 //!   V of NAME, when one NACKed it, when the server refused that file or
 //!   moved on to another version, or after T ms (default 30 000, at most
 //!   an hour): a JSON answer (see wait.rs), status 200 in every case; 400
-//!   with a line saying why when the query is wrong.
+//!   with a line saying why when the query is wrong. V may be a file's
+//!   bare hash: the server waits for the version it serves it as (the
+//!   native build's adds `-native`; `Catalog::resolve`).
 //!
 //! Any other path is a 404, any other method a 405 (a line of text each).
 
@@ -80,10 +82,11 @@ async fn wait(
     State(hub): State<Arc<Hub>>,
     query: Result<Query<WaitQuery>, QueryRejection>,
 ) -> Response {
-    let (want, timeout) = match asked(query) {
+    let (mut want, timeout) = match asked(query) {
         Ok(asked) => asked,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
     };
+    want.version = hub.catalog().resolve(&want.version);
     let delivery = hub.wait(&want, tokio::time::Instant::now() + timeout).await;
     json(json_text(&delivery.answer(&want)))
 }

@@ -1,15 +1,18 @@
-//! `turnoutctl serve DIR --listen ADDR --wasm PATH`: the control plane of
-//! a fleet of Envoys without Istio. Each `NAME.json` companion config in
-//! DIR is served over gRPC xDS (ECDS, and ADS) as the resource NAME, and
-//! pushed to every subscribed proxy when the file changes; what each proxy
-//! did with each push (ACK, or NACK with Envoy's message) is kept and
-//! shown at `/status`, `/metrics` and `/wait` on the same port, and on the
-//! page at `/` (with guard trips and shadow mismatch rates read from the
-//! proxies' metrics, given `--prometheus` or `--envoy-admin`).
+//! `turnoutctl serve DIR --listen ADDR --wasm PATH` (or `--native`): the
+//! control plane of a fleet of Envoys without Istio. Each `NAME.json`
+//! companion config in DIR is served over gRPC xDS (ECDS, and ADS) as the
+//! resource NAME, and pushed to every subscribed proxy when the file
+//! changes; what each proxy did with each push (ACK, or NACK with Envoy's
+//! message) is kept and shown at `/status`, `/metrics` and `/wait` on the
+//! same port, and on the page at `/` (with guard trips and shadow mismatch
+//! rates read from the proxies' metrics, given `--prometheus` or
+//! `--envoy-admin`).
 //!
-//! For the rollout controller (same binary): `version_of` gives the
-//! version a config will be served as, `client::wait_acked` waits until
-//! every proxy has it, `client::status` reads the whole status.
+//! For the rollout controller (same binary): `version_of` gives the hash a
+//! config will be served as (its version in the wasm build; the native
+//! build's adds `-native`, and `/wait` takes the bare hash),
+//! `client::wait_acked` waits until every proxy has it, `client::status`
+//! reads the whole status.
 //!
 //! The server keeps nothing on disk: what it serves is the directory, what
 //! it knows of proxies is rebuilt as they reconnect (each tells the version

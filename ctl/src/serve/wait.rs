@@ -349,7 +349,7 @@ mod tests {
                 problems: vec!["weight: bad".into()]
             }
         );
-        let t = Template {
+        let t = Template::Wasm {
             wasm: "m".into(),
             runtime: "r".into(),
         };

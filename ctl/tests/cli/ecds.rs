@@ -82,3 +82,49 @@ fn refuses_an_invalid_config_and_writes_nothing() {
     );
     ctl(&["ecds", &ecds, "--wasm", "w"]).code(2);
 }
+
+#[test]
+fn writes_the_native_build_and_takes_exactly_one_build() {
+    let dir = scratch("ecds-native");
+    let config = users_config("25", "");
+    let path = file(&dir, "c.json", &config);
+    let run = ctl(&["ecds", &path, "--native"]).code(0);
+    let doc: Value = serde_json::from_str(&run.stdout).unwrap();
+    let filter = &doc["resources"][0]["typed_config"];
+    assert_eq!(
+        filter["@type"],
+        "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter"
+    );
+    assert_eq!(filter["dynamic_module_config"]["name"], "turnout_native");
+    assert_eq!(filter["filter_name"], "turnout");
+    assert_eq!(filter["filter_config"]["value"], config.trim_end());
+    // What it wrote, the edits and checks read.
+    let out = dir.join("turnout.json").to_string_lossy().into_owned();
+    ctl(&["ecds", &path, "--native", "-o", &out]).code(0);
+    ctl(&["set-weight", &out, "users", "fastapi", "40"]).code(0);
+    let doc: Value = serde_json::from_str(&fs::read_to_string(&out).unwrap()).unwrap();
+    let edited = doc["resources"][0]["typed_config"]["filter_config"]["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(edited.contains("\"weight\": 40"), "{edited}");
+
+    for args in [
+        vec!["ecds", &path],
+        vec!["ecds", &path, "--native", "--wasm", "w"],
+        vec![
+            "ecds",
+            &path,
+            "--native",
+            "--runtime",
+            "envoy.wasm.runtime.v8",
+        ],
+    ] {
+        let run = ctl(&args).code(2);
+        assert!(
+            run.stderr.contains("--native") || run.stderr.contains("--wasm"),
+            "{}",
+            run.stderr
+        );
+    }
+}

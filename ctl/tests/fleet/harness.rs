@@ -1,5 +1,6 @@
 //! What the fleet tests share: the real `turnoutctl serve` as a child
-//! process, Envoys started from the shipped `envoy/fleet.yaml`, and the
+//! process, Envoys started from the shipped `envoy/fleet.yaml` (the wasm
+//! build) or `envoy/fleet-native.yaml` (the native build), and the
 //! `turnoutctl status` calls the tests make.
 
 use std::fs::{self, File};
@@ -11,7 +12,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use integration::process::spawn_tied;
 use integration::stage::{served_by, shipped_on_test_ports};
-use integration::{scratch_dir, workspace_root, Envoy, HttpClient, Upstream};
+use integration::{
+    native_module_dir, scratch_dir, workspace_root, Build, Envoy, HttpClient, Upstream,
+};
 use serde_json::Value;
 
 /// The split every fleet test pushes: route `users`, legacy is stable,
@@ -70,21 +73,25 @@ pub struct Server {
     log: PathBuf,
 }
 
-impl Server {
-    /// `turnoutctl serve dir --listen 127.0.0.1:port --wasm wasm` (port 0:
-    /// any free one), ready once it logs where it listens.
-    pub fn start(dir: &Path, wasm: &str, port: u16) -> Server {
-        Server::start_with(dir, wasm, port, &[])
+/// `turnoutctl serve`'s arguments for `build`: `--wasm PATH` (the module
+/// as the proxies see it), or `--native`.
+pub fn build_args(build: Build, wasm: &str) -> Vec<String> {
+    match build {
+        Build::Wasm => vec!["--wasm".into(), wasm.into()],
+        Build::Native => vec!["--native".into()],
     }
+}
 
-    /// The same, with more arguments (`--envoy-admin URL`, …).
-    pub fn start_with(dir: &Path, wasm: &str, port: u16, more: &[String]) -> Server {
+impl Server {
+    /// `turnoutctl serve dir --listen 127.0.0.1:port BUILD_ARGS` (port 0:
+    /// any free one; `build_args`), ready once it logs where it listens.
+    pub fn start(dir: &Path, build_args: &[String], port: u16) -> Server {
         let log = scratch_dir("fleet-server").join("server.log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_turnoutctl"));
         cmd.arg("serve")
             .arg(dir)
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--wasm", wasm])
-            .args(more)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(build_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(File::create(&log).expect("create the server log"));
@@ -197,16 +204,34 @@ impl Drop for Server {
 }
 
 /// How a test proxy is started.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Options {
+    /// Which bootstrap: envoy/fleet.yaml or envoy/fleet-native.yaml.
+    pub build: Build,
     /// Subscribe over ADS instead of the ECDS service.
     pub ads: bool,
     /// Envoy's working directory (a relative module path is resolved there).
     pub cwd: Option<PathBuf>,
-    /// The module path in the bootstrap's default_config.
+    /// The wasm module path in the bootstrap's default_config.
     pub wasm: String,
+    /// The native build's module directory
+    /// (`ENVOY_DYNAMIC_MODULES_SEARCH_PATH`); the release build's if `None`.
+    pub modules: Option<PathBuf>,
     /// Replaces the bootstrap's initial_fetch_timeout.
     pub initial_fetch_timeout: Option<&'static str>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            build: Build::Wasm,
+            ads: false,
+            cwd: None,
+            wasm: String::new(),
+            modules: None,
+            initial_fetch_timeout: None,
+        }
+    }
 }
 
 /// One Envoy of the fleet, with its node id.
@@ -216,19 +241,27 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// Envoy from envoy/fleet.yaml, its ports made free or pointed at the
-    /// test's upstreams and server, node id `node`, one worker.
+    /// Envoy from its build's shipped fleet bootstrap, its ports made free
+    /// or pointed at the test's upstreams and servers (`xds_ports`: one
+    /// endpoint of the xDS cluster each), node id `node`, one worker.
     pub fn start(
         node: &str,
-        xds_port: u16,
+        xds_ports: &[u16],
         upstreams: &(Upstream, Upstream),
         options: &Options,
     ) -> Proxy {
-        let yaml = fleet_yaml(xds_port, upstreams, options);
+        let yaml = fleet_yaml(xds_ports, upstreams, options);
+        let modules = match options.build {
+            Build::Wasm => None,
+            Build::Native => Some(options.modules.clone().unwrap_or_else(native_module_dir)),
+        };
         let envoy = Envoy::start_with(&yaml, 1, |cmd| {
             cmd.args(["--service-node", node]);
             if let Some(dir) = &options.cwd {
                 cmd.current_dir(dir);
+            }
+            if let Some(dir) = &modules {
+                cmd.env("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", dir);
             }
         });
         Proxy {
@@ -263,14 +296,14 @@ impl Proxy {
 /// Starts proxies named `nodes` at once (each waits for its first config).
 pub fn start_all(
     nodes: &[(&str, Options)],
-    xds_port: u16,
+    xds_ports: &[u16],
     upstreams: &(Upstream, Upstream),
 ) -> Vec<Proxy> {
     std::thread::scope(|s| {
         let started: Vec<_> = nodes
             .iter()
             .map(|(node, options)| {
-                s.spawn(move || Proxy::start(node, xds_port, upstreams, options))
+                s.spawn(move || Proxy::start(node, xds_ports, upstreams, options))
             })
             .collect();
         started
@@ -280,16 +313,44 @@ pub fn start_all(
     })
 }
 
-/// The shipped envoy/fleet.yaml with the test's ports and module path.
+/// The shipped bootstrap of a fleet proxy of `build`.
+pub fn shipped_fleet_yaml(build: Build) -> String {
+    let path = match build {
+        Build::Wasm => "envoy/fleet.yaml",
+        Build::Native => "envoy/fleet-native.yaml",
+    };
+    fs::read_to_string(workspace_root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The commented-out second endpoint of the shipped bootstraps' xDS
+/// cluster: a second replica, once uncommented.
+const SECOND_REPLICA: &str =
+    "        # - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 18001}}}";
+
+/// The shipped fleet bootstrap of `options.build` with the test's ports
+/// (one or two servers, the second as the bootstrap's comment says) and
+/// module path.
 pub fn fleet_yaml(
-    xds_port: u16,
+    xds_ports: &[u16],
     (legacy, fastapi): &(Upstream, Upstream),
     options: &Options,
 ) -> String {
-    let shipped =
-        fs::read_to_string(workspace_root().join("envoy/fleet.yaml")).expect("envoy/fleet.yaml");
-    let mut yaml = shipped_on_test_ports(&shipped, legacy, fastapi)
-        .replace("port_value: 18000", &format!("port_value: {xds_port}"))
+    let shipped = shipped_fleet_yaml(options.build);
+    let mut yaml = shipped_on_test_ports(&shipped, legacy, fastapi);
+    if let [_, second] = xds_ports {
+        assert!(yaml.contains(SECOND_REPLICA), "the second replica's line");
+        yaml = yaml.replace(
+            SECOND_REPLICA,
+            &SECOND_REPLICA
+                .replace("# - ", "- ")
+                .replace("port_value: 18001", &format!("port_value: {second}")),
+        );
+    }
+    let mut yaml = yaml
+        .replace(
+            "port_value: 18000",
+            &format!("port_value: {}", xds_ports[0]),
+        )
         .replace("target/wasm32-wasip1/release/turnout.wasm", &options.wasm);
     if let Some(timeout) = options.initial_fetch_timeout {
         yaml = yaml.replace(
@@ -335,8 +396,8 @@ pub fn setup(weight: u32) -> Stage {
     }
 }
 
-/// A stage, its server (serving module `wasm`) and its proxies, every one
-/// of which has ACKed the first config.
+/// A stage, its server (serving with `build_args`) and its proxies, every
+/// one of which has ACKed the first config.
 pub struct Fleet {
     pub stage: Stage,
     pub server: Server,
@@ -344,9 +405,9 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    pub fn start(stage: Stage, wasm: &str, nodes: &[(&str, Options)]) -> Fleet {
-        let server = Server::start(&stage.dir, wasm, 0);
-        let proxies = start_all(nodes, server.port, &stage.upstreams);
+    pub fn start(stage: Stage, build_args: &[String], nodes: &[(&str, Options)]) -> Fleet {
+        let server = Server::start(&stage.dir, build_args, 0);
+        let proxies = start_all(nodes, &[server.port], &stage.upstreams);
         server.acked(&stage.file, nodes.len());
         Fleet {
             stage,

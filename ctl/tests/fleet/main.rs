@@ -1,23 +1,38 @@
 //! A fleet end to end: three real Envoys started from the shipped
-//! `envoy/fleet.yaml` take turnout's config over gRPC from the real
-//! `turnoutctl serve`, and `turnoutctl status` says what each did with
-//! every push. Users: alice is bucket 201 of salt "users" (fastapi from
-//! weight 3 up), bob 4352.
+//! `envoy/fleet.yaml` (or `envoy/fleet-native.yaml`) take turnout's config
+//! over gRPC from the real `turnoutctl serve --wasm …` (or `--native`), and
+//! `turnoutctl status` says what each did with every push. Every test runs
+//! once per build, as `wasm::NAME` and `native::NAME`. Users: alice is
+//! bucket 201 of salt "users" (fastapi from weight 3 up), bob 4352.
 
+mod builds;
 mod harness;
 mod page;
+mod replicas;
 
 use std::os::unix::fs::symlink;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::sleep;
 use std::time::Duration;
 
+use builds::a_proxy_of_the_other_build_nacks_and_keeps_its_default;
 use harness::{
-    config, ctl, median_worst, now_ms, served_version, setup, track, until_served, write, Fleet,
-    Options, Proxy, Server,
+    build_args, config, ctl, median_worst, now_ms, served_version, setup, track, until_served,
+    write, Fleet, Options, Proxy, Server,
 };
 use integration::stage::served_by;
-use integration::{filter_wasm, scratch_dir, HttpClient};
+use integration::{filter_wasm, native_module_dir, scratch_dir, Build, HttpClient};
+use replicas::when_the_replica_a_proxy_is_on_dies_it_takes_the_next_push_from_the_other;
+
+integration::for_each_build!(
+    a_push_reaches_every_proxy_and_how_fast,
+    a_proxy_that_cannot_load_the_module_nacks_alone_and_keeps_its_config,
+    when_the_server_dies_the_fleet_keeps_serving_and_takes_the_current_version_when_it_returns,
+    a_rollback_under_load_reaches_every_proxy_and_no_later_request_reaches_the_canary,
+    an_envoy_that_starts_while_the_server_is_down_serves_stable_then_takes_the_config,
+    when_the_replica_a_proxy_is_on_dies_it_takes_the_next_push_from_the_other,
+    a_proxy_of_the_other_build_nacks_and_keeps_its_default,
+);
 
 /// Pushes timed by `a_push_reaches_every_proxy_and_how_fast` (BENCHMARKS.md
 /// section 6): 20, or `TURNOUT_FLEET_PUSHES` if more.
@@ -28,34 +43,46 @@ fn pushes() -> usize {
     asked.unwrap_or(20).max(20)
 }
 
+/// The wasm module's path (built on first use; the native tests never ask).
 fn wasm() -> String {
     filter_wasm().to_string_lossy().into_owned()
 }
 
-/// Proxies a, b and c, c over ADS if `ads`.
-fn three(ads: bool) -> [(&'static str, Options); 3] {
+/// `turnoutctl serve`'s arguments for `build`, the module by its full path.
+fn serving(build: Build) -> Vec<String> {
+    match build {
+        Build::Wasm => build_args(build, &wasm()),
+        Build::Native => build_args(build, ""),
+    }
+}
+
+/// Proxies a, b and c of `build`, c over ADS if `ads`.
+fn three(build: Build, ads: bool) -> [(&'static str, Options); 3] {
     [
-        ("a", options(false)),
-        ("b", options(false)),
-        ("c", options(ads)),
+        ("a", options(build, false)),
+        ("b", options(build, false)),
+        ("c", options(build, ads)),
     ]
 }
 
-fn options(ads: bool) -> Options {
+fn options(build: Build, ads: bool) -> Options {
     Options {
+        build,
         ads,
-        wasm: wasm(),
+        wasm: match build {
+            Build::Wasm => wasm(),
+            Build::Native => String::new(),
+        },
         ..Options::default()
     }
 }
 
-#[test]
-fn a_push_reaches_every_proxy_and_how_fast() {
+fn a_push_reaches_every_proxy_and_how_fast(build: Build) {
     let Fleet {
         stage,
         server,
         proxies,
-    } = Fleet::start(setup(0), &wasm(), &three(true));
+    } = Fleet::start(setup(0), &serving(build), &three(build, true));
     let file = stage.file.clone();
     let status = server.status();
     let apis: Vec<&str> = (0..3)
@@ -113,8 +140,17 @@ fn a_push_reaches_every_proxy_and_how_fast() {
     for (what, mut times) in figures {
         let (median, worst) = median_worst(&mut times);
         eprintln!(
-            "fleet of 3, {pushes} pushes, rename to {what}: median {median} ms, worst {worst} ms"
+            "fleet of 3 ({build:?}), {pushes} pushes, rename to {what}: median {median} ms, worst {worst} ms"
         );
+    }
+
+    // Both builds' bootstraps show the same series (the native one by its
+    // runtime flag and the stats tags).
+    let series = r#"turnout_requests_total{split="users",cluster="fastapi",reason="bucket"} "#;
+    for p in &proxies {
+        let prometheus = p.envoy.prometheus();
+        let shown = prometheus.lines().any(|l| l.starts_with(series));
+        assert!(shown, "{}: {prometheus}", p.node);
     }
 
     let metrics = server.metrics();
@@ -130,18 +166,33 @@ fn a_push_reaches_every_proxy_and_how_fast() {
     assert!(!metrics.contains("turnout_xds_nacks_total{"), "{metrics}");
 }
 
-#[test]
-fn a_proxy_that_cannot_load_the_module_nacks_alone_and_keeps_its_config() {
+/// The module of `build` as each host has it: its file name in the host's
+/// directory, and the file it links to.
+fn module_file(build: Build) -> (&'static str, std::path::PathBuf) {
+    match build {
+        Build::Wasm => ("turnout.wasm", filter_wasm()),
+        Build::Native => (
+            "libturnout_native.so",
+            native_module_dir().join("libturnout_native.so"),
+        ),
+    }
+}
+
+fn a_proxy_that_cannot_load_the_module_nacks_alone_and_keeps_its_config(build: Build) {
     let stage = setup(0);
     let file = stage.file.clone();
-    // The module by a relative path: each Envoy finds it in its own
-    // working directory, as on three hosts; then it goes missing on one.
+    let (module, built) = module_file(build);
+    // The module in each Envoy's own directory (the wasm build's by a
+    // relative path, the native build's on the search path), as on three
+    // hosts; then it goes missing on one.
     let nodes: Vec<(&str, Options)> = ["a", "b", "c"]
         .into_iter()
         .map(|node| {
             let cwd = scratch_dir(&format!("fleet-host-{node}"));
-            symlink(filter_wasm(), cwd.join("turnout.wasm")).expect("symlink the module");
+            symlink(&built, cwd.join(module)).expect("symlink the module");
             let options = Options {
+                build,
+                modules: Some(cwd.clone()),
                 cwd: Some(cwd),
                 wasm: "turnout.wasm".into(),
                 ..Options::default()
@@ -154,15 +205,10 @@ fn a_proxy_that_cannot_load_the_module_nacks_alone_and_keeps_its_config() {
         stage: _stage,
         server,
         proxies,
-    } = Fleet::start(stage, "turnout.wasm", &nodes);
+    } = Fleet::start(stage, &build_args(build, "turnout.wasm"), &nodes);
     let before = served_version(&server.status());
 
-    let missing = nodes[2]
-        .1
-        .cwd
-        .as_ref()
-        .expect("c's directory")
-        .join("turnout.wasm");
+    let missing = nodes[2].1.cwd.as_ref().expect("c's directory").join(module);
     std::fs::remove_file(&missing).expect("remove c's module");
     write(&file, &config(100, false));
     let run = server.wait_file(&file, 3);
@@ -185,8 +231,12 @@ fn a_proxy_that_cannot_load_the_module_nacks_alone_and_keeps_its_config() {
     );
     assert_eq!(c["nack"]["version"], after.as_str());
     let message = c["nack"]["message"].as_str().unwrap_or_default();
+    let names_the_module = match build {
+        Build::Wasm => "turnout.wasm",
+        Build::Native => "turnout_native",
+    };
     assert!(
-        message.contains("turnout.wasm"),
+        message.contains(names_the_module),
         "Envoy's own message: {message}"
     );
     assert!(
@@ -238,7 +288,7 @@ fn a_proxy_that_cannot_load_the_module_nacks_alone_and_keeps_its_config() {
     assert!(table.contains(why) && table.contains("nacked"), "{table}");
 
     // The module is back on c: the next push reaches all three.
-    symlink(filter_wasm(), &missing).expect("restore c's module");
+    symlink(&built, &missing).expect("restore c's module");
     write(&file, &config(50, false));
     server.acked(&file, 3);
     for p in &proxies {
@@ -246,13 +296,14 @@ fn a_proxy_that_cannot_load_the_module_nacks_alone_and_keeps_its_config() {
     }
 }
 
-#[test]
-fn when_the_server_dies_the_fleet_keeps_serving_and_takes_the_current_version_when_it_returns() {
+fn when_the_server_dies_the_fleet_keeps_serving_and_takes_the_current_version_when_it_returns(
+    build: Build,
+) {
     let Fleet {
         stage,
         mut server,
         proxies,
-    } = Fleet::start(setup(100), &wasm(), &three(true));
+    } = Fleet::start(setup(100), &serving(build), &three(build, true));
     let (dir, file) = (&stage.dir, &stage.file);
     let first = served_version(&server.status());
     let pids: Vec<u32> = proxies.iter().map(|p| p.envoy.pid()).collect();
@@ -272,7 +323,7 @@ fn when_the_server_dies_the_fleet_keeps_serving_and_takes_the_current_version_wh
         }
     }
 
-    let back = Server::start(dir, &wasm(), server.port);
+    let back = Server::start(dir, &serving(build), server.port);
     back.acked(file, 3);
     let status = back.status();
     assert_ne!(served_version(&status), first);
@@ -301,13 +352,12 @@ fn when_the_server_dies_the_fleet_keeps_serving_and_takes_the_current_version_wh
     }
 }
 
-#[test]
-fn a_rollback_under_load_reaches_every_proxy_and_no_later_request_reaches_the_canary() {
+fn a_rollback_under_load_reaches_every_proxy_and_no_later_request_reaches_the_canary(build: Build) {
     let Fleet {
         stage,
         server,
         proxies,
-    } = Fleet::start(setup(50), &wasm(), &three(false));
+    } = Fleet::start(setup(50), &serving(build), &three(build, false));
     let file = &stage.file;
 
     let stop = AtomicBool::new(false);
@@ -372,14 +422,13 @@ fn a_rollback_under_load_reaches_every_proxy_and_no_later_request_reaches_the_ca
         "a request sent after the last ACK reached fastapi"
     );
     eprintln!(
-        "rollback under load: {} requests, {before} to fastapi before the last ACK, {} sent after it, all to legacy",
+        "rollback under load ({build:?}): {} requests, {before} to fastapi before the last ACK, {} sent after it, all to legacy",
         answers.len(),
         after.len()
     );
 }
 
-#[test]
-fn an_envoy_that_starts_while_the_server_is_down_serves_stable_then_takes_the_config() {
+fn an_envoy_that_starts_while_the_server_is_down_serves_stable_then_takes_the_config(build: Build) {
     let stage = setup(100);
     // A port nothing listens on (yet).
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -388,9 +437,9 @@ fn an_envoy_that_starts_while_the_server_is_down_serves_stable_then_takes_the_co
         .port();
     let options = Options {
         initial_fetch_timeout: Some("1s"),
-        ..options(false)
+        ..options(build, false)
     };
-    let proxy = Proxy::start("lonely", port, &stage.upstreams, &options);
+    let proxy = Proxy::start("lonely", &[port], &stage.upstreams, &options);
     // After initial_fetch_timeout: the default config, every user on the
     // stable cluster, answered (not 500).
     assert_eq!(proxy.ecds_stat("init_fetch_timeout"), "1");
@@ -398,7 +447,7 @@ fn an_envoy_that_starts_while_the_server_is_down_serves_stable_then_takes_the_co
         assert_eq!(proxy.serves(user).as_deref(), Some("legacy"), "{user}");
     }
 
-    let server = Server::start(&stage.dir, &wasm(), port);
+    let server = Server::start(&stage.dir, &serving(build), port);
     server.acked(&stage.file, 1);
     until_served(std::slice::from_ref(&proxy), "alice", "fastapi");
 }

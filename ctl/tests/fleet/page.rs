@@ -2,7 +2,9 @@
 //! three real Envoys take a guarded, shadowed split from the real
 //! `turnoutctl serve --envoy-admin …`; the page shows what a person watching
 //! the migration needs to see, and follows a push by itself. A screenshot
-//! is kept at `target/artifacts/fleet-page.png`.
+//! is kept at `target/artifacts/fleet-page.png`. The wasm build only: the
+//! page is the same for both, and this test's NACK is a module that one
+//! proxy cannot find by its relative path.
 
 use std::os::unix::fs::symlink;
 use std::path::PathBuf;
@@ -10,12 +12,12 @@ use std::time::Duration;
 
 use integration::browser::Browser;
 use integration::prometheus::{scrape_config, Prometheus};
-use integration::{filter_wasm, scratch_dir, target_dir, Behavior, HttpClient};
+use integration::{filter_wasm, scratch_dir, target_dir, Behavior, Build, HttpClient};
 use serde_json::Value;
 use turnout_prometheus::text_samples;
 
 use crate::harness::{
-    served_version, setup, start_all, track, write, Options, Proxy, Server, Stage,
+    build_args, served_version, setup, start_all, track, write, Options, Proxy, Server, Stage,
 };
 
 /// A node id that is markup: the page must show it as text, and nothing
@@ -124,14 +126,14 @@ fn watched(nodes: &[&str], figures: Figures) -> Watched {
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
-    let proxies = start_all(&nodes, port, &stage.upstreams);
-    let (args, prometheus) = match figures {
+    let proxies = start_all(&nodes, &[port], &stage.upstreams);
+    let (figure_args, prometheus) = match figures {
         Figures::Admin => {
             let each = proxies.iter().flat_map(|p| {
                 let url = format!("http://127.0.0.1:{}", p.envoy.admin_port());
                 ["--envoy-admin".to_string(), url]
             });
-            (each.collect(), None)
+            (each.collect::<Vec<_>>(), None)
         }
         Figures::Prometheus => {
             let admin = proxies[0].envoy.admin_port();
@@ -142,7 +144,9 @@ fn watched(nodes: &[&str], figures: Figures) -> Watched {
             (vec!["--prometheus".to_string(), url], Some(prometheus))
         }
     };
-    let server = Server::start_with(&stage.dir, "turnout.wasm", port, &args);
+    let mut args = build_args(Build::Wasm, "turnout.wasm");
+    args.extend(figure_args);
+    let server = Server::start(&stage.dir, &args, port);
     server.acked(&stage.file, nodes.len());
     let hosts = nodes.into_iter().filter_map(|(_, o)| o.cwd).collect();
     Watched {
