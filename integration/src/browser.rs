@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, ClientBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{json, Value};
 
@@ -128,12 +128,18 @@ impl Browser {
         self.run(&format!("open {url}"), self.client().goto(url));
     }
 
-    /// The text a person sees in each element that `css` selects.
+    /// The text a person sees in each element that `css` selects (its
+    /// `innerText`: as rendered, hidden parts left out). Read in one
+    /// script, so that a page that redraws itself meanwhile cannot leave
+    /// half the elements stale.
     pub fn texts(&self, css: &str) -> Vec<String> {
-        let found = self.run(css, self.client().find_all(Locator::Css(css)));
-        found
+        let script =
+            "return Array.from(document.querySelectorAll(arguments[0]), e => e.innerText);";
+        let found = self.run(css, self.client().execute(script, vec![json!(css)]));
+        let texts = found.as_array().map(Vec::as_slice).unwrap_or_default();
+        texts
             .iter()
-            .map(|element| self.run(css, element.text()))
+            .map(|t| t.as_str().unwrap_or_default().to_string())
             .collect()
     }
 

@@ -52,8 +52,16 @@ fn row<'r>(rows: &'r [String], node: &str) -> Option<&'r String> {
 }
 
 fn split_rows(browser: &Browser) -> Vec<String> {
-    browser.texts("#splits-turnout tbody tr")
+    browser.texts(SPLIT)
 }
+
+/// Whether the first element `css` selects shows `what`.
+fn first_shows(browser: &Browser, css: &str, what: &str) -> bool {
+    browser.texts(css).first().is_some_and(|t| t.contains(what))
+}
+
+const SPLIT: &str = "#splits-turnout tbody tr";
+const SERVED: &str = "#resources tbody tr";
 
 /// `(compared, mismatched)` copies of split `users`, summed over the
 /// proxies' own `/stats/prometheus`.
@@ -224,7 +232,7 @@ fn the_page_shows_each_proxy_each_split_a_guard_trip_and_a_nack_and_follows_a_pu
         let rows = proxy_rows(b);
         rows.len() == 3 && rows.iter().all(|r| r.contains("ACKed"))
     });
-    let served = browser.texts("#resources tbody tr");
+    let served = browser.texts(SERVED);
     assert!(
         served.len() == 1 && served[0].contains(&first) && served[0].contains("3 ACKed"),
         "{served:?}"
@@ -262,7 +270,7 @@ fn the_page_shows_each_proxy_each_split_a_guard_trip_and_a_nack_and_follows_a_pu
             && shows("b", "ACKed")
             && shows(MARKUP_NODE, "NACKed")
             && shows(MARKUP_NODE, &message)
-            && b.texts("#resources tbody tr")[0].contains(&second)
+            && first_shows(b, SERVED, &second)
     });
     let rows = proxy_rows(&browser);
     let nacked = row(&rows, MARKUP_NODE).expect("the third proxy's row");
@@ -271,17 +279,16 @@ fn the_page_shows_each_proxy_each_split_a_guard_trip_and_a_nack_and_follows_a_pu
         let acked = row(&rows, node).expect("a row");
         assert!(acked.contains(&format!("has {second}")), "{acked}");
     }
-    let served = browser.texts("#resources tbody tr");
+    let served = browser.texts(SERVED);
     assert!(served[0].contains("2 ACKed · 1 NACKed"), "{served:?}");
     browser.wait_until("the new weight", SHOWN, |b| {
-        split_rows(b)[0].contains("fastapi 20 %")
+        first_shows(b, SPLIT, "fastapi 20 %")
     });
 
     // Then fastapi fails: proxy a's guard trips, the shadow's copies differ.
     let mismatch = trip_a_and_copy(&fleet);
     browser.wait_until("the guard's trip and the mismatch rate", SHOWN, |b| {
-        let split = split_rows(b);
-        split[0].contains("tripped on 1 proxy") && split[0].contains(&mismatch)
+        first_shows(b, SPLIT, "tripped on 1 proxy") && first_shows(b, SPLIT, &mismatch)
     });
     eprintln!("the page shows: {}", split_rows(&browser)[0]);
 
@@ -315,9 +322,9 @@ fn the_page_shows_each_proxy_each_split_a_guard_trip_and_a_nack_and_follows_a_pu
         let gone = row(&rows, "b").is_some_and(|r| {
             r.contains("disconnected") && r.contains(&format!("had {second} when it left"))
         });
-        gone && b.texts("#figures")[0].contains("The last read failed")
+        gone && first_shows(b, "#figures", "The last read failed")
     });
-    let served = browser.texts("#resources tbody tr");
+    let served = browser.texts(SERVED);
     assert!(
         served[0].contains("1 ACKed · 1 NACKed · 1 disconnected"),
         "{served:?}"
