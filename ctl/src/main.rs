@@ -38,6 +38,7 @@ mod input;
 mod jsontext;
 mod moves;
 mod rollout;
+mod scrape;
 mod serve;
 mod shadow;
 mod show;
@@ -185,8 +186,9 @@ enum Command {
         after_help = "Each NAME.json is the resource NAME (the HTTP filter's name in \
                   config_discovery), version = XXH64 of the file's bytes in hex (with --native, \
                   followed by -native). A file the filter refuses is not served (the previous \
-                  version stays). On the same port: GET /status (JSON), /metrics (Prometheus), \
-                  /wait (see `turnoutctl status --wait-*`)."
+                  version stays). On the same port: GET / (a page that shows it all and refreshes \
+                  itself), /status (JSON), /metrics (Prometheus), /wait (see `turnoutctl status \
+                  --wait-*`)."
     )]
     Serve {
         dir: PathBuf,
@@ -205,6 +207,13 @@ enum Command {
         /// How often DIR is looked at, in milliseconds.
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=60_000))]
         poll_ms: u64,
+        /// Prometheus' base URL, where the page reads guard trips and shadow
+        /// mismatch rates (summed over every instance) when it is open.
+        #[arg(long, conflicts_with = "envoy_admin")]
+        prometheus: Option<String>,
+        /// Instead: each proxy's admin base URL (its /stats/prometheus), repeatable.
+        #[arg(long)]
+        envoy_admin: Vec<String>,
     },
     /// What a `turnoutctl serve` serves and what each proxy did with it; or wait for an ACK.
     #[command(
@@ -345,13 +354,10 @@ fn run(command: Command) -> Result<(), Fail> {
             config,
             prometheus,
             envoy_admin,
-        } => {
-            let source = match prometheus {
-                Some(url) => shadow::Source::Prometheus(url),
-                None => shadow::Source::EnvoyAdmin(envoy_admin),
-            };
-            shadow::run(&config, &source)
-        }
+        } => match scrape::Source::from_flags(prometheus, envoy_admin) {
+            Some(source) => shadow::run(&config, &source),
+            None => Err(Fail::Usage("give --prometheus or --envoy-admin".into())),
+        },
         Command::Ecds {
             config,
             wasm,
@@ -367,11 +373,14 @@ fn run(command: Command) -> Result<(), Fail> {
             native: _,
             runtime,
             poll_ms,
+            prometheus,
+            envoy_admin,
         } => serve::run(
             &dir,
             &listen,
             template(wasm, runtime),
             Duration::from_millis(poll_ms),
+            scrape::Source::from_flags(prometheus, envoy_admin),
         ),
         Command::Status {
             server,

@@ -9,24 +9,16 @@
 //! `/stats/prometheus`. The report is made from the samples alone
 //! ([`report`]), so it is tested without I/O; [`run`] only reads.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use turnout::guard::judge::Evidence;
 use turnout::plan::Plan;
-use turnout_prometheus::{instant_vector, query_path, text_samples, Labels};
 
 use crate::fail::Fail;
-use crate::http::{self, Url};
 use crate::input;
 use crate::rollout::Side;
-
-/// Where the counters are read.
-pub enum Source {
-    Prometheus(String),
-    EnvoyAdmin(Vec<String>),
-}
+use crate::scrape::{self, sum, wilson, Samples, Source};
 
 /// The series read, by name.
 const SERIES: [&str; 6] = [
@@ -37,6 +29,9 @@ const SERIES: [&str; 6] = [
     "turnout_shadow_latency_ms_bucket",
     "turnout_latency_ms_bucket",
 ];
+
+/// The labels kept (turnout's own: `instance` and the like are summed over).
+const LABELS: [&str; 6] = ["split", "cluster", "outcome", "part", "field", "le"];
 
 /// How many fields a split's table lists.
 const TOP_FIELDS: usize = 10;
@@ -49,53 +44,10 @@ pub fn run(config: &Path, source: &Source) -> Result<(), Fail> {
             config.display()
         )));
     }
-    let samples =
-        read(source).map_err(|e| Fail::Refused(format!("cannot read the metrics: {e}")))?;
+    let samples = scrape::read(source, &SERIES, &LABELS, Duration::from_secs(5))
+        .map_err(|e| Fail::Refused(format!("cannot read the metrics: {e}")))?;
     outln!("{}", report(&plan, &samples));
     Ok(())
-}
-
-/// A series' samples, summed over every proxy (`instance` and the
-/// like dropped: only the labels turnout writes are kept).
-pub type Samples = BTreeMap<(String, Labels), f64>;
-
-fn read(source: &Source) -> Result<Samples, String> {
-    let mut samples = Samples::new();
-    let mut add = |name: &str, labels: Labels, value: f64| {
-        if !SERIES.contains(&name) {
-            return;
-        }
-        let kept: Labels = labels
-            .into_iter()
-            .filter(|(k, _)| {
-                ["split", "cluster", "outcome", "part", "field", "le"].contains(&k.as_str())
-            })
-            .collect();
-        *samples.entry((name.to_string(), kept)).or_default() += value;
-    };
-    let timeout = Duration::from_secs(5);
-    match source {
-        Source::Prometheus(url) => {
-            let url = Url::parse(url)?;
-            for name in SERIES {
-                let text = http::get(&url, &query_path(name), timeout)?;
-                let answer = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-                for sample in instant_vector(&answer)? {
-                    add(name, sample.labels, sample.value);
-                }
-            }
-        }
-        Source::EnvoyAdmin(urls) => {
-            for url in urls {
-                let text = http::get(&Url::parse(url)?, "/stats/prometheus", timeout)?;
-                for sample in text_samples(&text) {
-                    let labels = sample.labels.iter().cloned().collect();
-                    add(sample.name, labels, sample.value);
-                }
-            }
-        }
-    }
-    Ok(samples)
 }
 
 /// The report of every shadowed split of `plan`.
@@ -105,18 +57,7 @@ pub fn report(plan: &Plan, samples: &Samples) -> String {
         let Some(shadow) = &split.shadow else {
             continue;
         };
-        let of = |name: &str, want: &[(&str, &str)]| -> f64 {
-            samples
-                .iter()
-                .filter(|((n, labels), _)| {
-                    n == name
-                        && want
-                            .iter()
-                            .all(|(k, v)| labels.get(*k).map(String::as_str) == Some(*v))
-                })
-                .map(|(_, v)| *v)
-                .sum()
-        };
+        let of = |name: &str, want: &[(&str, &str)]| sum(samples, name, want);
         let copy = [
             ("split", split.name.as_str()),
             ("cluster", shadow.cluster.as_str()),
@@ -218,25 +159,10 @@ pub fn report(plan: &Plan, samples: &Samples) -> String {
     out.join("\n")
 }
 
-/// The Wilson score interval of `k` in `n` at 95 %: (0, 0) for no trials.
-fn wilson(k: u64, n: u64) -> (f64, f64) {
-    if n == 0 {
-        return (0.0, 0.0);
-    }
-    let (k, n, z) = (k as f64, n as f64, 1.96f64);
-    let p = k / n;
-    let centre = p + z * z / (2.0 * n);
-    let spread = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt();
-    let denominator = 1.0 + z * z / n;
-    (
-        ((centre - spread) / denominator).max(0.0),
-        ((centre + spread) / denominator).min(1.0),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use turnout_prometheus::Labels;
 
     fn sample(name: &str, labels: &[(&str, &str)], value: f64) -> ((String, Labels), f64) {
         let labels = labels
@@ -315,12 +241,5 @@ mod tests {
             lines[6].starts_with("  latency: copies p50 10 ms"),
             "{text}"
         );
-    }
-
-    #[test]
-    fn the_interval_holds_the_rate() {
-        let (low, high) = wilson(1, 40);
-        assert!(low < 0.025 && high > 0.025 && high < 0.14, "{low} {high}");
-        assert_eq!(wilson(0, 0), (0.0, 0.0));
     }
 }

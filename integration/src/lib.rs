@@ -7,6 +7,7 @@
 //! parent-death signal if the test process itself dies).
 
 pub mod bootstrap;
+pub mod browser;
 pub mod build;
 pub mod client;
 pub mod debian;

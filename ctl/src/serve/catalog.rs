@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::core::v3::{
     async_data_source, data_source, AsyncDataSource, DataSource, TypedExtensionConfig,
@@ -23,6 +24,7 @@ use envoy_types::pb::envoy::extensions::wasm::v3::{plugin_config, PluginConfig, 
 use envoy_types::pb::google::protobuf::{Any, StringValue};
 use envoy_types::util::pack_any;
 use serde_json::Value;
+use turnout::plan::Plan;
 use xxhash_rust::xxh64::xxh64;
 
 use crate::ecds;
@@ -122,6 +124,8 @@ pub struct Served {
     /// When this version started being served.
     pub since: Ms,
     pub resource: Any,
+    /// The config as the filter reads it (the page shows its splits).
+    pub plan: Arc<Plan>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -167,14 +171,14 @@ impl Catalog {
         Some(&self.entries.get(name)?.served.as_ref()?.resource)
     }
 
-    /// Records that `name`'s file now holds `config` (valid) at `version`;
-    /// true if that changes what is served.
+    /// Records that `name`'s file now holds a valid config (`plan`, served
+    /// as `resource`) at `version`; true if that changes what is served.
     pub fn serve(
         &mut self,
         name: &str,
         file: PathBuf,
         version: String,
-        resource: Any,
+        (resource, plan): (Any, Plan),
         now: Ms,
     ) -> bool {
         let entry = self.entry(name, file);
@@ -195,6 +199,7 @@ impl Catalog {
             version,
             since: now,
             resource,
+            plan: Arc::new(plan),
         });
         true
     }
@@ -242,12 +247,12 @@ pub fn resource_name(file_name: &str) -> Option<&str> {
     (!name.is_empty() && !name.starts_with('.')).then_some(name)
 }
 
-/// Checks a file's bytes as the filter would; the config text, or every
-/// problem. Beyond the filter's parser: a name that cannot be a filter name
+/// Checks a file's bytes as the filter would; the config text and what the
+/// filter makes of it, or every problem. Beyond the filter's parser: a name that cannot be a filter name
 /// in a URL query, text that is not UTF-8, an empty file (a writer that
 /// truncates before writing would otherwise serve "no splits" for a
 /// moment), and an ECDS resource file (the server wraps configs itself).
-pub fn check(name: &str, bytes: &[u8]) -> Result<String, Vec<String>> {
+pub fn check(name: &str, bytes: &[u8]) -> Result<(String, Plan), Vec<String>> {
     if !name
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
@@ -270,7 +275,7 @@ pub fn check(name: &str, bytes: &[u8]) -> Result<String, Vec<String>> {
         ]);
     }
     turnout::config::parse(bytes)
-        .map(|_| text.to_string())
+        .map(|plan| (text.to_string(), plan))
         .map_err(|e| e.problems.iter().map(ToString::to_string).collect())
 }
 
@@ -370,7 +375,7 @@ mod tests {
 
     #[test]
     fn check_refuses_what_the_filter_refuses_and_what_would_serve_by_accident() {
-        assert_eq!(check("turnout", b"{}"), Ok("{}".into()));
+        assert_eq!(check("turnout", b"{}").map(|c| c.0), Ok("{}".into()));
         let problems = check(
             "turnout",
             br#"{"splits": [{"name": "a", "match": {"route": "a"}, "stable": "x", "targets": [{"cluster": "y", "weight": 140}]}]}"#,
@@ -398,14 +403,14 @@ mod tests {
             "turnout",
             file.clone(),
             "v1".into(),
-            t.resource("turnout", "{}"),
+            (t.resource("turnout", "{}"), Plan::default()),
             1
         ));
         assert!(!c.serve(
             "turnout",
             file.clone(),
             "v1".into(),
-            t.resource("turnout", "{}"),
+            (t.resource("turnout", "{}"), Plan::default()),
             2
         ));
         assert!(c.refuse(
@@ -428,7 +433,7 @@ mod tests {
             "turnout",
             file.clone(),
             "v3".into(),
-            t.resource("turnout", "{}"),
+            (t.resource("turnout", "{}"), Plan::default()),
             5
         ));
         assert!(c.entries["turnout"].refused.is_none());

@@ -169,11 +169,11 @@ impl Scanner {
             Err(e) => (None, Err(vec![format!("cannot read the file: {e}")])),
         };
         match (version, checked) {
-            (Some(version), Ok(config)) => {
+            (Some(version), Ok((config, plan))) => {
                 let resource = self.template.resource(name, &config);
                 let file = path.to_path_buf();
                 self.catalog
-                    .serve(name, file.clone(), version.clone(), resource, now)
+                    .serve(name, file.clone(), version.clone(), (resource, plan), now)
                     .then(|| CatalogChange::Served {
                         name: name.to_string(),
                         version,

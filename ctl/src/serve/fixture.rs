@@ -3,22 +3,28 @@
 
 use std::path::PathBuf;
 
-use super::catalog::{Catalog, Ms, Template};
+use super::catalog::{check, Catalog, Ms, Template};
 use super::state::{Ask, Subscriptions};
 
 /// `turnout` served at `version` since `at`, from `/d/turnout.json`.
 pub fn catalog(version: &str, at: Ms) -> Catalog {
+    catalog_of("{}", version, at)
+}
+
+/// `turnout` served as `config` (valid) at `version` since `at`.
+pub fn catalog_of(config: &str, version: &str, at: Ms) -> Catalog {
     let template = Template::Wasm {
         wasm: "m.wasm".into(),
         runtime: "r".into(),
     };
     let mut c = Catalog::default();
-    let resource = template.resource("turnout", "{}");
+    let (text, plan) = check("turnout", config.as_bytes()).expect("a valid config");
+    let resource = template.resource("turnout", &text);
     c.serve(
         "turnout",
         PathBuf::from("/d/turnout.json"),
         version.into(),
-        resource,
+        (resource, plan),
         at,
     );
     c

@@ -2,6 +2,8 @@
 //! controller: the axum router that the gRPC services join (mod.rs), so
 //! every request that is not a gRPC method lands here.
 //!
+//! - `GET /`: the page people watch, and `GET /page.json`, its data (see
+//!   page/);
 //! - `GET /status`: the status document (JSON, see status.rs);
 //! - `GET /metrics`: Prometheus text (see metrics.rs);
 //! - `GET /wait?resource=NAME&version=V&proxies=N&timeout_ms=T`: answers
@@ -31,8 +33,9 @@ use super::hub::{now_ms, Hub};
 use super::json_text;
 use super::wait::{WaitQuery, Want};
 
-/// The HTTP routes, ready for the gRPC services to be added.
-pub fn router(hub: Arc<Hub>) -> Router {
+/// The HTTP routes (these and `page`'s), ready for the gRPC services to
+/// be added.
+pub fn router(hub: Arc<Hub>, page: Router) -> Router {
     // `any`, not `get`: the method is `get_only`'s to check, as it always
     // was. axum's `get` would also answer HEAD, and its 405s would carry
     // an `Allow` header that the old answers did not.
@@ -40,11 +43,12 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/status", any(status))
         .route("/metrics", any(metrics))
         .route("/wait", any(wait))
+        .with_state(hub)
+        .merge(page)
         .fallback(not_found)
         // Over the routes above and the fallback, not over the gRPC
         // services added later (their POSTs).
         .layer(middleware::from_fn(get_only))
-        .with_state(hub)
 }
 
 /// GET only, whatever the path: anything else (HEAD too, and a gRPC
@@ -57,7 +61,7 @@ async fn get_only(request: Request, next: Next) -> Response {
 }
 
 async fn not_found() -> Response {
-    let text = "not found: try /status, /metrics or /wait\n";
+    let text = "not found: try /, /status, /metrics or /wait\n";
     (StatusCode::NOT_FOUND, text).into_response()
 }
 

@@ -4,7 +4,9 @@
 //! resource NAME, and pushed to every subscribed proxy when the file
 //! changes; what each proxy did with each push (ACK, or NACK with Envoy's
 //! message) is kept and shown at `/status`, `/metrics` and `/wait` on the
-//! same port.
+//! same port, and on the page at `/` (with guard trips and shadow mismatch
+//! rates read from the proxies' metrics, given `--prometheus` or
+//! `--envoy-admin`).
 //!
 //! For the rollout controller (same binary): `version_of` gives the hash a
 //! config will be served as (its version in the wasm build; the native
@@ -18,6 +20,7 @@
 
 mod catalog;
 pub mod client;
+mod departed;
 mod directory;
 #[cfg(test)]
 mod fixture;
@@ -25,6 +28,7 @@ mod http;
 mod hub;
 mod logging;
 mod metrics;
+mod page;
 mod state;
 mod status;
 pub mod wait;
@@ -45,13 +49,24 @@ use tracing::{info, warn};
 pub use catalog::{version_of, Template};
 
 use crate::fail::Fail;
+use crate::scrape::Source;
 use hub::{now_ms, Hub};
 
-/// Runs the server until the process is stopped.
-pub fn run(dir: &Path, listen: &str, template: Template, poll: Duration) -> Result<(), Fail> {
+/// Runs the server until the process is stopped. `figures`: where the
+/// page reads the proxies' guard and shadow series, if anywhere.
+pub fn run(
+    dir: &Path,
+    listen: &str,
+    template: Template,
+    poll: Duration,
+    figures: Option<Source>,
+) -> Result<(), Fail> {
     let addr: SocketAddr = listen
         .parse()
         .map_err(|_| Fail::Usage(format!("--listen {listen:?}: not an IP:PORT address")))?;
+    if let Some(source) = &figures {
+        source.check().map_err(Fail::Usage)?;
+    }
     logging::start();
     let mut scanner = directory::Scanner::new(dir, template);
     let changes = scanner.scan(now_ms()).map_err(Fail::Usage)?;
@@ -63,13 +78,15 @@ pub fn run(dir: &Path, listen: &str, template: Template, poll: Duration) -> Resu
         .enable_all()
         .build()
         .map_err(|e| Fail::Refused(format!("cannot start the runtime: {e}")))?;
-    runtime.block_on(serve(scanner, addr, poll))
+    let figures = page::FigureReader::new(figures);
+    runtime.block_on(serve(scanner, addr, poll, figures))
 }
 
 async fn serve(
     mut scanner: directory::Scanner,
     addr: SocketAddr,
     poll: Duration,
+    figures: page::FigureReader,
 ) -> Result<(), Fail> {
     let hub = Hub::new(scanner.catalog().clone());
     let incoming = TcpIncoming::bind(addr)
@@ -80,11 +97,12 @@ async fn serve(
     // One axum router for both: the HTTP routes, then the gRPC services
     // (a path each, `/SERVICE/METHOD`); what matches neither falls to the
     // HTTP side's fallback.
-    let routes = Routes::from(http::router(hub.clone()))
+    let page = page::routes(hub.clone(), figures);
+    let routes = Routes::from(http::router(hub.clone(), page))
         .add_service(ExtensionConfigDiscoveryServiceServer::new(xds.clone()))
         .add_service(AggregatedDiscoveryServiceServer::new(xds));
     info!(
-        "listening on {bound} (gRPC: ECDS and ADS, state of the world; HTTP: /status /metrics /wait)"
+        "listening on {bound} (gRPC: ECDS and ADS, state of the world; HTTP: / (the page) /status /metrics /wait)"
     );
     let watcher = hub.clone();
     tokio::spawn(async move {

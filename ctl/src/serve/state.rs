@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 
 use super::catalog::Ms;
+use super::departed::Departures;
 
 /// Every open stream (a proxy's subscription: what was sent on it and
 /// what it answered), and the counters that outlive them.
@@ -24,6 +25,8 @@ pub struct Subscriptions {
     pub nacks: BTreeMap<(String, String), u64>,
     /// Responses sent, by resource.
     pub pushes: BTreeMap<String, u64>,
+    /// What the proxies that went away had when they left.
+    pub departed: Departures,
 }
 
 /// One stream: a proxy's subscription, on the ECDS service or ADS.
@@ -175,9 +178,12 @@ impl Subscriptions {
         stream
     }
 
-    /// The stream ended; the proxy is no longer counted.
-    pub fn close(&mut self, stream: u64) -> Option<Proxy> {
-        self.proxies.remove(&stream)
+    /// The stream ended at `now`; the proxy is no longer counted, only
+    /// remembered as departed.
+    pub fn close(&mut self, stream: u64, now: Ms) -> Option<Proxy> {
+        let proxy = self.proxies.remove(&stream)?;
+        self.departed.left(&proxy, now);
+        Some(proxy)
     }
 
     pub fn proxies(&self) -> impl Iterator<Item = &Proxy> {
@@ -555,7 +561,7 @@ mod tests {
         );
         assert_eq!(push.unwrap().version_info, "v1");
         assert_eq!(r.proxy(id).unwrap().initial_version.as_deref(), Some("v1"));
-        assert!(r.close(id).is_some());
+        assert!(r.close(id, 9).is_some());
         assert_eq!(r.proxies().count(), 0);
     }
 

@@ -199,7 +199,7 @@ pub fn table(doc: &StatusDocument) -> String {
 }
 
 /// `ms` as RFC 3339 UTC with milliseconds: `2026-12-01T09:00:00.250Z`.
-fn time(ms: Ms) -> String {
+pub fn time(ms: Ms) -> String {
     let secs = crate::show::rfc3339((ms / 1000) as i64);
     format!("{}.{:03}Z", secs.trim_end_matches('Z'), ms % 1000)
 }

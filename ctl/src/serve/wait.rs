@@ -357,7 +357,7 @@ mod tests {
             "turnout",
             PathBuf::from("t.json"),
             "v3".into(),
-            t.resource("turnout", "{}"),
+            (t.resource("turnout", "{}"), Default::default()),
             3,
         );
         assert_eq!(

@@ -151,7 +151,7 @@ async fn run_stream(
             }
         }
     };
-    if let Some(proxy) = hub.subscriptions().close(stream) {
+    if let Some(proxy) = hub.subscriptions().close(stream, now_ms()) {
         info!(
             "{} ({api}, {peer}) disconnected: stream {ended}",
             label(&proxy)

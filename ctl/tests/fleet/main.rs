@@ -7,6 +7,7 @@
 
 mod builds;
 mod harness;
+mod page;
 mod replicas;
 
 use std::os::unix::fs::symlink;
