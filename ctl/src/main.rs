@@ -40,13 +40,14 @@ mod rollout;
 mod serve;
 mod shadow;
 mod show;
+mod tls;
 mod write;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use clap::{ArgGroup, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 
 use crate::change::Change;
 use crate::fail::Fail;
@@ -145,6 +146,9 @@ enum Command {
         /// Judge and print, but write nothing to the config.
         #[arg(long)]
         dry_run: bool,
+        /// The plan's fleet server speaks mutual TLS: this client's files.
+        #[command(flatten)]
+        tls: ClientTls,
     },
     /// What the shadows of CONFIG's splits have seen: copies compared, the
     /// mismatch rate, the fields that differ, the noise, the copies' latency.
@@ -193,6 +197,8 @@ enum Command {
         /// How often DIR is looked at, in milliseconds.
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=60_000))]
         poll_ms: u64,
+        #[command(flatten)]
+        tls: ServeTls,
     },
     /// What a `turnoutctl serve` serves and what each proxy did with it; or wait for an ACK.
     #[command(
@@ -222,7 +228,52 @@ enum Command {
         /// How long to wait, in seconds.
         #[arg(long, default_value_t = 30.0)]
         timeout: f64,
+        /// The server speaks mutual TLS: this client's files.
+        #[command(flatten)]
+        tls: ClientTls,
     },
+}
+
+/// `serve`'s mutual TLS: all three flags, or none (plaintext).
+#[derive(Args)]
+struct ServeTls {
+    /// The server's certificate chain (PEM). With --tls-key and --client-ca:
+    /// mutual TLS on the port, gRPC and HTTP alike; files re-read when rotated.
+    #[arg(long, value_name = "F", requires_all = ["tls_key", "client_ca"])]
+    tls_cert: Option<PathBuf>,
+    /// The server certificate's private key (PEM).
+    #[arg(long, value_name = "F", requires_all = ["tls_cert", "client_ca"])]
+    tls_key: Option<PathBuf>,
+    /// The CA (PEM) that signs the certificates of the proxies and operators
+    /// let in; a proxy may claim only a node id its certificate names (DNS SAN).
+    #[arg(long, value_name = "F", requires_all = ["tls_cert", "tls_key"])]
+    client_ca: Option<PathBuf>,
+}
+
+/// A client's mutual TLS (`status`, `rollout`): all three flags, or none.
+#[derive(Args)]
+struct ClientTls {
+    /// This client's certificate (PEM), signed by the server's --client-ca.
+    #[arg(long, value_name = "F", requires_all = ["tls_key", "ca"])]
+    tls_cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long, value_name = "F", requires_all = ["tls_cert", "ca"])]
+    tls_key: Option<PathBuf>,
+    /// The CA (PEM) that signs the server's certificate.
+    #[arg(long, value_name = "F", requires_all = ["tls_cert", "tls_key"])]
+    ca: Option<PathBuf>,
+}
+
+impl ServeTls {
+    fn files(self) -> Option<tls::Files> {
+        tls::Files::given(self.tls_cert, self.tls_key, self.client_ca)
+    }
+}
+
+impl ClientTls {
+    fn files(self) -> Option<tls::Files> {
+        tls::Files::given(self.tls_cert, self.tls_key, self.ca)
+    }
 }
 
 fn main() -> ExitCode {
@@ -299,9 +350,19 @@ fn run(command: Command) -> Result<(), Fail> {
         Command::Resume { ecds_file, split } => {
             edit::run(&ecds_file, &Change::Rollback { split, on: false }, now())
         }
-        Command::Rollout { plan, log, dry_run } => {
-            rollout::run(&plan, &rollout::Options { log, dry_run })
-        }
+        Command::Rollout {
+            plan,
+            log,
+            dry_run,
+            tls,
+        } => rollout::run(
+            &plan,
+            &rollout::Options {
+                log,
+                dry_run,
+                tls: tls.files(),
+            },
+        ),
         Command::Shadow {
             config,
             prometheus,
@@ -326,9 +387,13 @@ fn run(command: Command) -> Result<(), Fail> {
             wasm,
             runtime,
             poll_ms,
+            tls,
         } => serve::run(
             &dir,
-            &listen,
+            serve::Listen {
+                addr: listen,
+                tls: tls.files(),
+            },
             serve::Template { wasm, runtime },
             Duration::from_millis(poll_ms),
         ),
@@ -340,7 +405,9 @@ fn run(command: Command) -> Result<(), Fail> {
             wait_file,
             proxies,
             timeout,
+            tls,
         } => {
+            let server = serve::client::Endpoint::new(&server, tls.files())?;
             let wait = match (wait_version, resource, wait_file) {
                 (Some(version), Some(resource), _) => {
                     Some(serve::client::Wait::Version { resource, version })

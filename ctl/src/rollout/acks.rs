@@ -33,14 +33,19 @@ impl Driver {
         })
     }
 
-    fn server(&self) -> &str {
-        self.plan.server.as_deref().unwrap_or_default()
+    fn server(&self) -> Result<&client::Endpoint, String> {
+        self.server
+            .as_ref()
+            .ok_or_else(|| "the plan names no fleet server".to_string())
     }
 
     /// One slice of waiting for every proxy's ACK of the config.
     pub(super) fn ask_acks(&mut self) -> Result<Acks, Fail> {
         let want = self.want()?;
-        Ok(match client::wait_acked(self.server(), &want, ACK_SLICE) {
+        let asked = self.server().and_then(|server| {
+            client::wait_acked(server, &want, ACK_SLICE).map_err(|e| e.to_string())
+        });
+        Ok(match asked {
             Ok(Delivery::Acked { nodes }) => Acks::Acked {
                 version: want.version,
                 nodes,
@@ -58,7 +63,8 @@ impl Driver {
     /// Whether every proxy took the rollback, in the server's words.
     pub(super) fn ask_rollback_acks(&mut self) -> Result<Taken, String> {
         let want = self.want().map_err(|e| e.to_string())?;
-        let verdict = client::wait_acked(self.server(), &want, ROLLBACK_ACK_TIMEOUT)?;
+        let verdict = client::wait_acked(self.server()?, &want, ROLLBACK_ACK_TIMEOUT)
+            .map_err(|e| e.to_string())?;
         Ok(Taken {
             acked: matches!(verdict, Delivery::Acked { .. }),
             message: verdict.message(&want),
