@@ -119,6 +119,9 @@ pub enum Failure {
     /// plain request where it wants TLS), or the server's certificate is
     /// not one the client trusts.
     Refused(String),
+    /// Connected, but what came back is not HTTP (as a TLS port answers
+    /// a plain request: with a TLS alert, or by hanging up).
+    NotHttp(String),
     /// Connected, but the exchange failed or the answer is not usable.
     Exchange(String),
 }
@@ -126,7 +129,10 @@ pub enum Failure {
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Failure::Unreachable(m) | Failure::Refused(m) | Failure::Exchange(m) => f.write_str(m),
+            Failure::Unreachable(m)
+            | Failure::Refused(m)
+            | Failure::NotHttp(m)
+            | Failure::Exchange(m) => f.write_str(m),
         }
     }
 }
@@ -162,8 +168,11 @@ pub fn get_over(
             Failure::Unreachable(e) => Failure::Unreachable(format!(
                 "cannot reach the server at {authority} (GET {path_and_query}): {e}"
             )),
-            Failure::Refused(e) => Failure::Refused(format!(
-                "the server at {authority} refused the connection: {e}"
+            Failure::Refused(e) => {
+                Failure::Refused(format!("TLS with the server at {authority} failed: {e}"))
+            }
+            Failure::NotHttp(e) => Failure::NotHttp(format!(
+                "the server at {authority} answered GET {path_and_query} with no HTTP ({e})"
             )),
             Failure::Exchange(e) => Failure::Exchange(format!("GET {shown}{path_and_query}: {e}")),
         })
@@ -189,7 +198,7 @@ async fn connect(
     let session = within(timeout, handshake)
         .await
         .map_err(|_| Failure::Refused("no TLS handshake within the timeout".into()))?
-        .map_err(|e| Failure::Refused(format!("TLS handshake failed: {e}")))?;
+        .map_err(|e| Failure::Refused(tls_failure(&e).unwrap_or_else(|| e.to_string())))?;
     exchange(session, url, path_and_query, timeout).await
 }
 
@@ -217,7 +226,13 @@ where
             .header(CONNECTION, "close")
             .body(Empty::<Bytes>::new())
             .map_err(|e| failed(&e))?;
-        let response = sender.send_request(request).await.map_err(|e| failed(&e))?;
+        let response = sender.send_request(request).await.map_err(|e| {
+            if e.is_parse() || e.is_incomplete_message() {
+                Failure::NotHttp(e.to_string())
+            } else {
+                failed(&e)
+            }
+        })?;
         let status = response.status().as_u16();
         let body = Limited::new(response.into_body(), MAX_BODY)
             .collect()
@@ -246,16 +261,25 @@ where
 fn failed(error: &(dyn std::error::Error + 'static)) -> Failure {
     let mut cause = Some(error);
     while let Some(e) = cause {
-        let tls = e
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>());
-        if let Some(tls) = tls {
-            return Failure::Refused(tls.to_string());
+        if let Some(why) = e.downcast_ref::<std::io::Error>().and_then(tls_failure) {
+            return Failure::Refused(why);
         }
         cause = e.source();
     }
     Failure::Exchange(error.to_string())
+}
+
+/// What TLS says went wrong, when it is TLS: the other side's alert (its
+/// refusal of this client's certificate), or our refusal of its.
+fn tls_failure(error: &std::io::Error) -> Option<String> {
+    let tls = error.get_ref()?.downcast_ref::<rustls::Error>()?;
+    Some(match tls {
+        rustls::Error::AlertReceived(_) => format!("it refused this client ({tls})"),
+        rustls::Error::InvalidCertificate(_) => {
+            format!("its certificate is not one this client trusts ({tls})")
+        }
+        other => other.to_string(),
+    })
 }
 
 #[cfg(test)]

@@ -144,70 +144,26 @@ pub fn dns_names(cert: &CertificateDer<'_>) -> Vec<String> {
     }
 }
 
+/// The three files' bytes for a leaf of `ca` named `names`, trusting `ca`.
 #[cfg(test)]
-pub mod test_pki {
-    //! Certificates made on the fly for the unit tests.
-
-    use super::Pem;
-    use rcgen::{
-        BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    };
-
-    pub struct Ca {
-        pub pem: String,
-        issuer: Issuer<'static, KeyPair>,
-    }
-
-    impl Ca {
-        pub fn new(name: &str) -> Ca {
-            let mut params = CertificateParams::new(Vec::new()).unwrap();
-            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-            params
-                .distinguished_name
-                .push(rcgen::DnType::CommonName, name);
-            let key = KeyPair::generate().unwrap();
-            let cert = params.self_signed(&key).unwrap();
-            Ca {
-                pem: cert.pem(),
-                issuer: Issuer::new(params, key),
-            }
-        }
-
-        /// A leaf certificate for `names` (DNS names, or IP addresses),
-        /// good for clients and servers; its PEM and its key's.
-        pub fn leaf(&self, names: &[&str]) -> (String, String) {
-            let names = names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
-            let mut params = CertificateParams::new(names).unwrap();
-            params.extended_key_usages = vec![
-                ExtendedKeyUsagePurpose::ServerAuth,
-                ExtendedKeyUsagePurpose::ClientAuth,
-            ];
-            let key = KeyPair::generate().unwrap();
-            let cert = params.signed_by(&key, &self.issuer).unwrap();
-            (cert.pem(), key.serialize_pem())
-        }
-
-        /// A leaf's files' bytes, with this CA as the trusted one.
-        pub fn pem(&self, names: &[&str]) -> Pem {
-            let (cert, key) = self.leaf(names);
-            Pem {
-                cert: cert.into_bytes(),
-                key: key.into_bytes(),
-                ca: self.pem.clone().into_bytes(),
-            }
-        }
+pub fn test_pem(ca: &integration::pki::Ca, names: &[&str]) -> Pem {
+    let leaf = ca.leaf(names);
+    Pem {
+        cert: leaf.cert.into_bytes(),
+        key: leaf.key.into_bytes(),
+        ca: ca.pem.clone().into_bytes(),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::test_pki::Ca;
     use super::*;
+    use integration::pki::Ca;
 
     #[test]
     fn both_sides_are_made_from_matching_files() {
         let ca = Ca::new("fleet");
-        let pem = ca.pem(&["turnout-server", "127.0.0.1"]);
+        let pem = test_pem(&ca, &["turnout-server", "127.0.0.1"]);
         let server = server_config(&pem).unwrap();
         assert_eq!(
             server.alpn_protocols,
@@ -219,8 +175,8 @@ mod tests {
     #[test]
     fn a_key_that_is_not_the_certificates_is_refused() {
         let ca = Ca::new("fleet");
-        let mut pem = ca.pem(&["a"]);
-        pem.key = ca.pem(&["a"]).key;
+        let mut pem = test_pem(&ca, &["a"]);
+        pem.key = test_pem(&ca, &["a"]).key;
         let e = server_config(&pem).unwrap_err();
         assert!(e.starts_with("the key is not the certificate's"), "{e}");
         assert!(client_config(&pem).is_err());
@@ -229,7 +185,7 @@ mod tests {
     #[test]
     fn files_that_are_not_pem_say_which() {
         let ca = Ca::new("fleet");
-        let good = ca.pem(&["a"]);
+        let good = test_pem(&ca, &["a"]);
         let empty = Pem {
             cert: Vec::new(),
             ..good.clone()
@@ -258,7 +214,7 @@ mod tests {
     #[test]
     fn dns_names_are_read_from_the_certificate() {
         let ca = Ca::new("fleet");
-        let pem = ca.pem(&["a.fleet", "127.0.0.1", "*.b.fleet"]);
+        let pem = test_pem(&ca, &["a.fleet", "127.0.0.1", "*.b.fleet"]);
         let cert = CertificateDer::from_pem_slice(&pem.cert).unwrap();
         assert_eq!(dns_names(&cert), ["a.fleet", "*.b.fleet"]);
         assert!(dns_names(&CertificateDer::from(vec![1, 2, 3])).is_empty());

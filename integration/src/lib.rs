@@ -15,6 +15,7 @@ pub mod envoy_bin;
 mod http;
 pub mod native;
 pub mod paths;
+pub mod pki;
 pub mod process;
 pub mod prometheus;
 pub mod pyvenv;

@@ -73,8 +73,8 @@ impl Endpoint {
         {
             // A plain request to a TLS port: the server hangs up or answers
             // with a TLS alert, either way not HTTP.
-            Failure::Exchange(e) if self.tls.is_none() => Failure::Refused(format!(
-                "{e}; if the server speaks mutual TLS, give --tls-cert, --tls-key and --ca"
+            Failure::NotHttp(e) if self.tls.is_none() => Failure::Refused(format!(
+                "{e}: if it speaks mutual TLS, give --tls-cert, --tls-key and --ca"
             )),
             other => other,
         })
@@ -113,7 +113,7 @@ pub fn wait_acked(server: &Endpoint, want: &Want, timeout: Duration) -> Result<D
 fn asked(failure: Failure) -> Fail {
     match failure {
         Failure::Refused(e) => Fail::Refused(e),
-        Failure::Unreachable(e) | Failure::Exchange(e) => Fail::Usage(e),
+        Failure::Unreachable(e) | Failure::NotHttp(e) | Failure::Exchange(e) => Fail::Usage(e),
     }
 }
 

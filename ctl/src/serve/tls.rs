@@ -172,18 +172,19 @@ async fn handshake(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tls::test_pki::Ca;
+    use crate::tls::test_pem;
+    use integration::pki::Ca;
 
     #[test]
     fn the_same_files_change_nothing_and_new_good_files_serve() {
         let ca = Ca::new("fleet");
-        let first = ca.pem(&["turnout-server"]);
+        let first = test_pem(&ca, &["turnout-server"]);
         let mut rotation = Rotation::new(first.clone());
         assert!(matches!(
             rotation.on_read(Ok(first.clone())),
             Reload::Unchanged
         ));
-        let second = ca.pem(&["turnout-server"]);
+        let second = test_pem(&ca, &["turnout-server"]);
         assert!(matches!(
             rotation.on_read(Ok(second.clone())),
             Reload::Serve(_)
@@ -199,11 +200,11 @@ mod tests {
     #[test]
     fn a_bad_rotation_is_said_once_and_the_served_files_stay() {
         let ca = Ca::new("fleet");
-        let served = ca.pem(&["turnout-server"]);
+        let served = test_pem(&ca, &["turnout-server"]);
         let mut rotation = Rotation::new(served.clone());
         // The certificate was replaced, its key not yet.
         let mut half = served.clone();
-        half.cert = ca.pem(&["turnout-server"]).cert;
+        half.cert = test_pem(&ca, &["turnout-server"]).cert;
         match rotation.on_read(Ok(half.clone())) {
             Reload::Refuse(e) => assert!(e.starts_with("the key is not the certificate's"), "{e}"),
             other => panic!("{other:?}"),

@@ -68,22 +68,42 @@ pub struct Server {
     child: Child,
     pub port: u16,
     log: PathBuf,
+    /// What `status` calls add to `--server`: a client's TLS files.
+    client: Vec<String>,
 }
 
 impl Server {
     /// `turnoutctl serve dir --listen 127.0.0.1:port --wasm wasm` (port 0:
     /// any free one), ready once it logs where it listens.
     pub fn start(dir: &Path, wasm: &str, port: u16) -> Server {
+        Server::start_with(dir, wasm, port, &[], &[])
+    }
+
+    /// Like `start`, with more arguments for `serve` (`serve_args`) and
+    /// for every `status` call (`client_args`).
+    pub fn start_with(
+        dir: &Path,
+        wasm: &str,
+        port: u16,
+        serve_args: &[String],
+        client_args: &[String],
+    ) -> Server {
         let log = scratch_dir("fleet-server").join("server.log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_turnoutctl"));
         cmd.arg("serve")
             .arg(dir)
             .args(["--listen", &format!("127.0.0.1:{port}"), "--wasm", wasm])
+            .args(serve_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(File::create(&log).expect("create the server log"));
         let child = spawn_tied(cmd).expect("start turnoutctl serve");
-        let mut server = Server { child, port, log };
+        let mut server = Server {
+            child,
+            port,
+            log,
+            client: client_args.to_vec(),
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         server.port = loop {
             let found = server.log().lines().find_map(|l| {
@@ -120,9 +140,24 @@ impl Server {
         let _ = self.child.wait();
     }
 
+    /// `turnoutctl status --server ADDR` with this server's client
+    /// arguments, then `args`.
+    pub fn ask(&self, args: &[&str]) -> Run {
+        let addr = self.addr();
+        let mut all = vec!["status", "--server", &addr];
+        all.extend(self.client.iter().map(String::as_str));
+        all.extend(args);
+        ctl(&all)
+    }
+
+    /// Replaces what `status` calls add to `--server`.
+    pub fn set_client(&mut self, client_args: &[String]) {
+        self.client = client_args.to_vec();
+    }
+
     /// `GET /status`.
     pub fn status(&self) -> Value {
-        let run = ctl(&["status", "--server", &self.addr(), "--json"]);
+        let run = self.ask(&["--json"]);
         assert_eq!(run.code, 0, "status: {}", run.stderr);
         serde_json::from_str(&run.stdout).expect("status --json is JSON")
     }
@@ -154,17 +189,7 @@ impl Server {
     pub fn wait_file(&self, file: &Path, proxies: usize) -> Run {
         let file = file.to_string_lossy();
         let n = proxies.to_string();
-        ctl(&[
-            "status",
-            "--server",
-            &self.addr(),
-            "--wait-file",
-            &file,
-            "--proxies",
-            &n,
-            "--timeout",
-            "20",
-        ])
+        self.ask(&["--wait-file", &file, "--proxies", &n, "--timeout", "20"])
     }
 
     /// Like `wait_file`, and it must succeed.
@@ -201,6 +226,18 @@ pub struct Options {
     pub wasm: String,
     /// Replaces the bootstrap's initial_fetch_timeout.
     pub initial_fetch_timeout: Option<&'static str>,
+    /// Mutual TLS: the shipped envoy/fleet-tls.yaml with these files.
+    pub tls: Option<ProxyTls>,
+    /// More arguments for Envoy (`--component-log-level config:debug`).
+    pub envoy_args: Vec<&'static str>,
+}
+
+/// A proxy's TLS files: its certificate and key, the CA of the server's.
+#[derive(Clone)]
+pub struct ProxyTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
 }
 
 /// One Envoy of the fleet, with its node id.
@@ -220,7 +257,7 @@ impl Proxy {
     ) -> Proxy {
         let yaml = fleet_yaml(xds_port, upstreams, options);
         let envoy = Envoy::start_with(&yaml, 1, |cmd| {
-            cmd.args(["--service-node", node]);
+            cmd.args(["--service-node", node]).args(&options.envoy_args);
             if let Some(dir) = &options.cwd {
                 cmd.current_dir(dir);
             }
@@ -274,14 +311,18 @@ pub fn start_all(
     })
 }
 
-/// The shipped envoy/fleet.yaml with the test's ports and module path.
+/// The shipped envoy/fleet.yaml (envoy/fleet-tls.yaml with TLS files) with
+/// the test's ports, module path and files.
 pub fn fleet_yaml(
     xds_port: u16,
     (legacy, fastapi): &(Upstream, Upstream),
     options: &Options,
 ) -> String {
-    let shipped =
-        fs::read_to_string(workspace_root().join("envoy/fleet.yaml")).expect("envoy/fleet.yaml");
+    let name = match options.tls {
+        None => "envoy/fleet.yaml",
+        Some(_) => "envoy/fleet-tls.yaml",
+    };
+    let shipped = fs::read_to_string(workspace_root().join(name)).expect(name);
     let mut yaml = shipped_on_test_ports(&shipped, legacy, fastapi)
         .replace("port_value: 18000", &format!("port_value: {xds_port}"))
         .replace("target/wasm32-wasip1/release/turnout.wasm", &options.wasm);
@@ -290,6 +331,16 @@ pub fn fleet_yaml(
             "initial_fetch_timeout: 5s",
             &format!("initial_fetch_timeout: {timeout}"),
         );
+    }
+    if let Some(tls) = &options.tls {
+        for (shipped, file) in [
+            ("certs/proxy.pem", &tls.cert),
+            ("certs/proxy.key", &tls.key),
+            ("certs/ca.pem", &tls.ca),
+        ] {
+            assert!(yaml.contains(shipped), "{name} names {shipped}");
+            yaml = yaml.replace(shipped, &file.to_string_lossy());
+        }
     }
     if options.ads {
         // As the bootstrap's own comment says to.

@@ -5,6 +5,7 @@
 //! weight 3 up), bob 4352.
 
 mod harness;
+mod tls;
 
 use std::os::unix::fs::symlink;
 use std::sync::atomic::{AtomicBool, Ordering};
