@@ -205,7 +205,9 @@ enum Command {
         group(ArgGroup::new("wait").args(["wait_version", "wait_file"])),
         after_help = "With --wait-version or --wait-file: exit 0 once every subscribed proxy (at least \
                       --proxies) has ACKed the version, 1 if one NACKed it, the server refused the \
-                      file, the file changed again, or --timeout passed; 2 if the server cannot be asked."
+                      file, the file changed again, or --timeout passed; 2 if the server cannot be asked. \
+                      Against a server with mutual TLS give --tls-cert, --tls-key and --ca: refused by \
+                      it (or its certificate not trusted), status exits 1."
     )]
     Status {
         /// The server, HOST:PORT (its --listen address).

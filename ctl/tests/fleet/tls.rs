@@ -4,88 +4,17 @@
 //! --ca …`. Every certificate is made for the test (integration::pki).
 
 use std::fs;
-use std::path::{Path, PathBuf};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use integration::pki::Ca;
-use integration::{scratch_dir, workspace_root};
+use integration::workspace_root;
 
 use super::harness::{
-    config, ctl, setup, start_all, track, until_served, write, Options, Proxy, ProxyTls, Server,
+    client_args, config, ctl, setup, start_all, track, until_served, write, Options, Pki, Proxy,
+    ProxyTls, Server,
 };
 use super::{options, wasm};
-
-/// A fleet's certificates on disk: the CA that signs everyone's, the
-/// server's certificate (DNS turnout-server, as fleet-tls.yaml's SNI, and
-/// 127.0.0.1, the address `status` dials) and an operator's.
-struct Pki {
-    dir: PathBuf,
-    ca: Ca,
-    ca_file: PathBuf,
-    server: (PathBuf, PathBuf),
-    operator: (PathBuf, PathBuf),
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let dir = scratch_dir("fleet-pki");
-        let ca = Ca::new("fleet");
-        let ca_file = ca.write(&dir, "ca");
-        let server = ca
-            .leaf(&["turnout-server", "127.0.0.1"])
-            .write(&dir, "server");
-        let operator = ca.leaf(&["operator"]).write(&dir, "operator");
-        Pki {
-            dir,
-            ca,
-            ca_file,
-            server,
-            operator,
-        }
-    }
-
-    fn serve_args(&self) -> Vec<String> {
-        args(&[
-            ("--tls-cert", &self.server.0),
-            ("--tls-key", &self.server.1),
-            ("--client-ca", &self.ca_file),
-        ])
-    }
-
-    /// `status`'s TLS flags: the operator's certificate, trusting `ca`.
-    fn operator_args(&self, ca: &Path) -> Vec<String> {
-        client_args(&self.operator, ca)
-    }
-
-    /// A proxy's files: a certificate of `signer` naming `names`, and the
-    /// fleet's CA to check the server's.
-    fn proxy(&self, file: &str, signer: &Ca, names: &[&str]) -> ProxyTls {
-        let (cert, key) = signer.leaf(names).write(&self.dir, file);
-        ProxyTls {
-            cert,
-            key,
-            ca: self.ca_file.clone(),
-        }
-    }
-
-    /// A TLS server on `dir`, its `status` calls made as the operator.
-    fn server(&self, dir: &Path) -> Server {
-        let operator = self.operator_args(&self.ca_file);
-        Server::start_with(dir, &wasm(), 0, &self.serve_args(), &operator)
-    }
-}
-
-fn args(pairs: &[(&str, &Path)]) -> Vec<String> {
-    pairs
-        .iter()
-        .flat_map(|(flag, path)| [flag.to_string(), path.to_string_lossy().into_owned()])
-        .collect()
-}
-
-fn client_args((cert, key): &(PathBuf, PathBuf), ca: &Path) -> Vec<String> {
-    args(&[("--tls-cert", cert), ("--tls-key", key), ("--ca", ca)])
-}
 
 fn tls_options(tls: ProxyTls, ads: bool) -> Options {
     Options {
@@ -135,7 +64,7 @@ fn logged_times(server: &Server, needles: &[&str], times: usize) -> String {
 fn proxies_with_their_certificates_take_every_push_and_a_client_without_one_is_refused() {
     let stage = setup(0);
     let pki = Pki::new();
-    let server = pki.server(&stage.dir);
+    let server = pki.server(&stage.dir, &wasm());
     let nodes_tls = [
         ("a", tls_options(pki.proxy("a", &pki.ca, &["a"]), false)),
         ("c", tls_options(pki.proxy("c", &pki.ca, &["c"]), true)),
@@ -203,7 +132,7 @@ fn get_status_anonymously(port: u16, ca_pem: &str) -> Result<String, String> {
 fn a_proxy_the_ca_did_not_sign_or_that_claims_another_node_id_is_refused_and_never_shown() {
     let stage = setup(0);
     let pki = Pki::new();
-    let server = pki.server(&stage.dir);
+    let server = pki.server(&stage.dir, &wasm());
     let a_files = pki.proxy("a", &pki.ca, &["a"]);
     let good = [("a", tls_options(a_files.clone(), false))];
     let _a = start_all(&good, server.port, &stage.upstreams);
@@ -259,7 +188,7 @@ fn rotated_server_files_serve_new_handshakes_and_keep_connected_proxies() {
         ca: bundle,
         ..a_files
     };
-    let mut server = pki.server(&stage.dir);
+    let mut server = pki.server(&stage.dir, &wasm());
     let proxies = start_all(
         &[("a", tls_options(a_tls, false))],
         server.port,
