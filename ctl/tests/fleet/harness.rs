@@ -9,11 +9,15 @@ use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use integration::pki::Ca;
 use integration::process::spawn_tied;
 use integration::stage::{served_by, shipped_on_test_ports};
 use integration::{scratch_dir, workspace_root, Envoy, HttpClient, Upstream};
 use serde_json::Value;
+
+/// The fleet's certificates (mutual TLS), made for each test.
+#[path = "pki.rs"]
+pub mod pki;
+pub use pki::{Pki, ProxyTls};
 
 /// The split every fleet test pushes: route `users`, legacy is stable,
 /// fastapi the target. alice is bucket 201 (salt "users"), bob 4352.
@@ -233,14 +237,6 @@ pub struct Options {
     pub envoy_args: Vec<&'static str>,
 }
 
-/// A proxy's TLS files: its certificate and key, the CA of the server's.
-#[derive(Clone)]
-pub struct ProxyTls {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-    pub ca: PathBuf,
-}
-
 /// One Envoy of the fleet, with its node id.
 pub struct Proxy {
     pub node: String,
@@ -442,76 +438,4 @@ pub fn until_served(proxies: &[Proxy], user: &str, want: &str) -> Vec<u64> {
 pub fn median_worst(values: &mut [u64]) -> (u64, u64) {
     values.sort_unstable();
     (values[values.len() / 2], values[values.len() - 1])
-}
-
-/// A fleet's certificates on disk: the CA that signs everyone's, the
-/// server's certificate (DNS turnout-server, as fleet-tls.yaml's SNI, and
-/// 127.0.0.1, the address `status` dials) and an operator's.
-pub struct Pki {
-    pub dir: PathBuf,
-    pub ca: Ca,
-    pub ca_file: PathBuf,
-    pub server: (PathBuf, PathBuf),
-    pub operator: (PathBuf, PathBuf),
-}
-
-impl Pki {
-    pub fn new() -> Pki {
-        let dir = scratch_dir("fleet-pki");
-        let ca = Ca::new("fleet");
-        let ca_file = ca.write(&dir, "ca");
-        let server = ca
-            .leaf(&["turnout-server", "127.0.0.1"])
-            .write(&dir, "server");
-        let operator = ca.leaf(&["operator"]).write(&dir, "operator");
-        Pki {
-            dir,
-            ca,
-            ca_file,
-            server,
-            operator,
-        }
-    }
-
-    pub fn serve_args(&self) -> Vec<String> {
-        args(&[
-            ("--tls-cert", &self.server.0),
-            ("--tls-key", &self.server.1),
-            ("--client-ca", &self.ca_file),
-        ])
-    }
-
-    /// `status`'s TLS flags: the operator's certificate, trusting `ca`.
-    pub fn operator_args(&self, ca: &Path) -> Vec<String> {
-        client_args(&self.operator, ca)
-    }
-
-    /// A proxy's files: a certificate of `signer` naming `names`, and the
-    /// fleet's CA to check the server's.
-    pub fn proxy(&self, file: &str, signer: &Ca, names: &[&str]) -> ProxyTls {
-        let (cert, key) = signer.leaf(names).write(&self.dir, file);
-        ProxyTls {
-            cert,
-            key,
-            ca: self.ca_file.clone(),
-        }
-    }
-
-    /// A TLS server on `dir` serving module `wasm`, its `status` calls
-    /// made as the operator.
-    pub fn server(&self, dir: &Path, wasm: &str) -> Server {
-        let operator = self.operator_args(&self.ca_file);
-        Server::start_with(dir, wasm, 0, &self.serve_args(), &operator)
-    }
-}
-
-fn args(pairs: &[(&str, &Path)]) -> Vec<String> {
-    pairs
-        .iter()
-        .flat_map(|(flag, path)| [flag.to_string(), path.to_string_lossy().into_owned()])
-        .collect()
-}
-
-pub fn client_args((cert, key): &(PathBuf, PathBuf), ca: &Path) -> Vec<String> {
-    args(&[("--tls-cert", cert), ("--tls-key", key), ("--ca", ca)])
 }

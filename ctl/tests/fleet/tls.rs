@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 use integration::pki::Ca;
 use integration::workspace_root;
 
+use super::harness::pki::client_args;
 use super::harness::{
-    client_args, config, ctl, setup, start_all, track, until_served, write, Options, Pki, Proxy,
-    ProxyTls, Server,
+    config, ctl, setup, start_all, track, until_served, write, Options, Pki, Proxy, ProxyTls,
+    Server,
 };
 use super::{options, wasm};
 
