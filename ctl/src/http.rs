@@ -1,8 +1,9 @@
 //! Plain HTTP/1.1 `GET`, for what turnoutctl asks of other servers:
 //! Prometheus' query API and Envoy's admin `/stats/prometheus` (the rollout
 //! controller), and `turnoutctl serve`'s `/status` and `/wait` (`status`,
-//! and the controller's waits for ACKs). No TLS and no redirects: these
-//! servers are reached on a local or cluster-internal port (put a local
+//! and the controller's waits for ACKs). No redirects, and TLS only for
+//! `serve` under mutual TLS (the caller gives its rustls client config):
+//! the others are reached on a local or cluster-internal port (put a local
 //! proxy in front of anything else).
 //!
 //! The client is hyper's (`hyper::client::conn::http1`), and URLs are read
@@ -15,13 +16,19 @@
 use std::fmt;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::body::Bytes;
 use hyper::header::{ACCEPT_ENCODING, CONNECTION, HOST, USER_AGENT};
 use hyper::{Request, Uri};
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use rustls::ClientConfig;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::timeout as within;
+use tokio_rustls::TlsConnector;
 
 /// A response body larger than this is refused (a full Envoy
 /// `/stats/prometheus` is a few hundred KB).
@@ -103,47 +110,112 @@ impl fmt::Display for Url {
     }
 }
 
-/// Why a `GET` failed.
-enum Failure {
+/// Why a `GET` failed; each with its whole message.
+#[derive(Debug)]
+pub enum Failure {
     /// No connection: the server is not there (or not in time).
     Unreachable(String),
+    /// TLS failed: the server refused this client (its certificate, or a
+    /// plain request where it wants TLS), or the server's certificate is
+    /// not one the client trusts.
+    Refused(String),
+    /// Connected, but what came back is not HTTP (as a TLS port answers
+    /// a plain request: with a TLS alert, or by hanging up).
+    NotHttp(String),
     /// Connected, but the exchange failed or the answer is not usable.
     Exchange(String),
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Unreachable(m)
+            | Failure::Refused(m)
+            | Failure::NotHttp(m)
+            | Failure::Exchange(m) => f.write_str(m),
+        }
+    }
 }
 
 /// `GET base + path_and_query`: the body of a 200, or what went wrong.
 /// `timeout` bounds the connect, then the whole exchange (a server that
 /// holds the answer, as `/wait` does, needs a timeout longer than its hold).
 pub fn get(url: &Url, path_and_query: &str, timeout: Duration) -> Result<String, String> {
+    get_over(url, path_and_query, timeout, None).map_err(|f| f.to_string())
+}
+
+/// [`get`], over TLS with `tls` when given (the server's certificate
+/// checked for the URL's host: a DNS name or an IP address).
+pub fn get_over(
+    url: &Url,
+    path_and_query: &str,
+    timeout: Duration,
+    tls: Option<&Arc<ClientConfig>>,
+) -> Result<String, Failure> {
     // One small runtime a call: the callers are plain threads that ask a
     // few times a second at most, and a runtime of one thread costs far
     // less to build than the request it carries.
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let shown = format!("{scheme}://{}{}", url.authority(), url.base);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("GET {url}{path_and_query}: no runtime: {e}"))?;
+        .map_err(|e| Failure::Exchange(format!("GET {shown}{path_and_query}: no runtime: {e}")))?;
+    let authority = url.authority();
     runtime
-        .block_on(exchange(url, path_and_query, timeout))
+        .block_on(connect(url, path_and_query, timeout, tls))
         .map_err(|failure| match failure {
-            Failure::Unreachable(e) => format!(
-                "cannot reach the server at {} (GET {path_and_query}): {e}",
-                url.authority()
-            ),
-            Failure::Exchange(e) => format!("GET {url}{path_and_query}: {e}"),
+            Failure::Unreachable(e) => Failure::Unreachable(format!(
+                "cannot reach the server at {authority} (GET {path_and_query}): {e}"
+            )),
+            Failure::Refused(e) => {
+                Failure::Refused(format!("TLS with the server at {authority} failed: {e}"))
+            }
+            Failure::NotHttp(e) => Failure::NotHttp(format!(
+                "the server at {authority} answered GET {path_and_query} with no HTTP ({e})"
+            )),
+            Failure::Exchange(e) => Failure::Exchange(format!("GET {shown}{path_and_query}: {e}")),
         })
 }
 
-/// One request on its own connection (`Connection: close`).
-async fn exchange(url: &Url, path_and_query: &str, timeout: Duration) -> Result<String, Failure> {
+/// Connects (and makes the TLS handshake), then [`exchange`].
+async fn connect(
+    url: &Url,
+    path_and_query: &str,
+    timeout: Duration,
+    tls: Option<&Arc<ClientConfig>>,
+) -> Result<String, Failure> {
     let stream = within(timeout, TcpStream::connect((url.host.as_str(), url.port)))
         .await
         .map_err(|_| Failure::Unreachable("connection timed out".into()))?
         .map_err(|e| Failure::Unreachable(e.to_string()))?;
-    let fail = |e: &dyn fmt::Display| Failure::Exchange(e.to_string());
+    let Some(config) = tls else {
+        return exchange(stream, url, path_and_query, timeout).await;
+    };
+    let name = ServerName::try_from(url.host.clone())
+        .map_err(|e| Failure::Exchange(format!("{:?} is not a host name: {e}", url.host)))?;
+    let handshake = TlsConnector::from(config.clone()).connect(name, stream);
+    let session = within(timeout, handshake)
+        .await
+        .map_err(|_| Failure::Refused("no TLS handshake within the timeout".into()))?
+        .map_err(|e| Failure::Refused(tls_failure(&e).unwrap_or_else(|| e.to_string())))?;
+    exchange(session, url, path_and_query, timeout).await
+}
+
+/// One request on its own connection (`Connection: close`).
+async fn exchange<Io>(
+    io: Io,
+    url: &Url,
+    path_and_query: &str,
+    timeout: Duration,
+) -> Result<String, Failure>
+where
+    Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let answer = async {
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
             .await
-            .map_err(|e| fail(&e))?;
+            .map_err(|e| failed(&e))?;
         // The connection is driven beside the request; it ends with the
         // response, as the server closes it.
         tokio::spawn(connection);
@@ -153,13 +225,19 @@ async fn exchange(url: &Url, path_and_query: &str, timeout: Duration) -> Result<
             .header(ACCEPT_ENCODING, "identity")
             .header(CONNECTION, "close")
             .body(Empty::<Bytes>::new())
-            .map_err(|e| fail(&e))?;
-        let response = sender.send_request(request).await.map_err(|e| fail(&e))?;
+            .map_err(|e| failed(&e))?;
+        let response = sender.send_request(request).await.map_err(|e| {
+            if e.is_parse() || e.is_incomplete_message() {
+                Failure::NotHttp(e.to_string())
+            } else {
+                failed(&e)
+            }
+        })?;
         let status = response.status().as_u16();
         let body = Limited::new(response.into_body(), MAX_BODY)
             .collect()
             .await
-            .map_err(|e| fail(&e))?
+            .map_err(|e| failed(&*e))?
             .to_bytes();
         let body = String::from_utf8(body.to_vec())
             .map_err(|_| Failure::Exchange("the body is not UTF-8".into()))?;
@@ -175,6 +253,33 @@ async fn exchange(url: &Url, path_and_query: &str, timeout: Duration) -> Result<
     within(timeout, answer)
         .await
         .map_err(|_| Failure::Exchange(format!("no whole answer within {timeout:?}")))?
+}
+
+/// An exchange's error: `Refused` when TLS is why (the server's alert
+/// after the handshake, as TLS 1.3 sends a refusal of the client's
+/// certificate), `Exchange` otherwise.
+fn failed(error: &(dyn std::error::Error + 'static)) -> Failure {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if let Some(why) = e.downcast_ref::<std::io::Error>().and_then(tls_failure) {
+            return Failure::Refused(why);
+        }
+        cause = e.source();
+    }
+    Failure::Exchange(error.to_string())
+}
+
+/// What TLS says went wrong, when it is TLS: the other side's alert (its
+/// refusal of this client's certificate), or our refusal of its.
+fn tls_failure(error: &std::io::Error) -> Option<String> {
+    let tls = error.get_ref()?.downcast_ref::<rustls::Error>()?;
+    Some(match tls {
+        rustls::Error::AlertReceived(_) => format!("it refused this client ({tls})"),
+        rustls::Error::InvalidCertificate(_) => {
+            format!("its certificate is not one this client trusts ({tls})")
+        }
+        other => other.to_string(),
+    })
 }
 
 #[cfg(test)]

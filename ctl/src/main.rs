@@ -42,13 +42,14 @@ mod scrape;
 mod serve;
 mod shadow;
 mod show;
+mod tls;
 mod write;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use clap::{ArgGroup, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 
 use crate::change::Change;
 use crate::fail::Fail;
@@ -147,6 +148,9 @@ enum Command {
         /// Judge and print, but write nothing to the config.
         #[arg(long)]
         dry_run: bool,
+        /// The plan's fleet server speaks mutual TLS: this client's files.
+        #[command(flatten)]
+        tls: ClientTls,
     },
     /// What the shadows of CONFIG's splits have seen: copies compared, the
     /// mismatch rate, the fields that differ, the noise, the copies' latency.
@@ -214,13 +218,17 @@ enum Command {
         /// Instead: each proxy's admin base URL (its /stats/prometheus), repeatable.
         #[arg(long)]
         envoy_admin: Vec<String>,
+        #[command(flatten)]
+        tls: ServeTls,
     },
     /// What a `turnoutctl serve` serves and what each proxy did with it; or wait for an ACK.
     #[command(
         group(ArgGroup::new("wait").args(["wait_version", "wait_file"])),
         after_help = "With --wait-version or --wait-file: exit 0 once every subscribed proxy (at least \
                       --proxies) has ACKed the version, 1 if one NACKed it, the server refused the \
-                      file, the file changed again, or --timeout passed; 2 if the server cannot be asked."
+                      file, the file changed again, or --timeout passed; 2 if the server cannot be asked. \
+                      Against a server with mutual TLS give --tls-cert, --tls-key and --ca: refused by \
+                      it (or its certificate not trusted), status exits 1."
     )]
     Status {
         /// The server, HOST:PORT (its --listen address).
@@ -243,6 +251,9 @@ enum Command {
         /// How long to wait, in seconds.
         #[arg(long, default_value_t = 30.0)]
         timeout: f64,
+        /// The server speaks mutual TLS: this client's files.
+        #[command(flatten)]
+        tls: ClientTls,
     },
     /// OCI images of the wasm module, for Istio's WasmPlugin and Envoy Gateway.
     Image {
@@ -271,6 +282,48 @@ enum ImageCommand {
         #[arg(long)]
         insecure: bool,
     },
+}
+
+/// `serve`'s mutual TLS: all three flags, or none (plaintext).
+#[derive(Args)]
+struct ServeTls {
+    /// The server's certificate chain (PEM). With --tls-key and --client-ca:
+    /// mutual TLS on the port, gRPC and HTTP alike; files re-read when rotated.
+    #[arg(long, value_name = "F", requires_all = ["tls_key", "client_ca"])]
+    tls_cert: Option<PathBuf>,
+    /// The server certificate's private key (PEM).
+    #[arg(long, value_name = "F", requires_all = ["tls_cert", "client_ca"])]
+    tls_key: Option<PathBuf>,
+    /// The CA (PEM) that signs the certificates of the proxies and operators
+    /// let in; a proxy may claim only a node id its certificate names (DNS SAN).
+    #[arg(long, value_name = "F", requires_all = ["tls_cert", "tls_key"])]
+    client_ca: Option<PathBuf>,
+}
+
+/// A client's mutual TLS (`status`, `rollout`): all three flags, or none.
+#[derive(Args)]
+struct ClientTls {
+    /// This client's certificate (PEM), signed by the server's --client-ca.
+    #[arg(long, value_name = "F", requires_all = ["tls_key", "ca"])]
+    tls_cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long, value_name = "F", requires_all = ["tls_cert", "ca"])]
+    tls_key: Option<PathBuf>,
+    /// The CA (PEM) that signs the server's certificate.
+    #[arg(long, value_name = "F", requires_all = ["tls_cert", "tls_key"])]
+    ca: Option<PathBuf>,
+}
+
+impl ServeTls {
+    fn files(self) -> Option<tls::Files> {
+        tls::Files::given(self.tls_cert, self.tls_key, self.client_ca)
+    }
+}
+
+impl ClientTls {
+    fn files(self) -> Option<tls::Files> {
+        tls::Files::given(self.tls_cert, self.tls_key, self.ca)
+    }
 }
 
 fn main() -> ExitCode {
@@ -347,9 +400,19 @@ fn run(command: Command) -> Result<(), Fail> {
         Command::Resume { ecds_file, split } => {
             edit::run(&ecds_file, &Change::Rollback { split, on: false }, now())
         }
-        Command::Rollout { plan, log, dry_run } => {
-            rollout::run(&plan, &rollout::Options { log, dry_run })
-        }
+        Command::Rollout {
+            plan,
+            log,
+            dry_run,
+            tls,
+        } => rollout::run(
+            &plan,
+            &rollout::Options {
+                log,
+                dry_run,
+                tls: tls.files(),
+            },
+        ),
         Command::Shadow {
             config,
             prometheus,
@@ -375,9 +438,13 @@ fn run(command: Command) -> Result<(), Fail> {
             poll_ms,
             prometheus,
             envoy_admin,
+            tls,
         } => serve::run(
             &dir,
-            &listen,
+            serve::Listen {
+                addr: listen,
+                tls: tls.files(),
+            },
             template(wasm, runtime),
             Duration::from_millis(poll_ms),
             scrape::Source::from_flags(prometheus, envoy_admin),
@@ -390,7 +457,9 @@ fn run(command: Command) -> Result<(), Fail> {
             wait_file,
             proxies,
             timeout,
+            tls,
         } => {
+            let server = serve::client::Endpoint::new(&server, tls.files())?;
             let wait = match (wait_version, resource, wait_file) {
                 (Some(version), Some(resource), _) => {
                     Some(serve::client::Wait::Version { resource, version })

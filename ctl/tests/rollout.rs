@@ -289,6 +289,60 @@ fn through_the_fleet_server_holds_start_at_the_acks_and_a_nack_rolls_back() {
     assert!(from_a.iter().all(|a| a.reason == "rollback"));
 }
 
+/// Through a fleet server that speaks mutual TLS (the plan's `server` is
+/// `https://…`): refused as a usage error without the controller's TLS
+/// files; with them, each step's hold starts at the proxy's ACK, asked over
+/// TLS with the operator's certificate, and the rollout reaches its end.
+#[test]
+fn through_a_fleet_server_over_mutual_tls_the_controller_asks_with_its_certificate() {
+    let stage = served::setup(0);
+    served::write(&stage.file, CONFIG);
+    let pki = served::Pki::new();
+    let wasm = filter_wasm().to_string_lossy().into_owned();
+    let server = pki.server(&stage.dir, &wasm);
+    let a = served::Options {
+        tls: Some(pki.proxy("a", &pki.ca, &["a"])),
+        wasm: wasm.clone(),
+        ..served::Options::default()
+    };
+    let proxies = served::start_all(&[("a", a)], &[server.port], &stage.upstreams);
+    server.acked(&stage.file, 1);
+    let _traffic = Traffic::start(vec![proxies[0].envoy.listener_port("turnout")]);
+    let plan = stage.dir.join("plan.json");
+    fs::write(
+        &plan,
+        format!(
+            r#"{{"config": {}, "split": "users", "target": "fastapi", "steps": [10, 30],
+  "hold_s": {HOLD_S}, "interval_s": {INTERVAL_S},
+  "metrics": {{"envoy_admin": ["http://127.0.0.1:{}"]}},
+  "analysis": {ANALYSIS}, "on_failure": "rollback", "server": "https://{}"}}"#,
+            serde_json::to_string(&stage.file.to_string_lossy()).expect("a string"),
+            proxies[0].envoy.admin_port(),
+            server.addr()
+        ),
+    )
+    .expect("write the plan");
+    let plan_text = plan.to_string_lossy().into_owned();
+
+    let bare = served::ctl(&["rollout", &plan_text]);
+    assert_eq!(bare.code, 2, "{}{}", bare.stdout, bare.stderr);
+    assert!(
+        bare.stderr
+            .contains("an https:// server wants --tls-cert, --tls-key and --ca"),
+        "{}",
+        bare.stderr
+    );
+
+    let operator = pki.operator_args(&pki.ca_file);
+    let operator: Vec<&str> = operator.iter().map(String::as_str).collect();
+    let (code, output) = Controller::start(&plan, &operator).finish(RUN_TIMEOUT);
+    assert_eq!(code, 0, "{output}");
+    for step in ["step 1/2 fastapi 10 %", "step 2/2 fastapi 30 %"] {
+        let acked = format!("{step}: ACKed by all 1 connected proxies (");
+        assert!(output.contains(&acked), "{acked:?} in\n{output}");
+    }
+}
+
 /// A shadowed split through `[0, 50]`: the shadow-only step passes on
 /// copies that match (both sides answer `/users` alike); once step 2 is
 /// written, the new side answers a field differently, so the copies of

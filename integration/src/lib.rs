@@ -17,6 +17,7 @@ mod http;
 pub mod native;
 pub mod npm;
 pub mod paths;
+pub mod pki;
 pub mod process;
 pub mod prometheus;
 pub mod pyvenv;

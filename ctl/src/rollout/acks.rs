@@ -34,14 +34,19 @@ impl Driver {
         })
     }
 
-    fn server(&self) -> &str {
-        self.plan.server.as_deref().unwrap_or_default()
+    fn server(&self) -> Result<&client::Endpoint, String> {
+        self.server
+            .as_ref()
+            .ok_or_else(|| "the plan names no fleet server".to_string())
     }
 
     /// One slice of waiting for every proxy's ACK of the config.
     pub(super) fn ask_acks(&mut self) -> Result<Acks, Fail> {
         let want = self.want()?;
-        let answer = match client::wait_acked(self.server(), &want, ACK_SLICE) {
+        let asked = self.server().and_then(|server| {
+            client::wait_acked(server, &want, ACK_SLICE).map_err(|e| e.to_string())
+        });
+        let answer = match asked {
             Ok(answer) => answer,
             Err(e) => return Ok(Acks::Unreachable(e)),
         };
@@ -62,7 +67,8 @@ impl Driver {
     /// Whether every proxy took the rollback, in the server's words.
     pub(super) fn ask_rollback_acks(&mut self) -> Result<Taken, String> {
         let want = self.want().map_err(|e| e.to_string())?;
-        let answer = client::wait_acked(self.server(), &want, ROLLBACK_ACK_TIMEOUT)?;
+        let answer = client::wait_acked(self.server()?, &want, ROLLBACK_ACK_TIMEOUT)
+            .map_err(|e| e.to_string())?;
         Ok(Taken {
             acked: matches!(answer.delivery, Delivery::Acked { .. }),
             message: answer.message,

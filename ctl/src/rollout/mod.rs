@@ -46,14 +46,26 @@ use crate::change::Change;
 use crate::edit;
 use crate::fail::Fail;
 use crate::input::{self, Input as Config};
+use crate::serve::client::Endpoint;
 
 pub struct Options {
     pub log: Option<PathBuf>,
     pub dry_run: bool,
+    /// This client's TLS files, for a plan's `server` that speaks mutual TLS.
+    pub tls: Option<crate::tls::Files>,
 }
 
 pub fn run(plan_path: &Path, options: &Options) -> Result<(), Fail> {
     let plan = plan::read(plan_path)?;
+    let server = match (&plan.server, &options.tls) {
+        (Some(address), tls) => Some(Endpoint::new(address, tls.clone())?),
+        (None, Some(_)) => {
+            return Err(Fail::Usage(
+                "--tls-cert, --tls-key, --ca: the plan names no server to ask".into(),
+            ))
+        }
+        (None, None) => None,
+    };
     let mut log = Log::open(options.log.as_deref())?;
     let stand = split::read(&input::read(&plan.config)?, &plan.split, &plan.target)?;
     let started = Instant::now();
@@ -61,6 +73,7 @@ pub fn run(plan_path: &Path, options: &Options) -> Result<(), Fail> {
         source: Source::new(&plan, &stand.stable, stand.shadow.as_deref()),
         last: None,
         config: None,
+        server,
         plan: plan.clone(),
     };
     let (mut machine, mut actions) = Machine::start(plan, options.dry_run, stand);
@@ -94,6 +107,8 @@ struct Driver {
     /// The config as last read: a step's weight is written into the
     /// version the machine just judged unchanged.
     config: Option<Config>,
+    /// The plan's fleet server, with this client's TLS if it speaks it.
+    server: Option<Endpoint>,
 }
 
 impl Driver {

@@ -40,9 +40,10 @@ pub struct RolloutPlan {
     /// The analysis' limits on the shadow's copies.
     pub gates: ShadowGates,
     pub on_failure: OnFailure,
-    /// `turnoutctl serve`'s address (`HOST:PORT`) when it serves `config`:
-    /// a step's hold then starts once every connected proxy ACKed it. An
-    /// extension of the contract's plan.
+    /// `turnoutctl serve`'s address (`HOST:PORT`, or `https://HOST:PORT`
+    /// under mutual TLS, with `rollout --tls-cert … --tls-key … --ca …`)
+    /// when it serves `config`: a step's hold then starts once every
+    /// connected proxy ACKed it. An extension of the contract's plan.
     pub server: Option<String>,
 }
 
@@ -190,9 +191,15 @@ fn plan(v: &mut Validator, value: &Value) -> Option<RolloutPlan> {
 /// takes it.
 fn server(v: &mut Validator, value: &Value) -> Option<String> {
     let text = v.string(value, "server")?;
-    let address = text.trim_start_matches("http://");
+    // `https://` stays: it says the server wants the TLS files.
+    let (scheme, address) = match text.strip_prefix("https://") {
+        Some(rest) => ("https://", rest),
+        None => ("", text.trim_start_matches("http://")),
+    };
     match Url::parse(&format!("http://{address}")) {
-        Ok(url) if url.base.is_empty() && address.contains(':') => Some(address.to_string()),
+        Ok(url) if url.base.is_empty() && address.contains(':') => {
+            Some(format!("{scheme}{address}"))
+        }
         Ok(_) => {
             v.fail("server", format!("{text:?} is not HOST:PORT"));
             None

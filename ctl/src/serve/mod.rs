@@ -14,6 +14,10 @@
 //! `client::wait_acked` waits until every proxy has it, `client::status`
 //! reads the whole status.
 //!
+//! With `--tls-cert`, `--tls-key` and `--client-ca` the port speaks mutual
+//! TLS only (see tls.rs), and a proxy may claim only the node id its
+//! certificate names (identity.rs).
+//!
 //! The server keeps nothing on disk: what it serves is the directory, what
 //! it knows of proxies is rebuilt as they reconnect (each tells the version
 //! it has). Restarting it is safe: proxies keep their config meanwhile.
@@ -26,21 +30,25 @@ mod directory;
 mod fixture;
 mod http;
 mod hub;
+mod identity;
 mod logging;
 mod metrics;
 mod page;
 mod state;
 mod status;
+mod tls;
 pub mod wait;
 mod xds;
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer;
 use envoy_types::pb::envoy::service::extension::v3::extension_config_discovery_service_server::ExtensionConfigDiscoveryServiceServer;
 use serde::Serialize;
+use tokio::net::TcpListener;
 use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
@@ -52,21 +60,40 @@ use crate::fail::Fail;
 use crate::scrape::Source;
 use hub::{now_ms, Hub};
 
+/// Where the server listens, and how.
+pub struct Listen {
+    /// `IP:PORT`.
+    pub addr: String,
+    /// Mutual TLS on the port (`--tls-cert`, `--tls-key`, `--client-ca`).
+    pub tls: Option<crate::tls::Files>,
+}
+
 /// Runs the server until the process is stopped. `figures`: where the
 /// page reads the proxies' guard and shadow series, if anywhere.
 pub fn run(
     dir: &Path,
-    listen: &str,
+    listen: Listen,
     template: Template,
     poll: Duration,
     figures: Option<Source>,
 ) -> Result<(), Fail> {
-    let addr: SocketAddr = listen
-        .parse()
-        .map_err(|_| Fail::Usage(format!("--listen {listen:?}: not an IP:PORT address")))?;
+    let addr: SocketAddr = listen.addr.parse().map_err(|_| {
+        Fail::Usage(format!(
+            "--listen {:?}: not an IP:PORT address",
+            listen.addr
+        ))
+    })?;
     if let Some(source) = &figures {
         source.check().map_err(Fail::Usage)?;
     }
+    let tls = match listen.tls {
+        None => None,
+        Some(files) => {
+            let (rotation, config) = tls::start(&files)
+                .map_err(|e| Fail::Usage(format!("--tls-cert, --tls-key, --client-ca: {e}")))?;
+            Some((files, rotation, config))
+        }
+    };
     logging::start();
     let mut scanner = directory::Scanner::new(dir, template);
     let changes = scanner.scan(now_ms()).map_err(Fail::Usage)?;
@@ -79,21 +106,26 @@ pub fn run(
         .build()
         .map_err(|e| Fail::Refused(format!("cannot start the runtime: {e}")))?;
     let figures = page::FigureReader::new(figures);
-    runtime.block_on(serve(scanner, addr, poll, figures))
+    runtime.block_on(serve(scanner, addr, poll, figures, tls))
 }
+
+/// The TLS files, what decides their rotation, and the configuration
+/// they made at start.
+type Tls = (crate::tls::Files, tls::Rotation, Arc<rustls::ServerConfig>);
 
 async fn serve(
     mut scanner: directory::Scanner,
     addr: SocketAddr,
     poll: Duration,
     figures: page::FigureReader,
+    tls: Option<Tls>,
 ) -> Result<(), Fail> {
     let hub = Hub::new(scanner.catalog().clone());
-    let incoming = TcpIncoming::bind(addr)
-        .map_err(|e| Fail::Usage(format!("cannot listen on {addr}: {e}")))?
-        .with_nodelay(Some(true));
-    let bound = incoming.local_addr().unwrap_or(addr);
-    let xds = xds::Xds::new(hub.clone());
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| Fail::Usage(format!("cannot listen on {addr}: {e}")))?;
+    let bound = listener.local_addr().unwrap_or(addr);
+    let xds = xds::Xds::new(hub.clone(), tls.is_some());
     // One axum router for both: the HTTP routes, then the gRPC services
     // (a path each, `/SERVICE/METHOD`); what matches neither falls to the
     // HTTP side's fallback.
@@ -102,7 +134,8 @@ async fn serve(
         .add_service(ExtensionConfigDiscoveryServiceServer::new(xds.clone()))
         .add_service(AggregatedDiscoveryServiceServer::new(xds));
     info!(
-        "listening on {bound} (gRPC: ECDS and ADS, state of the world; HTTP: / (the page) /status /metrics /wait)"
+        "listening on {bound}{} (gRPC: ECDS and ADS, state of the world; HTTP: / (the page) /status /metrics /wait)",
+        if tls.is_some() { " with mutual TLS" } else { "" }
     );
     let watcher = hub.clone();
     tokio::spawn(async move {
@@ -129,14 +162,25 @@ async fn serve(
     // HTTP/2 pings find a proxy that vanished without closing its
     // connection (a host that died): its stream ends and it stops counting
     // as connected within about 25 s.
-    Server::builder()
+    let router = Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(15)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .accept_http1(true)
-        .add_routes(routes)
-        .serve_with_incoming(incoming)
-        .await
-        .map_err(|e| Fail::Refused(format!("the server stopped: {e}")))
+        .add_routes(routes);
+    let served = match tls {
+        None => {
+            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+            router.serve_with_incoming(incoming).await
+        }
+        Some((files, rotation, config)) => {
+            let (serving, configs) = tokio::sync::watch::channel(config);
+            tls::watch_rotation(files, rotation, serving);
+            router
+                .serve_with_incoming(tls::sessions(listener, configs))
+                .await
+        }
+    };
+    served.map_err(|e| Fail::Refused(format!("the server stopped: {e}")))
 }
 
 /// A document (the status, a wait's answer) as the server sends it and

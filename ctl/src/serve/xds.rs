@@ -4,6 +4,10 @@
 //! same stream loop: a request is booked in `Subscriptions` and answered if
 //! the proxy lacks something; a catalog change is pushed to every stream
 //! that lacks it. Delta xDS is refused (configure `api_type: GRPC`).
+//!
+//! Under mutual TLS a stream is booked only once its first request claims
+//! a node id the proxy's certificate names (identity.rs); a stream that
+//! claims another is ended with `PermissionDenied`, and never shown.
 
 use std::sync::Arc;
 
@@ -19,6 +23,7 @@ use tracing::{info, warn};
 
 use super::catalog::Catalog;
 use super::hub::{now_ms, Hub};
+use super::identity::Identity;
 use super::state::{Ask, Heard, Push};
 use super::wait::label;
 use crate::ecds::RESOURCE_TYPE;
@@ -29,11 +34,21 @@ type DeltaResponses = ReceiverStream<Result<DeltaDiscoveryResponse, Status>>;
 #[derive(Clone)]
 pub struct Xds {
     hub: Arc<Hub>,
+    /// Whether connections are mutual TLS sessions, whose certificate
+    /// binds the node id.
+    tls: bool,
+}
+
+/// One stream, as it is opened.
+struct Opened {
+    api: &'static str,
+    peer: String,
+    identity: Identity,
 }
 
 impl Xds {
-    pub fn new(hub: Arc<Hub>) -> Xds {
-        Xds { hub }
+    pub fn new(hub: Arc<Hub>, tls: bool) -> Xds {
+        Xds { hub, tls }
     }
 
     /// Starts serving one stream; the responses go out as they are made.
@@ -41,11 +56,24 @@ impl Xds {
         let peer = request
             .remote_addr()
             .map_or_else(|| "unknown".to_string(), |a| a.to_string());
+        let identity = if self.tls {
+            let names = request.peer_certs().and_then(|certs| {
+                let own = certs.first()?;
+                Some(crate::tls::dns_names(own))
+            });
+            Identity::Certified(names.unwrap_or_default())
+        } else {
+            Identity::Unchecked
+        };
         let (tx, rx) = mpsc::channel(8);
-        tokio::spawn(run_stream(
-            self.hub.clone(),
+        let opened = Opened {
             api,
             peer,
+            identity,
+        };
+        tokio::spawn(run_stream(
+            self.hub.clone(),
+            opened,
             request.into_inner(),
             tx,
         ));
@@ -108,42 +136,81 @@ impl AggregatedDiscoveryService for Xds {
     }
 }
 
+/// What a stream's loop wakes up to. Lives for one turn of the loop, on
+/// its stack: the size of the request variant costs nothing, a box would
+/// cost an allocation per message.
+#[allow(clippy::large_enum_variant)]
+enum Event {
+    /// The proxy's next request, its end, or its failure.
+    Request(Result<Option<DiscoveryRequest>, Status>),
+    /// The catalog changed (`false`: the server is stopping).
+    Served(bool),
+}
+
 /// One proxy's stream, from its first request to its end.
 async fn run_stream(
     hub: Arc<Hub>,
-    api: &'static str,
-    peer: String,
+    opened: Opened,
     mut inbound: Streaming<DiscoveryRequest>,
     tx: mpsc::Sender<Result<DiscoveryResponse, Status>>,
 ) {
+    let Opened {
+        api,
+        peer,
+        identity,
+    } = opened;
+    // Nothing is booked before the first request says who the proxy is.
+    let first = match inbound.message().await {
+        Ok(Some(request)) => request,
+        _ => return,
+    };
+    let refused = |request: &DiscoveryRequest, first: bool| {
+        let node = request.node.as_ref().map(|n| n.id.as_str());
+        let why = identity.admits(node, first).err()?;
+        warn!("{peer} ({api}) refused: {why}");
+        Some(Status::permission_denied(why))
+    };
+    if let Some(status) = refused(&first, true) {
+        let _ = tx.send(Err(status)).await;
+        return;
+    }
     let stream = hub.subscriptions().open(api, &peer, now_ms());
     let mut catalog = hub.watch_catalog();
     let mut other_types = false;
+    let mut next = Some(first);
     let ended = loop {
-        let response = tokio::select! {
-            request = inbound.message() => match request {
-                Ok(Some(request)) if is_ecds(&request) => {
-                    let served = catalog.borrow_and_update().clone();
-                    heard(&hub, stream, &request, &served)
-                }
-                Ok(Some(request)) => {
-                    if !other_types {
-                        let wants = &request.type_url;
-                        info!("{peer} ({api}) asks for {wants}: only ECDS is served, ignored");
-                        other_types = true;
-                    }
-                    None
-                }
-                Ok(None) => break "closed".to_string(),
-                Err(status) => break format!("ended: {}", status.message()),
+        let event = match next.take() {
+            Some(request) => Event::Request(Ok(Some(request))),
+            None => tokio::select! {
+                request = inbound.message() => Event::Request(request),
+                changed = catalog.changed() => Event::Served(changed.is_ok()),
             },
-            changed = catalog.changed() => match changed {
-                Ok(()) => {
-                    let served = catalog.borrow_and_update().clone();
-                    pushed(&hub, stream, &served)
+        };
+        let response = match event {
+            Event::Request(Ok(Some(request))) if is_ecds(&request) => {
+                // A later request may not claim another node either.
+                if let Some(status) = refused(&request, false) {
+                    let _ = tx.send(Err(status)).await;
+                    break "refused".to_string();
                 }
-                Err(_) => break "server stopping".to_string(),
-            },
+                let served = catalog.borrow_and_update().clone();
+                heard(&hub, stream, &request, &served)
+            }
+            Event::Request(Ok(Some(request))) => {
+                if !other_types {
+                    let wants = &request.type_url;
+                    info!("{peer} ({api}) asks for {wants}: only ECDS is served, ignored");
+                    other_types = true;
+                }
+                None
+            }
+            Event::Request(Ok(None)) => break "closed".to_string(),
+            Event::Request(Err(status)) => break format!("ended: {}", status.message()),
+            Event::Served(true) => {
+                let served = catalog.borrow_and_update().clone();
+                pushed(&hub, stream, &served)
+            }
+            Event::Served(false) => break "server stopping".to_string(),
         };
         if let Some(response) = response {
             if tx.send(Ok(response)).await.is_err() {

@@ -1,5 +1,6 @@
 //! `serve` and `status` as far as they go without a fleet (the fleet
-//! itself, with real Envoys, is tests/fleet): the usage errors, exit 2.
+//! itself, with real Envoys, is tests/fleet): the usage errors, exit 2,
+//! TLS flags included.
 
 use crate::{ctl, scratch};
 
@@ -83,6 +84,77 @@ fn status_of_a_server_that_is_not_there_exits_2() {
     let run = ctl(&["status", "--server", "127.0.0.1:1", "--wait-file", "x.yaml"]).code(2);
     assert!(
         run.stderr.contains("NAME.json files only"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn mutual_tls_takes_all_three_files_or_none() {
+    let dir = scratch("serve-tls");
+    let served = dir.to_string_lossy();
+    let serve = [
+        "serve",
+        &served,
+        "--listen",
+        "127.0.0.1:0",
+        "--wasm",
+        "t.wasm",
+    ];
+    let run = ctl(&[&serve[..], &["--tls-cert", "s.pem"]].concat()).code(2);
+    for missing in ["--tls-key", "--client-ca"] {
+        assert!(run.stderr.contains(missing), "{}", run.stderr);
+    }
+    let run = ctl(&[&serve[..], &["--client-ca", "ca.pem", "--tls-key", "s.key"]].concat()).code(2);
+    assert!(
+        run.stderr.contains("required arguments were not provided")
+            && run.stderr.contains("--tls-cert"),
+        "{}",
+        run.stderr
+    );
+    let status = ["status", "--server", "127.0.0.1:1"];
+    let run = ctl(&[&status[..], &["--ca", "ca.pem"]].concat()).code(2);
+    for missing in ["--tls-cert", "--tls-key"] {
+        assert!(run.stderr.contains(missing), "{}", run.stderr);
+    }
+    let run = ctl(&["rollout", "plan.json", "--tls-key", "k.pem"]).code(2);
+    assert!(run.stderr.contains("--tls-cert"), "{}", run.stderr);
+
+    // All three, but files that are not there: said before listening.
+    let all = [
+        "--tls-cert",
+        "s.pem",
+        "--tls-key",
+        "s.key",
+        "--client-ca",
+        "ca.pem",
+    ];
+    let run = ctl(&[&serve[..], &all].concat()).code(2);
+    assert!(
+        run.stderr
+            .contains("--tls-cert, --tls-key, --client-ca: cannot read s.pem"),
+        "{}",
+        run.stderr
+    );
+    let mine = [
+        "--tls-cert",
+        "c.pem",
+        "--tls-key",
+        "c.key",
+        "--ca",
+        "ca.pem",
+    ];
+    let run = ctl(&[&status[..], &mine].concat()).code(2);
+    assert!(
+        run.stderr
+            .contains("--tls-cert, --tls-key, --ca: cannot read c.pem"),
+        "{}",
+        run.stderr
+    );
+    let run = ctl(&["status", "--server", "https://127.0.0.1:1"]).code(2);
+    assert!(
+        run.stderr
+            .contains("an https:// server wants --tls-cert, --tls-key and --ca"),
         "{}",
         run.stderr
     );

@@ -17,6 +17,11 @@ use integration::{
 };
 use serde_json::Value;
 
+/// The fleet's certificates (mutual TLS), made for each test.
+#[path = "pki.rs"]
+pub mod pki;
+pub use pki::{Pki, ProxyTls};
+
 /// The split every fleet test pushes: route `users`, legacy is stable,
 /// fastapi the target. alice is bucket 201 (salt "users"), bob 4352.
 pub fn config(weight: u32, rollback: bool) -> String {
@@ -71,6 +76,8 @@ pub struct Server {
     child: Child,
     pub port: u16,
     log: PathBuf,
+    /// What `status` calls add to `--server`: a client's TLS files.
+    client: Vec<String>,
 }
 
 /// `turnoutctl serve`'s arguments for `build`: `--wasm PATH` (the module
@@ -86,17 +93,35 @@ impl Server {
     /// `turnoutctl serve dir --listen 127.0.0.1:port BUILD_ARGS` (port 0:
     /// any free one; `build_args`), ready once it logs where it listens.
     pub fn start(dir: &Path, build_args: &[String], port: u16) -> Server {
+        Server::start_with(dir, build_args, port, &[], &[])
+    }
+
+    /// Like `start`, with more arguments for `serve` (`serve_args`) and
+    /// for every `status` call (`client_args`).
+    pub fn start_with(
+        dir: &Path,
+        build_args: &[String],
+        port: u16,
+        serve_args: &[String],
+        client_args: &[String],
+    ) -> Server {
         let log = scratch_dir("fleet-server").join("server.log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_turnoutctl"));
         cmd.arg("serve")
             .arg(dir)
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(build_args)
+            .args(serve_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(File::create(&log).expect("create the server log"));
         let child = spawn_tied(cmd).expect("start turnoutctl serve");
-        let mut server = Server { child, port, log };
+        let mut server = Server {
+            child,
+            port,
+            log,
+            client: client_args.to_vec(),
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         server.port = loop {
             let found = server.log().lines().find_map(|l| {
@@ -133,9 +158,24 @@ impl Server {
         let _ = self.child.wait();
     }
 
+    /// `turnoutctl status --server ADDR` with this server's client
+    /// arguments, then `args`.
+    pub fn ask(&self, args: &[&str]) -> Run {
+        let addr = self.addr();
+        let mut all = vec!["status", "--server", &addr];
+        all.extend(self.client.iter().map(String::as_str));
+        all.extend(args);
+        ctl(&all)
+    }
+
+    /// Replaces what `status` calls add to `--server`.
+    pub fn set_client(&mut self, client_args: &[String]) {
+        self.client = client_args.to_vec();
+    }
+
     /// `GET /status`.
     pub fn status(&self) -> Value {
-        let run = ctl(&["status", "--server", &self.addr(), "--json"]);
+        let run = self.ask(&["--json"]);
         assert_eq!(run.code, 0, "status: {}", run.stderr);
         serde_json::from_str(&run.stdout).expect("status --json is JSON")
     }
@@ -167,17 +207,7 @@ impl Server {
     pub fn wait_file(&self, file: &Path, proxies: usize) -> Run {
         let file = file.to_string_lossy();
         let n = proxies.to_string();
-        ctl(&[
-            "status",
-            "--server",
-            &self.addr(),
-            "--wait-file",
-            &file,
-            "--proxies",
-            &n,
-            "--timeout",
-            "20",
-        ])
+        self.ask(&["--wait-file", &file, "--proxies", &n, "--timeout", "20"])
     }
 
     /// Like `wait_file`, and it must succeed.
@@ -219,6 +249,10 @@ pub struct Options {
     pub modules: Option<PathBuf>,
     /// Replaces the bootstrap's initial_fetch_timeout.
     pub initial_fetch_timeout: Option<&'static str>,
+    /// Mutual TLS: the shipped envoy/fleet-tls.yaml with these files.
+    pub tls: Option<ProxyTls>,
+    /// More arguments for Envoy (`--component-log-level config:debug`).
+    pub envoy_args: Vec<&'static str>,
 }
 
 impl Default for Options {
@@ -230,6 +264,8 @@ impl Default for Options {
             wasm: String::new(),
             modules: None,
             initial_fetch_timeout: None,
+            tls: None,
+            envoy_args: Vec::new(),
         }
     }
 }
@@ -256,7 +292,7 @@ impl Proxy {
             Build::Native => Some(options.modules.clone().unwrap_or_else(native_module_dir)),
         };
         let envoy = Envoy::start_with(&yaml, 1, |cmd| {
-            cmd.args(["--service-node", node]);
+            cmd.args(["--service-node", node]).args(&options.envoy_args);
             if let Some(dir) = &options.cwd {
                 cmd.current_dir(dir);
             }
@@ -313,11 +349,14 @@ pub fn start_all(
     })
 }
 
-/// The shipped bootstrap of a fleet proxy of `build`.
-pub fn shipped_fleet_yaml(build: Build) -> String {
-    let path = match build {
-        Build::Wasm => "envoy/fleet.yaml",
-        Build::Native => "envoy/fleet-native.yaml",
+/// The shipped bootstrap of a fleet proxy of `build` (with mutual TLS:
+/// envoy/fleet-tls.yaml, a wasm proxy's).
+pub fn shipped_fleet_yaml(build: Build, tls: bool) -> String {
+    let path = match (build, tls) {
+        (Build::Wasm, false) => "envoy/fleet.yaml",
+        (Build::Wasm, true) => "envoy/fleet-tls.yaml",
+        (Build::Native, false) => "envoy/fleet-native.yaml",
+        (Build::Native, true) => panic!("the TLS fleet tests run the wasm build"),
     };
     fs::read_to_string(workspace_root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
@@ -328,14 +367,14 @@ const SECOND_REPLICA: &str =
     "        # - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 18001}}}";
 
 /// The shipped fleet bootstrap of `options.build` with the test's ports
-/// (one or two servers, the second as the bootstrap's comment says) and
-/// module path.
+/// (one or two servers, the second as the bootstrap's comment says),
+/// module path and TLS files.
 pub fn fleet_yaml(
     xds_ports: &[u16],
     (legacy, fastapi): &(Upstream, Upstream),
     options: &Options,
 ) -> String {
-    let shipped = shipped_fleet_yaml(options.build);
+    let shipped = shipped_fleet_yaml(options.build, options.tls.is_some());
     let mut yaml = shipped_on_test_ports(&shipped, legacy, fastapi);
     if let [_, second] = xds_ports {
         assert!(yaml.contains(SECOND_REPLICA), "the second replica's line");
@@ -357,6 +396,16 @@ pub fn fleet_yaml(
             "initial_fetch_timeout: 5s",
             &format!("initial_fetch_timeout: {timeout}"),
         );
+    }
+    if let Some(tls) = &options.tls {
+        for (shipped, file) in [
+            ("certs/proxy.pem", &tls.cert),
+            ("certs/proxy.key", &tls.key),
+            ("certs/ca.pem", &tls.ca),
+        ] {
+            assert!(yaml.contains(shipped), "the TLS bootstrap names {shipped}");
+            yaml = yaml.replace(shipped, &file.to_string_lossy());
+        }
     }
     if options.ads {
         // As the bootstrap's own comment says to.

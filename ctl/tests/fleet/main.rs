@@ -9,6 +9,7 @@ mod builds;
 mod harness;
 mod page;
 mod replicas;
+mod tls;
 
 use std::os::unix::fs::symlink;
 use std::sync::atomic::{AtomicBool, Ordering};
