@@ -109,6 +109,12 @@ impl Envoy {
         fs::write(&config, bootstrap_yaml).expect("write bootstrap");
         let file = |name: &str| File::create(dir.join(name)).expect("create output file");
         let mut cmd = Command::new(envoy_binary());
+        // cargo runs tests with its target directories on LD_LIBRARY_PATH,
+        // and `cargo test --workspace` builds libturnout_native.so there:
+        // Envoy, which looks a module up there when it is not on
+        // ENVOY_DYNAMIC_MODULES_SEARCH_PATH, would find that one, as no
+        // operator's Envoy would. Envoy itself needs no library path.
+        cmd.env_remove("LD_LIBRARY_PATH");
         cmd.arg("-c")
             .arg(&config)
             .arg("--concurrency")
