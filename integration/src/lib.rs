@@ -34,4 +34,4 @@ pub use envoy_bin::envoy_binary;
 pub use native::{native_floor_module_dir, native_module_dir, native_panicky_module_dir};
 pub use paths::{scratch_dir, target_dir, workspace_root};
 pub use upstream::{Behavior, Upstream};
-pub use wasm::{build_wasm_package, filter_wasm, wasm_cargo};
+pub use wasm::{build_wasm_package, clean_cargo, filter_wasm, wasm_cargo};
