@@ -170,8 +170,9 @@ pub fn run(options: &Options) -> Result<Report, String> {
     );
     fleet.tally.wait_version(&first, fleet.timeout)?;
     let connect_ms = opened.elapsed().as_millis() as u64;
-    fleet.settled(&first)?;
+    // Before the first status, whose document is built in memory.
     let memory_connected = fleet.server.memory()?;
+    fleet.settled(&first)?;
     let idle_cpu_per_s = fleet.idle_cpu(Duration::from_secs(2))?;
     let mut pushes = Vec::new();
     for n in 1..=options.pushes {
