@@ -20,6 +20,7 @@ mod directory;
 mod fixture;
 mod http;
 mod hub;
+mod limits;
 mod logging;
 mod metrics;
 mod state;
@@ -50,6 +51,13 @@ pub fn run(dir: &Path, listen: &str, template: Template, poll: Duration) -> Resu
         .parse()
         .map_err(|_| Fail::Usage(format!("--listen {listen:?}: not an IP:PORT address")))?;
     logging::start();
+    let (open_files, before) = limits::raise_open_files();
+    let shown = |n: Option<u64>| n.map_or("unlimited".to_string(), |n| n.to_string());
+    info!(
+        "open files: up to {} (RLIMIT_NOFILE, {} before; one per proxy connection)",
+        shown(open_files),
+        shown(before)
+    );
     let mut scanner = directory::Scanner::new(dir, template);
     let changes = scanner.scan(now_ms()).map_err(Fail::Usage)?;
     for change in &changes {
