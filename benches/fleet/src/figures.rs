@@ -26,6 +26,8 @@ pub struct Push {
     pub cpu: Duration,
     /// What the server logged meanwhile.
     pub log_bytes: u64,
+    /// The server's VmRSS once every proxy answered, before the status is read.
+    pub rss_kib: u64,
 }
 
 /// What the server's status shows every proxy did with one version.
@@ -61,8 +63,10 @@ pub struct Report {
     pub envoys: usize,
     /// `--poll-ms` given to the server, `None`: its default.
     pub poll_ms: Option<u64>,
-    /// RLIMIT_NOFILE's soft limit the benchmark and the server ran with.
+    /// RLIMIT_NOFILE's soft limit the benchmark ran with.
     pub nofile: u64,
+    /// The server's (it raises its own to the hard limit).
+    pub server_nofile: String,
     /// From the first connection to every simulated proxy's first answer.
     pub connect_ms: u64,
     /// The server before any proxy connected.
@@ -147,12 +151,13 @@ impl Report {
             .poll_ms
             .map_or("the server's default".to_string(), |ms| format!("{ms} ms"));
         let mut out = format!(
-            "fleet: {} simulated proxies ({} NACKing) + {} real Envoys, {} pushes, directory poll {poll}, RLIMIT_NOFILE {}\n\n",
+            "fleet: {} simulated proxies ({} NACKing) + {} real Envoys, {} pushes, directory poll {poll}, RLIMIT_NOFILE {} (the server's {})\n\n",
             self.proxies,
             self.nacking,
             self.envoys,
             self.pushes.len(),
-            self.nofile
+            self.nofile,
+            self.server_nofile
         );
         out += "| per push, ms | median | p99 |\n| --- | ---: | ---: |\n";
         for (what, figures) in self.times() {
@@ -206,7 +211,7 @@ impl Report {
                     "read_ms": p.read_ms, "sims_last_sent_ms": p.sims_last_sent_ms,
                     "sims_last_ack_ms": p.sims_last_ack_ms, "envoys_last_ack_ms": p.envoys_last_ack_ms,
                     "acked": p.answers.acked, "nacked": p.answers.nacked, "wrong": p.answers.wrong,
-                    "cpu_ms": ms(p.cpu), "log_bytes": p.log_bytes,
+                    "cpu_ms": ms(p.cpu), "log_bytes": p.log_bytes, "rss_kib": p.rss_kib,
                 })
             })
             .collect();
@@ -220,7 +225,7 @@ impl Report {
         let r = &self.restart;
         lines.push(json!({
             "kind": "summary", "proxies": self.proxies, "nacking": self.nacking, "envoys": self.envoys,
-            "pushes": self.pushes.len(), "poll_ms": self.poll_ms, "nofile": self.nofile,
+            "pushes": self.pushes.len(), "poll_ms": self.poll_ms, "nofile": self.nofile, "server_nofile": self.server_nofile,
             "times": times, "cpu_per_push_ms": ms(self.cpu_per_push()),
             "idle_cpu_per_s_ms": ms(self.idle_cpu_per_s), "log_bytes_per_push": self.log_per_push(),
             "rss_empty_kib": self.memory_empty.rss_kib, "rss_connected_kib": self.memory_connected.rss_kib,

@@ -131,6 +131,7 @@ pub fn run(options: &Options) -> Result<Report, String> {
     let server = Server::start(&launch, 0, &logs.join("server-1.log"))?;
     sleep(Duration::from_millis(500));
     let memory_empty = server.memory()?;
+    let server_nofile = server.open_files()?;
     let envoys = match options.envoys {
         0 => None,
         n => Some(RealEnvoys::start(n, server.port, &wasm)?),
@@ -193,6 +194,7 @@ pub fn run(options: &Options) -> Result<Report, String> {
         envoys: options.envoys,
         poll_ms: options.poll_ms,
         nofile,
+        server_nofile,
         connect_ms,
         memory_empty,
         memory_connected,
@@ -222,6 +224,7 @@ impl Fleet {
         // Before reading the status, whose cost is not the push's.
         let cpu = self.server.cpu()? - cpu;
         let log_bytes = self.server.log_bytes().saturating_sub(log);
+        let rss_kib = self.server.memory()?.rss_kib;
         let (status, answers) = self.settled(&version)?;
         let since = status["resources"][0]["since_ms"].as_u64().unwrap_or(0);
         let (sims, envoys) = self.last_times(&status, &version);
@@ -234,6 +237,7 @@ impl Fleet {
             answers,
             cpu,
             log_bytes,
+            rss_kib,
         })
     }
 

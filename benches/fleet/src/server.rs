@@ -163,6 +163,18 @@ impl Server {
         })
     }
 
+    /// The soft open-files limit the server runs with (it raises its own).
+    pub fn open_files(&self) -> Result<String, String> {
+        let path = format!("/proc/{}/limits", self.pid());
+        let limits = fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+        limits
+            .lines()
+            .find_map(|l| l.strip_prefix("Max open files"))
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(str::to_string)
+            .ok_or_else(|| format!("{path}: no Max open files"))
+    }
+
     /// `GET /status`, parsed.
     pub fn status(&self) -> Result<Value, String> {
         let mut client = HttpClient::new(self.port);
