@@ -40,6 +40,9 @@ pub struct Options {
     /// Build turnoutctl in release, as an operator installs it (else the
     /// test profile, quicker to build).
     pub release: bool,
+    /// Run this turnoutctl instead of building one (a profiling build,
+    /// an installed release).
+    pub turnoutctl: Option<PathBuf>,
     /// Simulated proxies connecting at once at the start.
     pub opening: usize,
     /// The quiet time between two pushes.
@@ -112,7 +115,10 @@ struct Fleet {
 pub fn run(options: &Options) -> Result<Report, String> {
     let fds = 2 * (options.proxies + options.envoys) as u64 + 256;
     let nofile = raise_nofile(fds);
-    let binary = build_turnoutctl(options.release)?;
+    let binary = match &options.turnoutctl {
+        Some(given) => given.clone(),
+        None => build_turnoutctl(options.release)?,
+    };
     let wasm = if options.envoys > 0 {
         filter_wasm().to_string_lossy().into_owned()
     } else {

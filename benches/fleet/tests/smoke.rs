@@ -18,6 +18,7 @@ fn every_proxy_answers_every_push_and_the_status_shows_each_nack() {
         nack_every: 10,
         poll_ms: None,
         release: false,
+        turnoutctl: None,
         opening: 8,
         gap: Duration::from_millis(100),
         timeout: Duration::from_secs(30),

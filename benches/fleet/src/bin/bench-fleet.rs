@@ -2,6 +2,7 @@
 //! fleet benchmark (see the library's doc and BENCHMARKS.md). Prints the
 //! table, then one `BENCH-FLEET {json}` line per push and a summary.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -36,6 +37,9 @@ struct Cli {
     /// Build turnoutctl in the test profile instead of release.
     #[arg(long)]
     debug_server: bool,
+    /// Run this turnoutctl binary instead of building one (e.g. a build with symbols for perf).
+    #[arg(long)]
+    turnoutctl: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -47,6 +51,7 @@ fn main() -> ExitCode {
         nack_every: cli.nack_every,
         poll_ms: cli.poll_ms,
         release: !cli.debug_server,
+        turnoutctl: cli.turnoutctl,
         opening: cli.opening,
         gap: Duration::from_millis(cli.gap_ms),
         timeout: Duration::from_secs(60),
