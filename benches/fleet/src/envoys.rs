@@ -8,7 +8,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use integration::stage::shipped_on_test_ports;
-use integration::{admin_get, workspace_root, Envoy, Upstream};
+use integration::{workspace_root, Envoy, HttpClient, Upstream};
 
 /// The stat where Envoy shows the version it applied.
 const VERSION_STAT: &str = "extension_config_discovery.http_filter.turnout.version_text";
@@ -62,7 +62,11 @@ impl RealEnvoys {
         let path = format!("/stats?filter={VERSION_STAT}");
         for (node, envoy) in &self.envoys {
             loop {
-                let (_, body) = admin_get(envoy.admin_port(), &path);
+                let mut admin = HttpClient::new(envoy.admin_port());
+                let answer = admin.request("GET", &path, &[("connection", b"close")]);
+                let body = answer
+                    .map_err(|e| format!("{node}'s admin: {e}"))?
+                    .body_str();
                 if body.contains(&format!("\"{version}\""))
                     || body.contains(&format!(": {version}"))
                 {
