@@ -115,66 +115,28 @@ struct Fleet {
 pub fn run(options: &Options) -> Result<Report, String> {
     let fds = 2 * (options.proxies + options.envoys) as u64 + 256;
     let nofile = raise_nofile(fds);
-    let binary = match &options.turnoutctl {
-        Some(given) => given.clone(),
-        None => build_turnoutctl(options.release)?,
-    };
-    let wasm = if options.envoys > 0 {
-        filter_wasm().to_string_lossy().into_owned()
-    } else {
-        "turnout.wasm".to_string()
-    };
-    let dir = scratch_dir("bench-fleet-dir");
     let logs = scratch_dir("bench-fleet-logs");
-    let file = dir.join(format!("{RESOURCE}.json"));
-    let (_, first) = write(&file, &config(0))?;
-    let launch = Launch {
-        binary,
-        dir,
-        wasm: wasm.clone(),
-        poll_ms: options.poll_ms,
-    };
-    let server = Server::start(&launch, 0, &logs.join("server-1.log"))?;
+    let (launch, server, first) = start_server(options, &logs)?;
     sleep(Duration::from_millis(500));
     let memory_empty = server.memory()?;
     let server_nofile = server.open_files()?;
     let envoys = match options.envoys {
         0 => None,
-        n => Some(RealEnvoys::start(n, server.port, &wasm)?),
+        n => Some(RealEnvoys::start(n, server.port, &launch.wasm)?),
     };
-    let answerers: Vec<Answerer> = (0..options.proxies)
-        .map(|i| {
-            let nacks = options.nack_every > 0 && i % options.nack_every == options.nack_every - 1;
-            let temper = if nacks { Temper::Nack } else { Temper::Ack };
-            Answerer::new(&format!("sim-{i}"), "bench-fleet", RESOURCE, temper)
-        })
-        .collect();
+    let answerers = answerers(options);
     let mut fleet = Fleet {
-        launch,
-        file,
+        file: launch.dir.join(format!("{RESOURCE}.json")),
         logs,
+        launch,
         server,
         envoys,
         tally: Tally::new(answerers.len()),
         answerers,
         timeout: options.timeout,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let endpoint = Endpoint::from_shared(format!("http://127.0.0.1:{}", fleet.server.port))
-        .map_err(|e| e.to_string())?
-        .connect_timeout(Duration::from_secs(1));
     let opened = Instant::now();
-    sim::start(
-        &runtime,
-        fleet.answerers.clone(),
-        &endpoint,
-        &fleet.tally,
-        options.opening,
-    );
+    let runtime = fleet.simulate(options.opening)?;
     fleet.tally.wait_version(&first, fleet.timeout)?;
     let connect_ms = opened.elapsed().as_millis() as u64;
     // Before the first status, whose document is built in memory.
@@ -211,7 +173,59 @@ pub fn run(options: &Options) -> Result<Report, String> {
     })
 }
 
+/// The served directory with its first config, and the server on it
+/// (its log in `logs`); the first config's version.
+fn start_server(options: &Options, logs: &Path) -> Result<(Launch, Server, String), String> {
+    let binary = match &options.turnoutctl {
+        Some(given) => given.clone(),
+        None => build_turnoutctl(options.release)?,
+    };
+    let wasm = if options.envoys > 0 {
+        filter_wasm().to_string_lossy().into_owned()
+    } else {
+        "turnout.wasm".to_string()
+    };
+    let dir = scratch_dir("bench-fleet-dir");
+    let (_, first) = write(&dir.join(format!("{RESOURCE}.json")), &config(0))?;
+    let log = logs.join("server-1.log");
+    let launch = Launch {
+        binary,
+        dir,
+        wasm,
+        poll_ms: options.poll_ms,
+    };
+    let server = Server::start(&launch, 0, &log)?;
+    Ok((launch, server, first))
+}
+
+/// The simulated proxies: `sim-0`…, every `nack_every`-th one NACKing.
+fn answerers(options: &Options) -> Vec<Answerer> {
+    (0..options.proxies)
+        .map(|i| {
+            let nacks = options.nack_every > 0 && i % options.nack_every == options.nack_every - 1;
+            let temper = if nacks { Temper::Nack } else { Temper::Ack };
+            Answerer::new(&format!("sim-{i}"), "bench-fleet", RESOURCE, temper)
+        })
+        .collect()
+}
+
 impl Fleet {
+    /// Starts the simulated proxies on a runtime of their own (two
+    /// workers, the machine's cores), `opening` connecting at once.
+    fn simulate(&self, opening: usize) -> Result<tokio::runtime::Runtime, String> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the runtime: {e}"))?;
+        let endpoint = Endpoint::from_shared(format!("http://127.0.0.1:{}", self.server.port))
+            .map_err(|e| e.to_string())?
+            .connect_timeout(Duration::from_secs(1));
+        let answerers = self.answerers.clone();
+        sim::start(&runtime, answerers, &endpoint, &self.tally, opening);
+        Ok(runtime)
+    }
+
     /// The server's CPU per second over `span` with nothing to push.
     fn idle_cpu(&self, span: Duration) -> Result<Duration, String> {
         let before = self.server.cpu()?;
