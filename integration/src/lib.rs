@@ -40,4 +40,4 @@ pub use native::{native_floor_module_dir, native_module_dir, native_panicky_modu
 pub use paths::{scratch_dir, target_dir, workspace_root};
 pub use registry::Registry;
 pub use upstream::{Behavior, Upstream};
-pub use wasm::{build_wasm_package, filter_wasm, wasm_cargo};
+pub use wasm::{build_wasm_package, clean_cargo, filter_wasm, wasm_cargo};

@@ -99,7 +99,7 @@ pub fn wasm_cargo() -> Command {
 /// A `cargo` command run from inside a test for a build of this workspace
 /// (wasm or native): the working directory is the workspace, the target
 /// directory is the workspace's own, and the host build's flags are cleared.
-pub(crate) fn clean_cargo() -> Command {
+pub fn clean_cargo() -> Command {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.current_dir(workspace_root())
         .env("CARGO_TARGET_DIR", workspace_root().join("target"));

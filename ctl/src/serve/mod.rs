@@ -31,6 +31,7 @@ mod fixture;
 mod http;
 mod hub;
 mod identity;
+mod limits;
 mod logging;
 mod metrics;
 mod page;
@@ -95,6 +96,13 @@ pub fn run(
         }
     };
     logging::start();
+    let (open_files, before) = limits::raise_open_files();
+    let shown = |n: Option<u64>| n.map_or("unlimited".to_string(), |n| n.to_string());
+    info!(
+        "open files: up to {} (RLIMIT_NOFILE, {} before; one per proxy connection)",
+        shown(open_files),
+        shown(before)
+    );
     let mut scanner = directory::Scanner::new(dir, template);
     let changes = scanner.scan(now_ms()).map_err(Fail::Usage)?;
     for change in &changes {
