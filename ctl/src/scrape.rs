@@ -138,6 +138,16 @@ pub fn wilson(k: u64, n: u64) -> (f64, f64) {
     )
 }
 
+/// One scraped sample, as `read` gives them: for tests that build figures.
+#[cfg(test)]
+pub fn sample(name: &str, labels: &[(&str, &str)], value: f64) -> ((String, Labels), f64) {
+    let labels = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    ((name.to_string(), labels), value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

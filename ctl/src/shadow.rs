@@ -162,15 +162,7 @@ pub fn report(plan: &Plan, samples: &Samples) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use turnout_prometheus::Labels;
-
-    fn sample(name: &str, labels: &[(&str, &str)], value: f64) -> ((String, Labels), f64) {
-        let labels = labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        ((name.to_string(), labels), value)
-    }
+    use crate::scrape::sample;
 
     #[test]
     fn reports_counts_rates_fields_noise_and_latency() {

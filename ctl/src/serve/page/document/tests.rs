@@ -1,4 +1,5 @@
 use super::*;
+use crate::scrape::sample;
 use crate::serve::fixture::{answer, catalog, catalog_of, subscribe};
 use crate::serve::json_text;
 use crate::serve::page::splits::PageTarget;
@@ -14,14 +15,6 @@ const CONFIG: &str = r#"{"splits": [
    "shadow": {"cluster": "fastapi"}},
   {"name": "orders", "match": {"prefix": "/orders"}, "stable": "old",
    "targets": [{"cluster": "new", "weight": 0.5}], "rollback": true}]}"#;
-
-fn sample(name: &str, labels: &[(&str, &str)], value: f64) -> ((String, Labels), f64) {
-    let labels = labels
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    ((name.to_string(), labels), value)
-}
 
 fn read(samples: Vec<((String, Labels), f64)>) -> Figures {
     Figures::Read {
