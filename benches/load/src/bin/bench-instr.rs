@@ -63,32 +63,48 @@ struct Cli {
     /// Rows of the per-call tables.
     #[arg(long, default_value_t = 16)]
     top: usize,
+    /// NAME=PATH: another build of the native module (a `.so`) with the
+    /// configuration of (e), as one more listener (repeatable): a cut
+    /// measured against the module before it, in the same run.
+    #[arg(long, value_parser = extra_module)]
+    extra: Vec<(String, PathBuf)>,
+}
+
+fn extra_module(spec: &str) -> Result<(String, PathBuf), String> {
+    let (name, path) = spec
+        .split_once('=')
+        .ok_or_else(|| format!("--extra takes NAME=PATH, not {spec:?}"))?;
+    let valid = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if !valid {
+        return Err(format!("--extra's NAME is [a-z0-9_]+, not {name:?}"));
+    }
+    Ok((name.to_string(), PathBuf::from(path)))
 }
 
 /// A listener measured: its name and how the report labels it.
 struct Case {
-    listener: &'static str,
-    label: &'static str,
+    listener: String,
+    label: String,
 }
 
-const CASES: [Case; 4] = [
-    Case {
-        listener: "native",
-        label: "(a) Envoy weighted_clusters + use_hash_policy",
-    },
-    Case {
-        listener: "native_floor",
-        label: "(x) native floor: 1 header read, 1 write, clear_route_cache",
-    },
-    Case {
-        listener: "lua",
-        label: "(d) Lua hash split",
-    },
-    Case {
-        listener: "turnout_native",
-        label: "(e) turnout-native, every feature",
-    },
+/// The four variants, in this order ([`A`], [`FLOOR`], [`D`], [`E`]),
+/// then the extras.
+const VARIANTS: [(&str, &str); 4] = [
+    ("native", "(a) Envoy weighted_clusters + use_hash_policy"),
+    (
+        "native_floor",
+        "(x) native floor: 1 header read, 1 write, clear_route_cache",
+    ),
+    ("lua", "(d) Lua hash split"),
+    ("turnout_native", "(e) turnout-native, every feature"),
 ];
+const A: usize = 0;
+const FLOOR: usize = 1;
+const D: usize = 2;
+const E: usize = 3;
 
 /// The module's file name, as callgrind names its object.
 const MODULE: &str = "libturnout_native";
@@ -115,12 +131,33 @@ fn main() {
     let (legacy, fastapi) = upstreams.ports();
     // Only the wasm variants read the wasm modules' paths: none here.
     let none = Path::new("");
+    let extras: Vec<Extra> = cli
+        .extra
+        .iter()
+        .map(|(name, path)| Extra {
+            name: name.clone(),
+            module: ExtraModule::Native(path.clone()),
+        })
+        .collect();
     let listeners = [
         variant_listener(Variant::Native, none, none),
         extra_listener(&floor, none, none),
         variant_listener(Variant::Lua, none, none),
         extra_listener(&turnout, none, none),
-    ];
+    ]
+    .into_iter()
+    .chain(extras.iter().map(|e| extra_listener(e, none, none)));
+    let cases: Vec<Case> = VARIANTS
+        .iter()
+        .map(|(listener, label)| Case {
+            listener: listener.to_string(),
+            label: label.to_string(),
+        })
+        .chain(cli.extra.iter().map(|(name, path)| Case {
+            listener: name.clone(),
+            label: format!("{name}: {}", path.display()),
+        }))
+        .collect();
     let yaml = stage_bootstrap(listeners, legacy, fastapi, "stats_flush_on_admin: true\n");
     let dumps = out.join("callgrind.out");
     let wrapper: Vec<OsString> = vec![
@@ -133,9 +170,9 @@ fn main() {
     let envoy = Envoy::start_wrapped(&yaml, 1, &modules, &wrapper, Duration::from_secs(600));
     eprintln!("bench-instr: ready after {:.0?}", started.elapsed());
 
-    let mut clients: Vec<HttpClient> = CASES.iter().map(|c| envoy.client(c.listener)).collect();
-    for (case, client) in CASES.iter().zip(&mut clients) {
-        run_requests(client, case.listener, "warm", cli.warmup);
+    let mut clients: Vec<HttpClient> = cases.iter().map(|c| envoy.client(&c.listener)).collect();
+    for (case, client) in cases.iter().zip(&mut clients) {
+        run_requests(client, &case.listener, "warm", cli.warmup);
     }
     let callgrind = Callgrind {
         control,
@@ -144,13 +181,13 @@ fn main() {
     };
     let mut passes: Vec<Vec<Window>> = Vec::new();
     for pass in 0..cli.passes {
-        let mut windows: Vec<Option<Window>> = vec![None; CASES.len()];
-        for k in 0..CASES.len() {
-            let i = (pass + k) % CASES.len();
+        let mut windows: Vec<Option<Window>> = vec![None; cases.len()];
+        for k in 0..cases.len() {
+            let i = (pass + k) % cases.len();
             callgrind.zero();
             run_requests(
                 &mut clients[i],
-                CASES[i].listener,
+                &cases[i].listener,
                 &format!("p{pass}"),
                 cli.requests,
             );
@@ -160,7 +197,7 @@ fn main() {
             eprintln!(
                 "bench-instr: pass {} {}: {} per request",
                 pass + 1,
-                CASES[i].listener,
+                cases[i].listener,
                 thousands(profile.total as f64 / cli.requests as f64)
             );
             windows[i] = Some(Window {
@@ -171,7 +208,7 @@ fn main() {
         passes.push(windows.into_iter().flatten().collect());
     }
     drop(envoy);
-    let report = report(&cli, &passes);
+    let report = report(&cli, &cases, &passes);
     println!("{report}");
     let path = out.join("report.md");
     fs::write(&path, &report).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
@@ -267,7 +304,7 @@ impl Callgrind {
 }
 
 /// The report: per-pass figures, agreement, ratios, per-call tables.
-fn report(cli: &Cli, passes: &[Vec<Window>]) -> String {
+fn report(cli: &Cli, cases: &[Case], passes: &[Vec<Window>]) -> String {
     let mut r = String::new();
     let _ = writeln!(
         r,
@@ -281,10 +318,17 @@ fn report(cli: &Cli, passes: &[Vec<Window>]) -> String {
     for p in 1..=passes.len() {
         let _ = write!(r, " pass {p} |");
     }
-    let _ = writeln!(r, " passes apart | added over (a), pass 1 |");
-    let _ = writeln!(r, "| --- |{} ---: | ---: |", " ---: |".repeat(passes.len()));
+    let _ = writeln!(
+        r,
+        " passes apart | added over (a), pass 1 | over (e), pass 1 |"
+    );
+    let _ = writeln!(
+        r,
+        "| --- |{} ---: | ---: | ---: |",
+        " ---: |".repeat(passes.len())
+    );
     let base: Vec<f64> = passes.iter().map(|p| p[0].per_request()).collect();
-    for (i, case) in CASES.iter().enumerate() {
+    for (i, case) in cases.iter().enumerate() {
         let _ = write!(r, "| {} |", case.label);
         for p in passes {
             let _ = write!(r, " {} |", thousands(p[i].per_request()));
@@ -296,12 +340,18 @@ fn report(cli: &Cli, passes: &[Vec<Window>]) -> String {
             ),
             _ => "–".into(),
         };
-        let added = if i == 0 {
+        let first = passes[0][i].per_request();
+        let added = if i == A {
             "—".to_string()
         } else {
-            format!("+{}", thousands(passes[0][i].per_request() - base[0]))
+            format!("{:+.1} k", (first - base[0]) / 1000.0)
         };
-        let _ = writeln!(r, " {apart} | {added} |");
+        let over_e = if i > E {
+            format!("{:+.1} k", (first - passes[0][E].per_request()) / 1000.0)
+        } else {
+            "—".to_string()
+        };
+        let _ = writeln!(r, " {apart} | {added} | {over_e} |");
     }
     let _ = writeln!(
         r,
@@ -309,7 +359,7 @@ fn report(cli: &Cli, passes: &[Vec<Window>]) -> String {
     );
     let _ = writeln!(r, "| ---: | ---: | ---: | ---: |");
     for (n, p) in passes.iter().enumerate() {
-        let [a, x, d, e] = [0, 1, 2, 3].map(|i| p[i].per_request());
+        let [a, x, d, e] = [A, FLOOR, D, E].map(|i| p[i].per_request());
         let show = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.3}×"));
         let _ = writeln!(
             r,
@@ -320,7 +370,12 @@ fn report(cli: &Cli, passes: &[Vec<Window>]) -> String {
             thousands(e - x)
         );
     }
-    for (i, title) in [(3, "(e) turnout-native"), (1, "(x) the native floor")] {
+    let titles = [
+        (E, "(e) turnout-native".to_string()),
+        (FLOOR, "(x) the native floor".to_string()),
+    ];
+    let extras = (E + 1..cases.len()).map(|i| (i, cases[i].listener.clone()));
+    for (i, title) in titles.into_iter().chain(extras) {
         let _ = writeln!(
             r,
             "\n{title}, pass 1: Envoy's dynamic-module callbacks and the module's functions \
