@@ -25,7 +25,8 @@ use turnout::shadow::Side;
 use turnout::stats;
 
 use crate::abi::{Attribute, HeaderMap, Stream};
-use crate::config::{FilterConfig, Metric};
+use crate::batch;
+use crate::config::FilterConfig;
 
 /// The writes a hook's flow asked for, in order, with their bytes.
 #[derive(Default)]
@@ -203,15 +204,15 @@ impl flow::Host for Host<'_, '_> {
             .is_some_and(stats::details_mean_reset)
     }
 
+    /// Held in the configuration's batch (`crate::batch`): no call.
     fn count(&self, counter: usize) {
-        if let Some(Metric::Named(id)) = self.config.counter(counter) {
-            self.envoy.increment(id);
-        }
+        self.config.host().batch.count(counter);
     }
 
+    /// Held in the batch too; a full stripe is recorded now, from here.
     fn record(&self, histogram: usize, value: u64) {
-        if let Some(Metric::Named(id)) = self.config.histogram(histogram) {
-            self.envoy.record(id, value);
+        if let Some(full) = self.config.host().batch.record(histogram, value) {
+            batch::record(self.config, &full);
         }
     }
 
