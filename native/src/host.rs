@@ -25,8 +25,7 @@ use turnout::shadow::Side;
 use turnout::stats;
 
 use crate::abi::{Attribute, HeaderMap, Stream};
-use crate::batch;
-use crate::config::FilterConfig;
+use crate::config::{FilterConfig, Metric};
 
 /// The writes a hook's flow asked for, in order, with their bytes.
 #[derive(Default)]
@@ -204,15 +203,15 @@ impl flow::Host for Host<'_, '_> {
             .is_some_and(stats::details_mean_reset)
     }
 
-    /// Held in the configuration's batch (`crate::batch`): no call.
     fn count(&self, counter: usize) {
-        self.config.host().batch.count(counter);
+        if let Some(Metric::Named(id)) = self.config.counter(counter) {
+            self.envoy.increment(id);
+        }
     }
 
-    /// Held in the batch too; a full stripe is recorded now, from here.
     fn record(&self, histogram: usize, value: u64) {
-        if let Some(full) = self.config.host().batch.record(histogram, value) {
-            batch::record(self.config, &full);
+        if let Some(Metric::Named(id)) = self.config.histogram(histogram) {
+            self.envoy.record(id, value);
         }
     }
 
