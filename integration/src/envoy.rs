@@ -24,6 +24,8 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 struct Launch<'a> {
     wrapper: &'a [OsString],
     startup: Duration,
+    /// How often Envoy writes its log file out (`--file-flush-interval-msec`).
+    log_flush_ms: u32,
 }
 
 /// One Envoy process with its scratch directory (bootstrap, `envoy.log`,
@@ -119,7 +121,14 @@ impl Envoy {
         wrapper: &[OsString],
         startup: Duration,
     ) -> Envoy {
-        let launch = Launch { wrapper, startup };
+        // The log is written out once a minute: the 10 ms flush timer
+        // would run thousands of times while a simulated Envoy serves a
+        // thousand requests, and be counted as theirs.
+        let launch = Launch {
+            wrapper,
+            startup,
+            log_flush_ms: 60_000,
+        };
         Envoy::try_start_launched(bootstrap_yaml, concurrency, &launch, |cmd| {
             cmd.env("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", modules);
         })
@@ -134,6 +143,7 @@ impl Envoy {
         let launch = Launch {
             wrapper: &[],
             startup: STARTUP_TIMEOUT,
+            log_flush_ms: 10,
         };
         Envoy::try_start_launched(bootstrap_yaml, concurrency, &launch, customize)
     }
@@ -165,7 +175,8 @@ impl Envoy {
             .arg("--use-dynamic-base-id")
             // The log file is written in batches: flush often, so that
             // `log()` lags by milliseconds, not the default 10 s.
-            .args(["--file-flush-interval-msec", "10"])
+            .arg("--file-flush-interval-msec")
+            .arg(launch.log_flush_ms.to_string())
             .args(["-l", "info", "--log-path"])
             .arg(dir.join("envoy.log"))
             .arg("--admin-address-path")
