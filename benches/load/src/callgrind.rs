@@ -295,6 +295,29 @@ totals: 265
         );
     }
 
+    /// A real dump: `valgrind --tool=callgrind --toggle-collect=exit
+    /// /bin/true` (valgrind 3.19, Debian 12), whose figures
+    /// `callgrind_annotate --inclusive=yes` gives as below.
+    #[test]
+    fn a_real_dump_gives_what_callgrind_annotate_gives() {
+        let p = parse(include_str!("../fixtures/exit.callgrind")).unwrap();
+        assert_eq!((p.event.as_str(), p.total), ("Ir", 1242));
+        assert_eq!(
+            p.self_total,
+            p.functions.iter().map(|f| f.self_cost).sum::<u64>()
+        );
+        let inclusive = |object: &str, name: &str| p.function(object, name).map(|f| f.inclusive);
+        let libc = "libc.so.6";
+        let ld = "ld-linux-x86-64.so.2";
+        assert_eq!(inclusive(libc, "exit"), Some(1242));
+        assert_eq!(inclusive(libc, "__run_exit_handlers"), Some(1237));
+        assert_eq!(inclusive(ld, "_dl_fini"), Some(900));
+        assert_eq!(inclusive(ld, "_dl_sort_maps"), Some(300));
+        assert_eq!(inclusive(ld, "_dl_call_fini"), Some(286));
+        assert_eq!(inclusive(libc, "_IO_cleanup"), Some(240));
+        assert_eq!(p.function(libc, "exit").map(|f| f.calls), Some(1));
+    }
+
     #[test]
     fn a_malformed_dump_is_an_error_that_names_the_line() {
         assert!(parse("events: Ir\nfn=(7)\n")
