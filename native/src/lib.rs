@@ -17,6 +17,7 @@
 #![cfg_attr(feature = "test-panic", allow(clippy::panic))]
 
 mod abi;
+mod batch;
 mod config;
 mod filter;
 mod host;
