@@ -354,10 +354,17 @@ pub fn extra_listener(e: &Extra, turnout: &Path, floor: &Path) -> Listener {
         ExtraModule::Bare(path) => wasm_filter(&e.name, "floor_bare", path, ""),
         ExtraModule::Native(path) => {
             let module = format!("turnout_native_{}", e.name);
-            let copy = integration::native_module_dir().join(format!("lib{module}.so"));
-            std::fs::copy(path, &copy).unwrap_or_else(|err| {
-                panic!("copy {} to {}: {err}", path.display(), copy.display())
-            });
+            let dir = integration::native_module_dir();
+            let copy = dir.join(format!("lib{module}.so"));
+            // Copied beside and renamed over: an Envoy still running the
+            // old file (another benchmark, a test) keeps its mapping,
+            // where copying over it in place would crash that Envoy.
+            let partial = dir.join(format!("lib{module}.so.{}", std::process::id()));
+            std::fs::copy(path, &partial)
+                .and_then(|_| std::fs::rename(&partial, &copy))
+                .unwrap_or_else(|err| {
+                    panic!("copy {} to {}: {err}", path.display(), copy.display())
+                });
             integration::native_filter_inline(TURNOUT_CONFIG)
                 .replace(integration::native::MODULE_NAME, &module)
         }
