@@ -16,15 +16,11 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use std::sync::Arc;
-
-use turnout::flow::Shared as _;
 use turnout::runtime::{Cadence, ConfigHost, Level, MetricKind, Runtime};
 use turnout::stats;
 use turnout::watch::SharedStore;
 
 use crate::abi::{self, ConfigEnvoy, ConfigHandle, LogLevel, MetricId};
-use crate::batch::Batch;
 use crate::host::monotonic_nanos;
 use crate::shadow::Copies;
 
@@ -40,7 +36,6 @@ pub fn configure(envoy: &ConfigEnvoy<'_>, text: &[u8]) -> Option<FilterConfig> {
     let native = Native {
         envoy: envoy.handle(),
         copies: Copies::new(envoy.scheduler()),
-        batch: Batch::new(envoy.scheduler()),
         field_totals: [
             envoy.define_labelled_counter(stats::SHADOW_FIELD_TOTAL, &labels),
             envoy.define_labelled_counter(stats::SHADOW_NOISE_TOTAL, &labels),
@@ -48,9 +43,7 @@ pub fn configure(envoy: &ConfigEnvoy<'_>, text: &[u8]) -> Option<FilterConfig> {
         series: Mutex::new(Vec::new()),
     };
     let seed = getrandom::u64().unwrap_or(0x9e37_79b9_7f4a_7c15);
-    let runtime = Runtime::configure(text, native, Cadence::ByRequests, seed)?;
-    runtime.host().batch.size(runtime.layout().counters.len());
-    Some(runtime)
+    Runtime::configure(text, native, Cadence::ByRequests, seed)
 }
 
 /// Envoy as a configuration reaches it natively. The guard's record is
@@ -60,8 +53,6 @@ pub struct Native {
     envoy: ConfigHandle,
     /// The shadow's requests on their way through the main thread.
     pub copies: Copies,
-    /// The requests' counts and latency values on their way to Envoy.
-    pub batch: Arc<Batch>,
     /// `turnout.shadow_field_total` and `…_noise_total`, labelled `split`
     /// and `field` (`None`: Envoy would not define it).
     field_totals: [Option<MetricId>; 2],
@@ -78,13 +69,6 @@ pub enum Metric {
     /// A series of a labelled counter: its label values are
     /// `Native::series[index]`.
     Series { counter: MetricId, index: usize },
-}
-
-impl Native {
-    /// Envoy's configuration, for the metric calls of a flush.
-    pub fn handle(&self) -> &ConfigHandle {
-        &self.envoy
-    }
 }
 
 impl ConfigHost for Native {

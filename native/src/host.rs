@@ -1,9 +1,8 @@
-//! The core's [`Host`] for one event hook of a native stream: reads go to
-//! Envoy's header map (in the request hook, a copy of it read in one go)
-//! and attributes, lent in place; counts and latency values wait in the
-//! configuration's batch (`crate::batch`), which Envoy's main thread
-//! flushes; writes wait in [`Pending`] and are made when the flow has
-//! returned.
+//! The core's [`Host`] for one event hook of a native stream: reads go
+//! straight to Envoy's header map and attributes, lent in place; counters
+//! and histograms go straight to Envoy's metrics (atomic, and a plain
+//! function call natively); writes wait in [`Pending`] and are made when
+//! the flow has returned.
 //!
 //! Why writes wait: a header Envoy lends stays valid only until the next
 //! write, and the core may hold what it read while it writes (the trait's
@@ -26,8 +25,7 @@ use turnout::shadow::Side;
 use turnout::stats;
 
 use crate::abi::{Attribute, EnvoyHeader, HeaderCopy, HeaderMap, Stream};
-use crate::batch;
-use crate::config::FilterConfig;
+use crate::config::{FilterConfig, Metric};
 
 /// The writes a hook's flow asked for, in order, with their bytes.
 #[derive(Default)]
@@ -248,15 +246,15 @@ impl flow::Host for Host<'_, '_> {
             .is_some_and(stats::details_mean_reset)
     }
 
-    /// Held in the configuration's batch (`crate::batch`): no call.
     fn count(&self, counter: usize) {
-        self.config.host().batch.count(counter);
+        if let Some(Metric::Named(id)) = self.config.counter(counter) {
+            self.envoy.increment(id);
+        }
     }
 
-    /// Held in the batch too; a full stripe is recorded now, from here.
     fn record(&self, histogram: usize, value: u64) {
-        if let Some(full) = self.config.host().batch.record(histogram, value) {
-            batch::record(self.config, &full);
+        if let Some(Metric::Named(id)) = self.config.histogram(histogram) {
+            self.envoy.record(id, value);
         }
     }
 

@@ -18,7 +18,6 @@
 #![cfg_attr(feature = "test-panic", allow(clippy::panic))]
 
 mod abi;
-mod batch;
 mod config;
 mod filter;
 mod host;

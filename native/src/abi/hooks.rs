@@ -21,7 +21,6 @@ use super::{
     callout_answer, log, ConfigEnvoy, ConfigHandle, EnvoyBuffer, EnvoyHeader, LogLevel, MainThread,
     Stream, ABI_VERSION, CALLOUT_ANSWERED, CONTINUE, STOP_ITERATION,
 };
-use crate::batch::{self, STATS_DUE};
 use crate::config::{self, FilterConfig};
 use crate::filter::Filter;
 use crate::shadow::JOBS_QUEUED;
@@ -110,7 +109,6 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_config_destroy(config: *co
     // where it is), or null; Envoy's configuration, whose metrics the
     // counts use, is alive until this hook returns.
     if let Some(config) = unsafe { module_config(config) } {
-        guarded((), AssertUnwindSafe(|| batch::flush(config)));
         guarded(
             (),
             AssertUnwindSafe(|| config.host().copies.abandon(config)),
@@ -145,10 +143,6 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_config_scheduled(
     let Some(config) = (unsafe { module_config(config_module) }) else {
         return;
     };
-    if event_id == STATS_DUE {
-        guarded((), AssertUnwindSafe(|| batch::flush(config)));
-        return;
-    }
     if event_id != JOBS_QUEUED {
         return;
     }

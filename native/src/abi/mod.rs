@@ -265,6 +265,21 @@ extern "C" {
         body: ModuleBuffer,
         timeout_milliseconds: u64,
     ) -> u32;
+
+    fn envoy_dynamic_module_callback_http_filter_increment_counter(
+        filter: FilterEnvoyPtr,
+        id: usize,
+        label_values: *mut ModuleBuffer,
+        label_values_len: usize,
+        value: u64,
+    ) -> u32;
+    fn envoy_dynamic_module_callback_http_filter_record_histogram_value(
+        filter: FilterEnvoyPtr,
+        id: usize,
+        label_values: *mut ModuleBuffer,
+        label_values_len: usize,
+        value: u64,
+    ) -> u32;
 }
 
 /// Writes `message` to Envoy's log (the `dynamic_modules` logger).
@@ -733,6 +748,35 @@ impl<'h> Stream<'h> {
             envoy_dynamic_module_callback_http_filter_get_attribute_int(self.ptr, id, &mut out)
         };
         found.then_some(out)
+    }
+
+    /// Adds one to a counter of the filter's configuration. Metrics touch
+    /// no header map, so this needs no `&mut`.
+    pub fn increment(&self, counter: MetricId) {
+        // SAFETY: the filter is this hook's; no label values (null, 0).
+        unsafe {
+            envoy_dynamic_module_callback_http_filter_increment_counter(
+                self.ptr,
+                counter.0,
+                std::ptr::null_mut(),
+                0,
+                1,
+            );
+        }
+    }
+
+    /// Records a value in a histogram of the filter's configuration.
+    pub fn record(&self, histogram: MetricId, value: u64) {
+        // SAFETY: as in `increment`.
+        unsafe {
+            envoy_dynamic_module_callback_http_filter_record_histogram_value(
+                self.ptr,
+                histogram.0,
+                std::ptr::null_mut(),
+                0,
+                value,
+            );
+        }
     }
 }
 
