@@ -1,8 +1,8 @@
-//! The core's [`Host`] for one event hook of a native stream: reads go
-//! straight to Envoy's header map and attributes, lent in place; counters
-//! and histograms go straight to Envoy's metrics (atomic, and a plain
-//! function call natively); writes wait in [`Pending`] and are made when
-//! the flow has returned.
+//! The core's [`Host`] for one event hook of a native stream: reads go to
+//! Envoy's header map (in the request hook, a copy of it read in one go)
+//! and attributes, lent in place; counters and histograms go straight to
+//! Envoy's metrics (atomic, and a plain function call natively); writes
+//! wait in [`Pending`] and are made when the flow has returned.
 //!
 //! Why writes wait: a header Envoy lends stays valid only until the next
 //! write, and the core may hold what it read while it writes (the trait's

@@ -10,10 +10,9 @@
 //!
 //! `abi` speaks the ABI (all the crate's `unsafe` is there) and exports the
 //! hooks; `filter` and `host` are glue; `config` holds what a configuration
-//! shares across workers; `batch` holds its request counts and latency
-//! values until Envoy's main thread flushes them; `shadow` carries the
-//! shadow's requests from the workers to Envoy's main thread, which sends
-//! them. Nothing here decides: the core does.
+//! shares across workers; `shadow` carries the shadow's requests from the
+//! workers to Envoy's main thread, which sends them. Nothing here decides:
+//! the core does.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(feature = "test-panic", allow(clippy::panic))]
 
