@@ -116,7 +116,8 @@ watchdogs:\n  \
   main_thread_watchdog: {miss_timeout: 3600s, megamiss_timeout: 3600s}\n  \
   worker_watchdog: {miss_timeout: 3600s, megamiss_timeout: 3600s}\n";
 
-/// The module's file name, as callgrind names its object.
+/// The start of a listener's module's file name, as callgrind names its
+/// object (`libturnout_native_<listener>.so`).
 const MODULE: &str = "libturnout_native";
 
 fn main() {
@@ -401,7 +402,8 @@ fn report(cli: &Cli, cases: &[Case], passes: &[Vec<Window>]) -> String {
             "\n{title}, pass 1: Envoy's dynamic-module callbacks and the module's functions \
              by inclusive instructions per request\n\n| function | object | inclusive per request | calls per request |\n| --- | --- | ---: | ---: |"
         );
-        for row in call_table(&passes[0][i], MODULE, cli.top) {
+        let module = format!("{MODULE}_{}", cases[i].listener);
+        for row in call_table(&passes[0][i], &module, cli.top) {
             let _ = writeln!(
                 r,
                 "| `{}` | {} | {} | {:.2} |",
