@@ -8,6 +8,7 @@ use crate::envoy_bin::envoy_binary;
 use crate::paths::scratch_dir;
 use crate::process::spawn_tied;
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::fmt;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -17,6 +18,15 @@ use std::time::{Duration, Instant};
 
 /// How long Envoy may take to become ready.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How Envoy's process is started: by a wrapper program or not, and how
+/// long it may take to become ready.
+struct Launch<'a> {
+    wrapper: &'a [OsString],
+    startup: Duration,
+    /// How often Envoy writes its log file out (`--file-flush-interval-msec`).
+    log_flush_ms: u32,
+}
 
 /// One Envoy process with its scratch directory (bootstrap, `envoy.log`,
 /// stdout/stderr, admin address). Killed with SIGKILL and reaped on drop.
@@ -99,16 +109,63 @@ impl Envoy {
         })
     }
 
+    /// Like `start_with_modules`, with Envoy run by `wrapper` (a program
+    /// and its arguments, Envoy's command line after them: `valgrind
+    /// --tool=callgrind`), given `startup` to become ready: an Envoy under
+    /// a simulator starts tens of times slower. Its `pid` is the wrapper's,
+    /// which for valgrind is Envoy's own process.
+    pub fn start_wrapped(
+        bootstrap_yaml: &str,
+        concurrency: u32,
+        modules: &Path,
+        wrapper: &[OsString],
+        startup: Duration,
+    ) -> Envoy {
+        // The log is written out once a minute: the 10 ms flush timer
+        // would run thousands of times while a simulated Envoy serves a
+        // thousand requests, and be counted as theirs.
+        let launch = Launch {
+            wrapper,
+            startup,
+            log_flush_ms: 60_000,
+        };
+        Envoy::try_start_launched(bootstrap_yaml, concurrency, &launch, |cmd| {
+            cmd.env("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", modules);
+        })
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
     fn try_start_with(
         bootstrap_yaml: &str,
         concurrency: u32,
+        customize: impl FnOnce(&mut Command),
+    ) -> Result<Envoy, StartError> {
+        let launch = Launch {
+            wrapper: &[],
+            startup: STARTUP_TIMEOUT,
+            log_flush_ms: 10,
+        };
+        Envoy::try_start_launched(bootstrap_yaml, concurrency, &launch, customize)
+    }
+
+    fn try_start_launched(
+        bootstrap_yaml: &str,
+        concurrency: u32,
+        launch: &Launch<'_>,
         customize: impl FnOnce(&mut Command),
     ) -> Result<Envoy, StartError> {
         let dir = scratch_dir("envoy");
         let config = dir.join("bootstrap.yaml");
         fs::write(&config, bootstrap_yaml).expect("write bootstrap");
         let file = |name: &str| File::create(dir.join(name)).expect("create output file");
-        let mut cmd = Command::new(envoy_binary());
+        let mut cmd = match launch.wrapper.split_first() {
+            None => Command::new(envoy_binary()),
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(envoy_binary());
+                cmd
+            }
+        };
         // cargo runs tests with its target directories on LD_LIBRARY_PATH,
         // and `cargo test --workspace` builds libturnout_native.so there:
         // Envoy, which looks a module up there when it is not on
@@ -124,7 +181,8 @@ impl Envoy {
             .arg("--use-dynamic-base-id")
             // The log file is written in batches: flush often, so that
             // `log()` lags by milliseconds, not the default 10 s.
-            .args(["--file-flush-interval-msec", "10"])
+            .arg("--file-flush-interval-msec")
+            .arg(launch.log_flush_ms.to_string())
             .args(["-l", "info", "--log-path"])
             .arg(dir.join("envoy.log"))
             .arg("--admin-address-path")
@@ -141,13 +199,13 @@ impl Envoy {
             listeners: HashMap::new(),
             ready: false,
         };
-        envoy.wait_ready()?;
+        envoy.wait_ready(launch.startup)?;
         envoy.ready = true;
         Ok(envoy)
     }
 
-    fn wait_ready(&mut self) -> Result<(), StartError> {
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
+    fn wait_ready(&mut self, startup: Duration) -> Result<(), StartError> {
+        let deadline = Instant::now() + startup;
         let mut pause = Duration::from_millis(5);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -167,10 +225,7 @@ impl Envoy {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                panic!(
-                    "Envoy not ready after {STARTUP_TIMEOUT:?}:\n{}",
-                    self.tail()
-                );
+                panic!("Envoy not ready after {startup:?}:\n{}", self.tail());
             }
             sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(100));

@@ -412,6 +412,28 @@ fn tracestate_and_a_custom_trace_header_when_configured(build: Build) {
     assert_eq!(r.header("x-turnout-decision"), None, "debug is off");
 }
 
+/// The trace header is replaced, not doubled, when the upstream sends one
+/// of that name too (here `x-upstream`, which every test upstream sends):
+/// the native build adds it only when a copy of the response's headers
+/// shows it absent.
+fn a_trace_header_the_upstream_sends_too_is_replaced(build: Build) {
+    let config = CONFIG.replace(
+        r#""debug": true,"#,
+        r#""trace": {"response_header": "x-upstream"},"#,
+    );
+    let stage = Stage::inline_with(build, &config, 1);
+    let mut client = stage.client();
+    let valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    for path in ["/users", "/other"] {
+        let r = client.get(path, &[("x-user-id", "a"), ("traceparent", valid)]);
+        assert_eq!(
+            r.header_all("x-upstream"),
+            ["4bf92f3577b34da6a3ce929d0e0e4736"],
+            "{path}"
+        );
+    }
+}
+
 fn the_debug_header_explains_the_decision(build: Build) {
     let stage = Stage::inline_with(build, CONFIG, 1);
     let mut client = stage.client();
@@ -443,5 +465,6 @@ integration::for_each_build!(
     mode_answers_are_counted_per_split_and_mode,
     traceparent_is_kept_generated_or_replaced_and_echoed,
     tracestate_and_a_custom_trace_header_when_configured,
+    a_trace_header_the_upstream_sends_too_is_replaced,
     the_debug_header_explains_the_decision,
 );

@@ -36,7 +36,9 @@ impl Filter {
         #[cfg(feature = "test-panic")]
         test_panic(envoy, "request_headers");
         let config = &*self.config;
-        let host = Host::new(envoy, config, Pending::take()).with_end_of_stream(end_of_stream);
+        let host = Host::new(envoy, config, Pending::take())
+            .with_end_of_stream(end_of_stream)
+            .with_request_headers();
         let action = self.stream.borrow_mut().on_request_headers(config, &host);
         let pending = host.into_pending();
         // Set first: the reply runs the response hook before it returns.

@@ -24,7 +24,9 @@ use std::path::{Path, PathBuf};
 use integration::stage::{DECISION_HEADER, NATIVE_RUNTIME};
 use integration::{Bootstrap, Envoy, Listener, Route, RouteAction, Upstream};
 
+pub mod callgrind;
 mod hostcalls;
+pub mod instr;
 mod machine;
 pub mod options;
 pub mod pool;
@@ -260,92 +262,125 @@ pub fn proxy_bootstrap(
     legacy: u16,
     fastapi: u16,
 ) -> String {
-    let by_header = || RouteAction::ClusterHeader(DECISION_HEADER.into());
-    let other = || Route::new("other", "/", RouteAction::Cluster("legacy".into()));
-    let native_split = format!(
-        "weighted_clusters:\n  \
-           clusters:\n  \
-           - {{name: legacy, weight: 50}}\n  \
-           - {{name: fastapi, weight: 50}}\n  \
-           use_hash_policy: true\n\
-         hash_policy:\n\
-         - header: {{header_name: {USER_HEADER}}}"
-    );
-    let listener = |variant: Variant| {
-        let l = Listener::new(variant.listener());
-        let l = match variant {
-            Variant::Native => {
-                return l
-                    .route(Route::new(
-                        "users",
-                        "/users",
-                        RouteAction::Raw(native_split.clone()),
-                    ))
-                    .route(other())
-            }
-            Variant::Turnout => {
-                l.filter(&wasm_filter("turnout", "turnout", turnout, TURNOUT_CONFIG))
-            }
-            Variant::Floor => l.filter(&wasm_filter("floor", "floor", floor, "")),
-            Variant::FloorClear => l.filter(&wasm_filter(
-                "floor_clear",
-                "floor",
-                floor,
-                "clear_route_cache",
-            )),
-            Variant::Lua => l.filter(&lua_filter()),
-            Variant::TurnoutNative => l.filter(&integration::native_filter_inline(TURNOUT_CONFIG)),
-        };
-        l.route(Route::new("users", "/users", by_header()))
-            .route(other())
-    };
-    let extra = |e: &Extra| {
-        let filter = match &e.module {
-            ExtraModule::Floor(words) => wasm_filter(&e.name, "floor", floor, words),
-            ExtraModule::Turnout(path) => wasm_filter(
-                &e.name,
-                &format!("turnout_{}", e.name),
-                path,
-                TURNOUT_CONFIG,
-            ),
-            ExtraModule::Config(json) => {
-                wasm_filter(&e.name, &format!("turnout_{}", e.name), turnout, json)
-            }
-            ExtraModule::Bare(path) => wasm_filter(&e.name, "floor_bare", path, ""),
-            ExtraModule::Native(path) => {
-                let module = format!("turnout_native_{}", e.name);
-                let copy = integration::native_module_dir().join(format!("lib{module}.so"));
-                std::fs::copy(path, &copy).unwrap_or_else(|err| {
-                    panic!("copy {} to {}: {err}", path.display(), copy.display())
-                });
-                integration::native_filter_inline(TURNOUT_CONFIG)
-                    .replace(integration::native::MODULE_NAME, &module)
-            }
-            ExtraModule::NativeConfig(json) => integration::native_filter_inline(json),
-        };
-        // A floor that writes no header cannot route by it.
-        let users = match &e.module {
-            ExtraModule::Floor(words) if words.split_whitespace().any(|w| w == "noop") => {
-                RouteAction::Cluster("legacy".into())
-            }
-            _ => by_header(),
-        };
-        Listener::new(&e.name)
-            .filter(&filter)
-            .route(Route::new("users", "/users", users))
-            .route(other())
-    };
-    let bootstrap = Variant::ALL
+    let listeners = Variant::ALL
         .iter()
-        .fold(Bootstrap::new(), |b, &v| b.listener(listener(v)));
-    extras
-        .iter()
-        .fold(bootstrap, |b, e| b.listener(extra(e)))
+        .map(|&v| variant_listener(v, turnout, floor))
+        .chain(extras.iter().map(|e| extra_listener(e, turnout, floor)));
+    stage_bootstrap(listeners, legacy, fastapi, "")
+}
+
+/// A bootstrap with these listeners, the clusters `legacy` and `fastapi`,
+/// the repository's stats tags, the native build's runtime flag and
+/// `extra` (top-level YAML, may be empty).
+pub fn stage_bootstrap(
+    listeners: impl IntoIterator<Item = Listener>,
+    legacy: u16,
+    fastapi: u16,
+    extra: &str,
+) -> String {
+    listeners
+        .into_iter()
+        .fold(Bootstrap::new(), Bootstrap::listener)
         .cluster("legacy", legacy)
         .cluster("fastapi", fastapi)
         .repo_stats_tags()
-        .extra(NATIVE_RUNTIME)
+        .extra(&format!("{NATIVE_RUNTIME}{extra}"))
         .to_yaml()
+}
+
+/// The `users` route of every filter's listener: the cluster the decision
+/// header names.
+fn by_header() -> RouteAction {
+    RouteAction::ClusterHeader(DECISION_HEADER.into())
+}
+
+/// `/` goes to `legacy` on every listener.
+fn other_route() -> Route {
+    Route::new("other", "/", RouteAction::Cluster("legacy".into()))
+}
+
+/// The listener of `variant`; `turnout` and `floor` are the wasm modules
+/// (read only by the wasm variants).
+pub fn variant_listener(variant: Variant, turnout: &Path, floor: &Path) -> Listener {
+    let l = Listener::new(variant.listener());
+    let l = match variant {
+        Variant::Native => {
+            let native_split = format!(
+                "weighted_clusters:\n  \
+                   clusters:\n  \
+                   - {{name: legacy, weight: 50}}\n  \
+                   - {{name: fastapi, weight: 50}}\n  \
+                   use_hash_policy: true\n\
+                 hash_policy:\n\
+                 - header: {{header_name: {USER_HEADER}}}"
+            );
+            return l
+                .route(Route::new(
+                    "users",
+                    "/users",
+                    RouteAction::Raw(native_split),
+                ))
+                .route(other_route());
+        }
+        Variant::Turnout => l.filter(&wasm_filter("turnout", "turnout", turnout, TURNOUT_CONFIG)),
+        Variant::Floor => l.filter(&wasm_filter("floor", "floor", floor, "")),
+        Variant::FloorClear => l.filter(&wasm_filter(
+            "floor_clear",
+            "floor",
+            floor,
+            "clear_route_cache",
+        )),
+        Variant::Lua => l.filter(&lua_filter()),
+        Variant::TurnoutNative => l.filter(&integration::native_filter_inline(TURNOUT_CONFIG)),
+    };
+    l.route(Route::new("users", "/users", by_header()))
+        .route(other_route())
+}
+
+/// The listener of an extra; `turnout` and `floor` as for
+/// [`variant_listener`].
+pub fn extra_listener(e: &Extra, turnout: &Path, floor: &Path) -> Listener {
+    let filter = match &e.module {
+        ExtraModule::Floor(words) => wasm_filter(&e.name, "floor", floor, words),
+        ExtraModule::Turnout(path) => wasm_filter(
+            &e.name,
+            &format!("turnout_{}", e.name),
+            path,
+            TURNOUT_CONFIG,
+        ),
+        ExtraModule::Config(json) => {
+            wasm_filter(&e.name, &format!("turnout_{}", e.name), turnout, json)
+        }
+        ExtraModule::Bare(path) => wasm_filter(&e.name, "floor_bare", path, ""),
+        ExtraModule::Native(path) => {
+            let module = format!("turnout_native_{}", e.name);
+            let dir = integration::native_module_dir();
+            let copy = dir.join(format!("lib{module}.so"));
+            // Copied beside and renamed over: an Envoy still running the
+            // old file (another benchmark, a test) keeps its mapping,
+            // where copying over it in place would crash that Envoy.
+            let partial = dir.join(format!("lib{module}.so.{}", std::process::id()));
+            std::fs::copy(path, &partial)
+                .and_then(|_| std::fs::rename(&partial, &copy))
+                .unwrap_or_else(|err| {
+                    panic!("copy {} to {}: {err}", path.display(), copy.display())
+                });
+            integration::native_filter_inline(TURNOUT_CONFIG)
+                .replace(integration::native::MODULE_NAME, &module)
+        }
+        ExtraModule::NativeConfig(json) => integration::native_filter_inline(json),
+    };
+    // A floor that writes no header cannot route by it.
+    let users = match &e.module {
+        ExtraModule::Floor(words) if words.split_whitespace().any(|w| w == "noop") => {
+            RouteAction::Cluster("legacy".into())
+        }
+        _ => by_header(),
+    };
+    Listener::new(&e.name)
+        .filter(&filter)
+        .route(Route::new("users", "/users", users))
+        .route(other_route())
 }
 
 /// An extra listener, for experiments: its name, and what splits there.

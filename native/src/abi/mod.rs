@@ -649,6 +649,42 @@ impl<'h> Stream<'h> {
             .collect()
     }
 
+    /// Every header of a map, read in two calls (its size, then its
+    /// entries) into `buffer` (emptied first, reused across hooks), and
+    /// looked up afterwards without calling Envoy: one read for a hook
+    /// that asks for several headers.
+    pub fn header_copy(&self, map: HeaderMap, mut buffer: Vec<EnvoyHeader>) -> HeaderCopy<'_> {
+        buffer.clear();
+        // SAFETY: the filter is this hook's.
+        let size = unsafe { envoy_dynamic_module_callback_http_get_headers_size(self.ptr, map) };
+        if size > 0 {
+            let empty = EnvoyBuffer {
+                ptr: std::ptr::null(),
+                length: 0,
+            };
+            buffer.resize(
+                size,
+                EnvoyHeader {
+                    key: empty,
+                    value: empty,
+                },
+            );
+            // SAFETY: the filter is this hook's; `buffer` has room for the
+            // `size` entries Envoy said the map has, and nothing runs
+            // between the two calls that could change the map.
+            let found = unsafe {
+                envoy_dynamic_module_callback_http_get_headers(self.ptr, map, buffer.as_mut_ptr())
+            };
+            if !found {
+                buffer.clear();
+            }
+        }
+        HeaderCopy {
+            entries: buffer,
+            stream: PhantomData,
+        }
+    }
+
     /// Writes (`Some`) or removes (`None`) a header; `add` appends a value
     /// instead of replacing every value.
     pub fn set_header(&mut self, map: HeaderMap, name: &[u8], value: Option<&[u8]>, add: bool) {
@@ -741,6 +777,38 @@ impl<'h> Stream<'h> {
                 value,
             );
         }
+    }
+}
+
+/// A header map's entries as Envoy lent them ([`Stream::header_copy`]):
+/// valid while the stream is borrowed shared, that is until the next write.
+pub struct HeaderCopy<'s> {
+    entries: Vec<EnvoyHeader>,
+    stream: PhantomData<&'s ()>,
+}
+
+impl HeaderCopy<'_> {
+    /// The first value of header `name` (lowercase, as Envoy keeps names).
+    pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
+        self.iter().find(|(key, _)| *key == name).map(|(_, v)| v)
+    }
+
+    /// Every entry, pseudo-headers included, in Envoy's order.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.entries
+            .iter()
+            .filter(|h| !h.key.ptr.is_null())
+            // SAFETY: Envoy's buffers stay valid until the hook ends or a
+            // setter runs; the copy borrows the stream shared for as long
+            // as it lives, and every setter takes it `&mut`. A null value
+            // is empty.
+            .map(|h| unsafe { (lent(h.key), lent_or_empty(h.value)) })
+    }
+
+    /// The buffer, for the next hook of this worker.
+    pub fn into_buffer(mut self) -> Vec<EnvoyHeader> {
+        self.entries.clear();
+        self.entries
     }
 }
 
