@@ -333,6 +333,20 @@ fn through_a_fleet_server_over_mutual_tls_the_controller_asks_with_its_certifica
         bare.stderr
     );
 
+    // An operator whose certificate another CA signed: the server refuses
+    // it at the handshake, and the controller ends (exit 1) instead of
+    // asking again for ever.
+    let stranger = integration::pki::Ca::new("another CA");
+    let stranger_files = stranger.leaf(&["operator"]).write(&stage.dir, "stranger");
+    let stranger = served::pki::client_args(&stranger_files, &pki.ca_file);
+    let stranger: Vec<&str> = stranger.iter().map(String::as_str).collect();
+    let (code, output) = Controller::start(&plan, &stranger).finish(RUN_TIMEOUT);
+    assert_eq!(code, 1, "{output}");
+    assert!(output.contains("refused"), "{output}");
+    // It had written step 1 before it asked: back to the start.
+    served::write(&stage.file, CONFIG);
+    server.acked(&stage.file, 1);
+
     let operator = pki.operator_args(&pki.ca_file);
     let operator: Vec<&str> = operator.iter().map(String::as_str).collect();
     let (code, output) = Controller::start(&plan, &operator).finish(RUN_TIMEOUT);

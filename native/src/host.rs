@@ -160,11 +160,11 @@ impl<'a, 'h> Host<'a, 'h> {
         self.pending.into_inner()
     }
 
-    /// A request header, from the copy when there is one.
+    /// A request header, from the copy when there is a whole one.
     fn request_header(&self, name: &str) -> Option<&[u8]> {
         match &self.request {
-            Some(copy) => copy.get(name.as_bytes()),
-            None => self.envoy.header(HeaderMap::Request, name),
+            Some(copy) if copy.is_complete() => copy.get(name.as_bytes()),
+            _ => self.envoy.header(HeaderMap::Request, name),
         }
     }
 
@@ -211,12 +211,13 @@ impl flow::Host for Host<'_, '_> {
     /// the response's headers (two calls); replaced when it has. Envoy's
     /// set looks the name up in the response map, which makes Envoy index
     /// the whole map first: 2.9 k instructions, against 1.2 k for the
-    /// copy and an add (BENCHMARKS.md section 10).
+    /// copy and an add (BENCHMARKS.md section 11).
     fn set_response_header(&self, name: &str, value: &[u8]) {
         let copy = self
             .envoy
             .header_copy(HeaderMap::Response, HEADERS.with(Cell::take));
-        let absent = copy.get(name.as_bytes()).is_none();
+        // An incomplete copy proves nothing absent: replace (set).
+        let absent = copy.is_complete() && copy.get(name.as_bytes()).is_none();
         HEADERS.with(|spare| spare.set(copy.into_buffer()));
         self.header_op(HeaderMap::Response, name, Some(value), absent);
     }

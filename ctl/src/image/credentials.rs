@@ -14,8 +14,8 @@ pub const USERNAME_VAR: &str = "TURNOUT_REGISTRY_USERNAME";
 pub const PASSWORD_VAR: &str = "TURNOUT_REGISTRY_PASSWORD";
 
 /// Credentials for one registry, and where they came from (said when the
-/// registry refuses them).
-#[derive(Debug, PartialEq, Eq)]
+/// registry refuses them). Its `Debug` leaves the password out.
+#[derive(PartialEq, Eq)]
 pub enum Credentials {
     Anonymous,
     Basic {
@@ -23,6 +23,20 @@ pub enum Credentials {
         password: String,
         from: String,
     },
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::Anonymous => f.write_str("Anonymous"),
+            Credentials::Basic { username, from, .. } => f
+                .debug_struct("Basic")
+                .field("username", username)
+                .field("password", &"…")
+                .field("from", from)
+                .finish(),
+        }
+    }
 }
 
 /// Finds the credentials for `registry` (`host[:port]`, as in the image

@@ -44,6 +44,18 @@ pub fn run(reference: &str, wasm: &Path, insecure: bool) -> Result<(), Fail> {
         .build()
         .map_err(|e| Fail::Usage(format!("cannot start the I/O runtime: {e}")))?;
     let digest = runtime.block_on(push(&target, &image, &credentials, insecure))?;
+    // The contract prints the registry's digest for the tag; a script pins
+    // it. If it is not the manifest just pushed, someone moved the tag
+    // meanwhile (or the registry rewrote the manifest): pinning it would
+    // pin their image, so nothing is printed for a script to take.
+    if digest != image.digest {
+        return Err(Fail::Refused(format!(
+            "the registry reports {digest} for the tag, not the {} just pushed: \
+             someone pushed the tag since, or the registry rewrote the manifest; \
+             pin {} by digest, or push again",
+            image.digest, image.digest
+        )));
+    }
     print_digest(&target, &image, &digest);
     Ok(())
 }
@@ -164,13 +176,6 @@ fn print_digest(target: &Reference, image: &Image, digest: &str) {
         image.module.data.len(),
         image.module.digest
     );
-    if digest != image.digest {
-        outln!(
-            "note: the registry reports {digest} for the tag, not the {} pushed: \
-             someone pushed the tag since, or the registry rewrote the manifest",
-            image.digest
-        );
-    }
     outln!("Istio WasmPlugin:      url: oci://{tagged}");
     outln!("                       sha256: {hex}   (the image digest, without \"sha256:\")");
     outln!("  or pin by the url:   url: oci://{name}@{digest}");

@@ -11,6 +11,7 @@ use std::time::Duration;
 use super::machine::{Acks, Taken};
 use super::Driver;
 use crate::fail::Fail;
+use crate::http::Failure;
 use crate::serve::client;
 use crate::serve::wait::{Delivery, Want};
 
@@ -43,12 +44,17 @@ impl Driver {
     /// One slice of waiting for every proxy's ACK of the config.
     pub(super) fn ask_acks(&mut self) -> Result<Acks, Fail> {
         let want = self.want()?;
-        let asked = self.server().and_then(|server| {
-            client::wait_acked(server, &want, ACK_SLICE).map_err(|e| e.to_string())
-        });
-        let answer = match asked {
-            Ok(answer) => answer,
+        let server = match self.server() {
+            Ok(server) => server,
             Err(e) => return Ok(Acks::Unreachable(e)),
+        };
+        let answer = match client::wait_acked(server, &want, ACK_SLICE) {
+            Ok(answer) => answer,
+            // The server refused this client's certificate (or does not
+            // hold one it trusts): asking again changes nothing, and a
+            // rollout that waited on would wait for ever. It ends, exit 1.
+            Err(Failure::Refused(e)) => return Err(Fail::Refused(e)),
+            Err(e) => return Ok(Acks::Unreachable(e.to_string())),
         };
         Ok(match answer.delivery {
             Delivery::Acked { nodes } => Acks::Acked {

@@ -45,9 +45,32 @@ impl Identity {
     }
 }
 
+/// Whether a later request of a stream may claim `node`: a stream keeps
+/// the node id its first request named (`bound`), with or without TLS, so
+/// a proxy cannot take over another's subscription on a stream it opened
+/// as itself (Envoy never changes its node id on a stream). A request
+/// that names no node keeps the stream's.
+pub fn keeps_node(bound: Option<&str>, node: Option<&str>) -> Result<(), String> {
+    match (bound, node) {
+        (Some(bound), Some(node)) if bound != node => Err(format!(
+            "node id {node:?} on a stream opened as {bound:?}; a stream keeps the node id of its first request"
+        )),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stream_keeps_the_node_id_its_first_request_named() {
+        assert_eq!(keeps_node(Some("a"), Some("a")), Ok(()));
+        assert_eq!(keeps_node(Some("a"), None), Ok(()));
+        assert_eq!(keeps_node(None, Some("b")), Ok(()));
+        let e = keeps_node(Some("a"), Some("a.fleet.internal")).unwrap_err();
+        assert!(e.contains("stream opened as \"a\""), "{e}");
+    }
 
     fn certified(names: &[&str]) -> Identity {
         Identity::Certified(names.iter().map(|n| n.to_string()).collect())

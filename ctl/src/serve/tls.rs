@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use rustls::ServerConfig;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
@@ -30,6 +30,15 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the certificate files are read again: a rotation is served
 /// within this.
 const ROTATION_POLL: Duration = Duration::from_secs(1);
+
+/// Handshakes under way at once, at most. Each holds a descriptor until
+/// it ends (within HANDSHAKE_TIMEOUT); past this many, the listener stops
+/// accepting until one ends, so clients that never finish (a scanner, a
+/// flood) queue in the kernel's backlog instead of taking every
+/// descriptor the proxies need to reconnect. A reconnect storm of
+/// thousands of proxies is served in turn: a handshake takes about a
+/// millisecond.
+const MAX_HANDSHAKES: usize = 256;
 
 /// The sessions tonic serves: each one a finished handshake.
 pub type Sessions = ReceiverStream<Result<TlsStream<TcpStream>, std::io::Error>>;
@@ -104,7 +113,13 @@ pub fn watch_rotation(
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(ROTATION_POLL).await;
-            match rotation.on_read(files.read()) {
+            // Off the runtime's two workers: a hung mount (NFS, a CSI
+            // volume) must not stall the xDS streams.
+            let reading = files.clone();
+            let read = tokio::task::spawn_blocking(move || reading.read())
+                .await
+                .unwrap_or_else(|e| Err(format!("reading the files failed: {e}")));
+            match rotation.on_read(read) {
                 Reload::Unchanged => {}
                 Reload::Serve(config) => {
                     serving.send_replace(config);
@@ -127,12 +142,17 @@ pub fn watch_rotation(
 /// the configuration served at the time; the finished sessions.
 pub fn sessions(listener: TcpListener, serving: watch::Receiver<Arc<ServerConfig>>) -> Sessions {
     let (tx, rx) = mpsc::channel(64);
+    let permits = Arc::new(Semaphore::new(MAX_HANDSHAKES));
     tokio::spawn(async move {
         loop {
+            // The semaphore is never closed: Err cannot happen.
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                break;
+            };
             match listener.accept().await {
                 Ok((tcp, peer)) => {
                     let acceptor = TlsAcceptor::from(serving.borrow().clone());
-                    tokio::spawn(handshake(acceptor, tcp, peer, tx.clone()));
+                    tokio::spawn(handshake(acceptor, tcp, peer, tx.clone(), permit));
                 }
                 Err(e) => {
                     // Out of descriptors, most likely: wait for some to close.
@@ -154,6 +174,8 @@ async fn handshake(
     tcp: TcpStream,
     peer: SocketAddr,
     tx: mpsc::Sender<Result<TlsStream<TcpStream>, std::io::Error>>,
+    // Held until the handshake ends, then given back.
+    _permit: OwnedSemaphorePermit,
 ) {
     // gRPC streams are small messages both ways (as TcpIncoming's nodelay).
     let _ = tcp.set_nodelay(true);

@@ -23,7 +23,7 @@ use tracing::{info, warn};
 
 use super::catalog::Catalog;
 use super::hub::{now_ms, Hub};
-use super::identity::Identity;
+use super::identity::{self, Identity};
 use super::state::{Ask, Heard, Push};
 use super::wait::label;
 use crate::ecds::RESOURCE_TYPE;
@@ -174,6 +174,17 @@ async fn run_stream(
         let _ = tx.send(Err(status)).await;
         return;
     }
+    // The node the stream was admitted as: later requests keep it, and
+    // one that leaves it out (`set_node_on_first_message_only`) is booked
+    // as it.
+    let first_node = first.node.clone();
+    let bound = first_node.as_ref().map(|n| n.id.clone());
+    let strays = |request: &DiscoveryRequest| {
+        let node = request.node.as_ref().map(|n| n.id.as_str());
+        let why = identity::keeps_node(bound.as_deref(), node).err()?;
+        warn!("{peer} ({api}) refused: {why}");
+        Some(Status::permission_denied(why))
+    };
     let stream = hub.subscriptions().open(api, &peer, now_ms());
     let mut catalog = hub.watch_catalog();
     let mut other_types = false;
@@ -187,11 +198,14 @@ async fn run_stream(
             },
         };
         let response = match event {
-            Event::Request(Ok(Some(request))) if is_ecds(&request) => {
+            Event::Request(Ok(Some(mut request))) if is_ecds(&request) => {
                 // A later request may not claim another node either.
-                if let Some(status) = refused(&request, false) {
+                if let Some(status) = refused(&request, false).or_else(|| strays(&request)) {
                     let _ = tx.send(Err(status)).await;
                     break "refused".to_string();
+                }
+                if request.node.is_none() {
+                    request.node.clone_from(&first_node);
                 }
                 let served = catalog.borrow_and_update().clone();
                 heard(&hub, stream, &request, &served)

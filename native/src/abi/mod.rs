@@ -677,10 +677,16 @@ impl<'h> Stream<'h> {
             };
             if !found {
                 buffer.clear();
+                return HeaderCopy {
+                    entries: buffer,
+                    complete: false,
+                    stream: PhantomData,
+                };
             }
         }
         HeaderCopy {
             entries: buffer,
+            complete: true,
             stream: PhantomData,
         }
     }
@@ -784,10 +790,20 @@ impl<'h> Stream<'h> {
 /// valid while the stream is borrowed shared, that is until the next write.
 pub struct HeaderCopy<'s> {
     entries: Vec<EnvoyHeader>,
+    /// Envoy gave every entry. When it did not (the map went away between
+    /// the two calls), the copy knows nothing: a reader must not take a
+    /// header missing from it for one the request lacks, since the
+    /// decision header a client sent would then stay on the request.
+    complete: bool,
     stream: PhantomData<&'s ()>,
 }
 
 impl HeaderCopy<'_> {
+    /// Whether the copy holds the whole map (see `complete`).
+    pub fn is_complete(&self) -> bool {
+        self.complete
+    }
+
     /// The first value of header `name` (lowercase, as Envoy keeps names).
     pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
         self.iter().find(|(key, _)| *key == name).map(|(_, v)| v)
