@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 
+use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryService;
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
@@ -160,30 +161,8 @@ async fn run_stream(
         identity,
     } = opened;
     // Nothing is booked before the first request says who the proxy is.
-    let first = match inbound.message().await {
-        Ok(Some(request)) => request,
-        _ => return,
-    };
-    let refused = |request: &DiscoveryRequest, first: bool| {
-        let node = request.node.as_ref().map(|n| n.id.as_str());
-        let why = identity.admits(node, first).err()?;
-        warn!("{peer} ({api}) refused: {why}");
-        Some(Status::permission_denied(why))
-    };
-    if let Some(status) = refused(&first, true) {
-        let _ = tx.send(Err(status)).await;
+    let Some((gate, first)) = admitted(identity, &mut inbound, &tx, &peer, api).await else {
         return;
-    }
-    // The node the stream was admitted as: later requests keep it, and
-    // one that leaves it out (`set_node_on_first_message_only`) is booked
-    // as it.
-    let first_node = first.node.clone();
-    let bound = first_node.as_ref().map(|n| n.id.clone());
-    let strays = |request: &DiscoveryRequest| {
-        let node = request.node.as_ref().map(|n| n.id.as_str());
-        let why = identity::keeps_node(bound.as_deref(), node).err()?;
-        warn!("{peer} ({api}) refused: {why}");
-        Some(Status::permission_denied(why))
     };
     let stream = hub.subscriptions().open(api, &peer, now_ms());
     let mut catalog = hub.watch_catalog();
@@ -199,13 +178,10 @@ async fn run_stream(
         };
         let response = match event {
             Event::Request(Ok(Some(mut request))) if is_ecds(&request) => {
-                // A later request may not claim another node either.
-                if let Some(status) = refused(&request, false).or_else(|| strays(&request)) {
-                    let _ = tx.send(Err(status)).await;
+                if let Err(why) = gate.later(&mut request) {
+                    warn!("{peer} ({api}) refused: {why}");
+                    let _ = tx.send(Err(Status::permission_denied(why))).await;
                     break "refused".to_string();
-                }
-                if request.node.is_none() {
-                    request.node.clone_from(&first_node);
                 }
                 let served = catalog.borrow_and_update().clone();
                 heard(&hub, stream, &request, &served)
@@ -239,6 +215,66 @@ async fn run_stream(
         );
     }
     hub.touch();
+}
+
+/// The stream's first request and its gate, if the proxy may claim the
+/// node it names; a refusal is logged and sent. `None` when the stream
+/// ends first or is refused.
+async fn admitted(
+    identity: Identity,
+    inbound: &mut Streaming<DiscoveryRequest>,
+    tx: &mpsc::Sender<Result<DiscoveryResponse, Status>>,
+    peer: &str,
+    api: &str,
+) -> Option<(Gate, DiscoveryRequest)> {
+    let first = inbound.message().await.ok().flatten()?;
+    match Gate::admit(identity, &first) {
+        Ok(gate) => Some((gate, first)),
+        Err(why) => {
+            warn!("{peer} ({api}) refused: {why}");
+            let _ = tx.send(Err(Status::permission_denied(why))).await;
+            None
+        }
+    }
+}
+
+/// Who a stream is: what its connection proves, and the node its first
+/// request was admitted as.
+struct Gate {
+    identity: Identity,
+    /// The first request's node: later requests keep it, and one that
+    /// leaves it out (`set_node_on_first_message_only`) is booked as it.
+    node: Option<Node>,
+}
+
+impl Gate {
+    /// The stream, if its first request may claim the node it names;
+    /// why not otherwise.
+    fn admit(identity: Identity, first: &DiscoveryRequest) -> Result<Gate, String> {
+        identity.admits(node_id(first), true)?;
+        Ok(Gate {
+            identity,
+            node: first.node.clone(),
+        })
+    }
+
+    /// A later request: refused if it claims a node the certificate does
+    /// not name or another than the stream's; given the stream's node if
+    /// it names none.
+    fn later(&self, request: &mut DiscoveryRequest) -> Result<(), String> {
+        let claimed = node_id(request);
+        self.identity.admits(claimed, false)?;
+        let bound = self.node.as_ref().map(|n| n.id.as_str());
+        identity::keeps_node(bound, claimed)?;
+        if request.node.is_none() {
+            request.node.clone_from(&self.node);
+        }
+        Ok(())
+    }
+}
+
+fn node_id(request: &DiscoveryRequest) -> Option<&str> {
+    request.node.as_ref().map(|n| n.id.as_str())
 }
 
 fn is_ecds(request: &DiscoveryRequest) -> bool {
