@@ -128,6 +128,41 @@ fn main() {
     let _ = fs::remove_dir_all(&out);
     fs::create_dir_all(&out).unwrap_or_else(|e| panic!("create {}: {e}", out.display()));
 
+    let upstreams = Upstreams::start(UpstreamKind::Harness);
+    let (yaml, cases) = stage(&cli, &upstreams);
+    let modules = integration::native_module_dir();
+    let dumps = out.join("callgrind.out");
+    let wrapper: Vec<OsString> = vec![
+        valgrind.into(),
+        "--tool=callgrind".into(),
+        format!("--callgrind-out-file={}.%p", dumps.display()).into(),
+    ];
+    eprintln!("bench-instr: starting Envoy under callgrind (about a minute)");
+    let started = Instant::now();
+    let envoy = Envoy::start_wrapped(&yaml, 1, &modules, &wrapper, Duration::from_secs(600));
+    eprintln!("bench-instr: ready after {:.0?}", started.elapsed());
+
+    let mut clients: Vec<HttpClient> = cases.iter().map(|c| envoy.client(&c.listener)).collect();
+    for (i, (case, client)) in cases.iter().zip(&mut clients).enumerate() {
+        run_requests(client, &case.listener, &user_prefix(9, i), cli.warmup);
+    }
+    let callgrind = Callgrind {
+        control,
+        pid: envoy.pid(),
+        dumps,
+    };
+    let passes = measure(&cli, &callgrind, &cases, &mut clients);
+    drop(envoy);
+    let report = report(&cli, &cases, &passes);
+    println!("{report}");
+    let path = out.join("report.md");
+    fs::write(&path, &report).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    eprintln!("bench-instr: report written to {}", path.display());
+}
+
+/// The Envoy bootstrap with every variant's listener, and the variants
+/// in the order the passes rotate through.
+fn stage(cli: &Cli, upstreams: &Upstreams) -> (String, Vec<Case>) {
     // (e) and the floor run builds with their symbols, so the per-call
     // table names the module's functions (the code is the release
     // profile's, byte for byte: only the symbol table differs).
@@ -137,8 +172,6 @@ fn main() {
     };
     let turnout = native("turnout_native", &[]);
     let floor = native("native_floor", &["--features", "floor"]);
-    let modules = integration::native_module_dir();
-    let upstreams = Upstreams::start(UpstreamKind::Harness);
     let (legacy, fastapi) = upstreams.ports();
     // Only the wasm variants read the wasm modules' paths: none here.
     let none = Path::new("");
@@ -169,27 +202,17 @@ fn main() {
             label: format!("{name}: {}", path.display()),
         }))
         .collect();
-    let yaml = stage_bootstrap(listeners, legacy, fastapi, QUIET);
-    let dumps = out.join("callgrind.out");
-    let wrapper: Vec<OsString> = vec![
-        valgrind.into(),
-        "--tool=callgrind".into(),
-        format!("--callgrind-out-file={}.%p", dumps.display()).into(),
-    ];
-    eprintln!("bench-instr: starting Envoy under callgrind (about a minute)");
-    let started = Instant::now();
-    let envoy = Envoy::start_wrapped(&yaml, 1, &modules, &wrapper, Duration::from_secs(600));
-    eprintln!("bench-instr: ready after {:.0?}", started.elapsed());
+    (stage_bootstrap(listeners, legacy, fastapi, QUIET), cases)
+}
 
-    let mut clients: Vec<HttpClient> = cases.iter().map(|c| envoy.client(&c.listener)).collect();
-    for (i, (case, client)) in cases.iter().zip(&mut clients).enumerate() {
-        run_requests(client, &case.listener, &user_prefix(9, i), cli.warmup);
-    }
-    let callgrind = Callgrind {
-        control,
-        pid: envoy.pid(),
-        dumps,
-    };
+/// The passes: in each, every variant in turn (the order rotated by one
+/// each pass), its counts zeroed, its requests sent, its window dumped.
+fn measure(
+    cli: &Cli,
+    callgrind: &Callgrind,
+    cases: &[Case],
+    clients: &mut [HttpClient],
+) -> Vec<Vec<Window>> {
     let mut passes: Vec<Vec<Window>> = Vec::new();
     for pass in 0..cli.passes {
         let mut windows: Vec<Option<Window>> = vec![None; cases.len()];
@@ -218,12 +241,7 @@ fn main() {
         }
         passes.push(windows.into_iter().flatten().collect());
     }
-    drop(envoy);
-    let report = report(&cli, &cases, &passes);
-    println!("{report}");
-    let path = out.join("report.md");
-    fs::write(&path, &report).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-    eprintln!("bench-instr: report written to {}", path.display());
+    passes
 }
 
 /// `turnout-native` built in release with `features` and its symbols
