@@ -343,8 +343,11 @@ fn through_a_fleet_server_over_mutual_tls_the_controller_asks_with_its_certifica
     let (code, output) = Controller::start(&plan, &stranger).finish(RUN_TIMEOUT);
     assert_eq!(code, 1, "{output}");
     assert!(!output.contains("ACKed"), "{output}");
-    // It had written step 1 before it asked: back to the start.
-    served::write(&stage.file, CONFIG);
+    // It had written step 1 before it asked: back to the start, in bytes
+    // of a version the server never served (CONFIG's own version is one
+    // it served before, which a wait would take for superseded if the
+    // server had not read the file again yet).
+    served::write(&stage.file, &format!("{CONFIG}\n"));
     server.acked(&stage.file, 1);
 
     let operator = pki.operator_args(&pki.ca_file);
